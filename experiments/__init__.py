@@ -1,0 +1,1 @@
+"""Experiments layer: the command-line interface, benchmarks and (later) datasets, models and training."""
