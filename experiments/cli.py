@@ -1,0 +1,173 @@
+"""The ``robustdistill`` command line.
+
+Commands:
+
+- ``robustdistill verify``: run the guarantee simulators (``theory.simulators.run_checks``), print a table
+  and write ``reports/verify.json``; exit 0 when every check holds, 1 otherwise.
+- ``robustdistill bench game``: benchmark the query game against the spec's targets; write
+  ``reports/bench_game.json``.
+
+Exit codes: 0 success, 1 a check failed, 2 bad usage or an error (one line on stderr, no traceback),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .reporting import environment_info, format_table, write_json_atomic
+
+PROG = "robustdistill"
+CLAIM_WIDTH = 60
+
+
+def _version() -> str:
+    try:
+        return metadata.version("robustdistill")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def _shorten(text: str, width: int = CLAIM_WIDTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``robustdistill verify``: run the simulators, print the table, write ``verify.json``."""
+    from robustdistill.theory import simulators
+
+    started = time.perf_counter()
+    checks = simulators.run_checks(
+        quick=not args.full, rng=args.seed, progress=_show_progress(args.quiet)
+    )
+    seconds = time.perf_counter() - started
+    records = [c.to_dict() for c in checks]
+    all_hold = all(bool(c.holds) for c in checks)
+    rows = [
+        {
+            "check": r["name"],
+            "claim": _shorten(str(r["claim"])),
+            "bound": r["bound"],
+            "measured": r["measured"],
+            "interval": r["interval"],
+            "holds": r["holds"],
+        }
+        for r in records
+    ]
+    print(format_table(rows, ["check", "claim", "bound", "measured", "interval", "holds"]))
+    path = write_json_atomic(
+        Path(args.out) / "verify.json",
+        {
+            "checks": records,
+            "all_hold": all_hold,
+            "quick": not args.full,
+            "seed": args.seed,
+            "environment": environment_info(),
+            "seconds": seconds,
+        },
+    )
+    if not args.quiet:
+        print(f"{len(records)} checks in {seconds:.1f} s; wrote {path}", file=sys.stderr)
+    if not all_hold:
+        failed = [str(c.name) for c in checks if not c.holds]
+        print(f"{PROG}: verify: {len(failed)} check(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_bench_game(args: argparse.Namespace) -> int:
+    """``robustdistill bench game``: time the query game, print the table, write ``bench_game.json``."""
+    from . import bench_game
+
+    result = bench_game.run(seed=args.seed, quick=args.quick, progress=_show_progress(args.quiet))
+    print(bench_game.table(result))
+    path = write_json_atomic(Path(args.out) / "bench_game.json", result)
+    if not args.quiet:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one sub-command per job, each with a one-line description."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Knowledge distillation with unlabeled examples when the teacher is expensive "
+        "and wrong: verify the guarantees and benchmark the methods.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check the stated guarantees with simulators",
+        description="Run the guarantee simulators, print one row per check and write DIR/verify.json. "
+        "Exit 0 when every check holds, 1 otherwise.",
+    )
+    verify.add_argument("--full", action="store_true", help="full simulator sizes (slow)")
+    verify.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
+    verify.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
+    verify.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
+    verify.set_defaults(func=cmd_verify)
+
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark against the spec's performance targets",
+        description="Benchmarks (one CPU core, float64, best of repeats after a warm-up).",
+    )
+    targets = bench.add_subparsers(dest="target", metavar="TARGET", required=True)
+    game = targets.add_parser(
+        "game",
+        help="RAD query game: solver, DepRound, LP speed-up",
+        description="Time solve_query_game and depround at n = 1e4..1e6 and the cvxpy LP at "
+        "n = 1e3, 1e4; write DIR/bench_game.json.",
+    )
+    game.add_argument("--quick", action="store_true", help="small sizes, one repeat (for tests)")
+    game.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
+    game.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
+    game.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
+    game.set_defaults(func=cmd_bench_game)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point: parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2, message already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        result: Any = args.func(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    return int(result)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Small pure helpers for writing results: atomic JSON, environment stamps and plain-text tables."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import numbers
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robustdistill.algorithms.results import to_jsonable
+
+__all__ = ["environment_info", "format_table", "format_value", "write_json_atomic"]
+
+_PACKAGES = ("numpy", "scipy", "cvxpy", "highspy", "torch", "robustdistill")
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically and return the path.
+
+    Parent folders are created. The text goes to a temporary file in the same folder, is flushed and
+    fsync'ed, then ``os.replace``'d over ``path``: a reader sees the old file or the new one, never a part.
+    numpy scalars and arrays are converted with :func:`~robustdistill.algorithms.results.to_jsonable`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_jsonable(obj), indent=2, allow_nan=True) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment_info() -> dict[str, Any]:
+    """What produced a result: Python, platform, package versions (None if absent), CPUs, UTC time."""
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "versions": {name: _version(name) for name in _PACKAGES},
+        "cpu_count": os.cpu_count(),
+        "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def format_value(value: Any) -> str:
+    """One table cell: floats as ``%.6g``, sequences as ``[a, b]``, booleans as yes/no, None as ``-``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def _is_numeric_column(values: Sequence[Any]) -> bool:
+    """True when every non-None value is a real number (not a bool) and there is at least one."""
+    present = [v for v in values if v is not None]
+    return bool(present) and all(
+        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in present
+    )
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A plain aligned text table of ``rows`` restricted to ``columns`` (missing cells print as ``-``).
+
+    Text columns are left-aligned, numeric columns right-aligned; a header and a rule line come first.
+    """
+    cells = [[format_value(row.get(col)) for col in columns] for row in rows]
+    widths = [max([len(col)] + [len(r[j]) for r in cells]) for j, col in enumerate(columns)]
+    numeric = [_is_numeric_column([row.get(col) for row in rows]) for col in columns]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(columns), "  ".join("-" * w for w in widths)]
+    out.extend(line(r) for r in cells)
+    return "\n".join(out)

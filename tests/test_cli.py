@@ -1,0 +1,149 @@
+"""The ``robustdistill`` command line: help, verify, bench game, exit codes, the installed script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robustdistill.experiments import reporting
+from robustdistill.experiments.cli import main
+from robustdistill.theory import simulators
+from robustdistill.theory.simulators import CheckResult
+
+
+def _fake_checks(holds: bool) -> list[CheckResult]:
+    return [
+        CheckResult("P1", "value and minimax equality", 1e-9, 1e-15, (0.0, 1e-15), True),
+        CheckResult("P9", "a claim that " + ("holds" if holds else "fails"), 0.0, 1.0, (0.5, 1.5), holds),
+    ]
+
+
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "verify" in out and "bench" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("robustdistill ")
+
+
+def test_verify_writes_json_matching_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "verify.json").read_text())
+    assert report["all_hold"] is True and report["quick"] is True and report["seed"] == 0
+    assert report["checks"], "run_checks returned no checks"
+    assert {"python", "versions", "timestamp_utc"} <= set(report["environment"])
+    table_rows = out.strip().splitlines()[2:]  # header and rule first
+    assert len(table_rows) == len(report["checks"])
+    for line, check in zip(table_rows, report["checks"]):
+        assert line.split()[0] == check["name"]
+        assert check["holds"] is True
+        assert set(check) == {"name", "claim", "bound", "measured", "interval", "holds"}
+
+
+def test_verify_failure_exits_1_and_names_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[dict[str, object]] = []
+
+    def fake_run_checks(quick: bool = True, **kwargs: object) -> list[CheckResult]:
+        calls.append({"quick": quick, **kwargs})
+        return _fake_checks(holds=False)
+
+    monkeypatch.setattr(simulators, "run_checks", fake_run_checks)
+    assert main(["verify", "--quiet", "--full", "--seed", "7", "--out", str(tmp_path)]) == 1
+    assert calls == [{"quick": False, "rng": 7, "progress": False}]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "P9" in err[0] and "P1" not in err[0]
+    report = json.loads((tmp_path / "verify.json").read_text())
+    assert report["all_hold"] is False and report["quick"] is False and report["seed"] == 7
+    assert [c["holds"] for c in report["checks"]] == [True, False]
+    assert report["checks"][1]["interval"] == [0.5, 1.5]
+
+
+def test_error_in_command_exits_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def bad_run_checks(quick: bool = True, **kwargs: object) -> list[CheckResult]:
+        raise ValueError("rng must be a seed\nor a Generator")
+
+    monkeypatch.setattr(simulators, "run_checks", bad_run_checks)
+    assert main(["verify", "--quiet", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "robustdistill: error: rng must be a seed or a Generator\n"
+    assert not (tmp_path / "verify.json").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["nonsense"],
+        ["verify", "--seed", "-1"],
+        ["verify", "--seed", "x"],
+        ["bench"],
+        ["bench", "game", "--bad"],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_bench_game_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "game", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "bench_game.json").read_text())
+    assert {"rows", "targets", "targets_met", "environment", "seed", "pinned", "protocol"} <= set(result)
+    assert [row["n"] for row in result["rows"]] == [10**3, 10**4]
+    lp_rows = [row for row in result["rows"] if row["lp_s"] is not None]
+    assert [row["n"] for row in lp_rows] == [10**3]
+    for row in result["rows"]:
+        assert row["b"] == row["n"] // 100 and row["m"] == row["n"] // 20 and row["batch"] == row["b"]
+        assert row["certificate_gap"] <= 1e-9
+        assert 0 < row["solve_s"] and 0 < row["depround_s"] and 0 < row["solve_sample_s"]
+    for row in lp_rows:
+        assert row["value_gap"] <= 1e-9 and row["speedup"] > 0
+    assert result["targets_met"]["value_gap"] is True
+    assert result["targets_met"]["certificate_gap"] is True
+    assert result["targets_met"]["solve_sample_s_at_1e6"] is None  # not run in quick mode
+    assert "solve_sample_s" in out and "value_gap" in out
+
+
+def test_pin_restores_affinity() -> None:
+    from robustdistill.experiments.bench_game import pin_to_one_core
+
+    before = sorted(os.sched_getaffinity(0)) if hasattr(shutil.os, "sched_getaffinity") else None
+    with pin_to_one_core() as info:
+        if info["pinned"]:
+            assert sorted(os.sched_getaffinity(0)) == [info["cpu"]]
+    if before is not None:
+        assert sorted(os.sched_getaffinity(0)) == before
+
+
+def test_reporting_helpers(tmp_path: Path) -> None:
+    path = reporting.write_json_atomic(tmp_path / "a" / "b.json", {"x": (1.5, 2), "ok": True})
+    assert json.loads(path.read_text()) == {"x": [1.5, 2], "ok": True}
+    assert [p.name for p in path.parent.iterdir()] == ["b.json"]  # no temporary file left behind
+    table = reporting.format_table(
+        [{"name": "a", "v": 0.123456789}, {"name": "bb", "v": None}], ["name", "v"]
+    )
+    assert table.splitlines() == ["name         v", "----  --------", "a     0.123457", "bb           -"]
+
+
+def test_console_script_help() -> None:
+    script = Path(sys.executable).parent / "robustdistill"
+    found = str(script) if script.exists() else shutil.which("robustdistill")
+    if found is None:
+        pytest.skip("the robustdistill console script is not installed")
+    proc = subprocess.run([found, "--help"], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "verify" in proc.stdout and "bench" in proc.stdout
