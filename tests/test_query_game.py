@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from robustdistill.algorithms.rad import QueryGameSolution, solve_query_game
@@ -29,6 +29,7 @@ def test_value_equals_lp(game):
 
 
 @given(games(max_n=60, min_positive=1e-12))
+@example((np.r_[np.ones(12), 1e-12, 1e-12], 2, 12))  # tiny legitimate p = t*/g must not be snapped to 0
 def test_solution_is_feasible_and_certified(game):
     g, b, m = game
     sol = solve_query_game(g, b, m)
