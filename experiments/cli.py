@@ -108,6 +108,13 @@ def cmd_bench_game(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_common_options(command: argparse.ArgumentParser) -> None:
+    """--out, --seed and --quiet, shared by every command that writes a report."""
+    command.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
+    command.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
+    command.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one sub-command per job, each with a one-line description."""
     parser = argparse.ArgumentParser(
@@ -125,9 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0 when every check holds, 1 otherwise.",
     )
     verify.add_argument("--full", action="store_true", help="full simulator sizes (slow)")
-    verify.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
-    verify.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
-    verify.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
+    _add_common_options(verify)
     verify.set_defaults(func=cmd_verify)
 
     bench = commands.add_parser(
@@ -143,9 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "n = 1e3, 1e4; write DIR/bench_game.json.",
     )
     game.add_argument("--quick", action="store_true", help="small sizes, one repeat (for tests)")
-    game.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
-    game.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
-    game.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
+    _add_common_options(game)
     game.set_defaults(func=cmd_bench_game)
     return parser
 
