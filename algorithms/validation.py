@@ -77,8 +77,8 @@ def check_int(value: object, name: str, *, low: int = 0, high: int | None = None
         raise ValueError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     value = int(value)
     if value < low or (high is not None and value > high):
-        where = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer in {where}, got {value}")
+        where = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer {where}, got {value}")
     return value
 
 

@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm import tqdm
 
+from robustdistill.algorithms.validation import check_int
+
 from .reporting import environment_info, format_table
 
 __all__ = ["TARGETS", "make_instance", "pin_to_one_core", "run", "table"]
@@ -91,24 +93,9 @@ def _best_of(fn: Callable[[], T], repeats: int) -> tuple[float, T]:
     return best, result
 
 
-def _top_sum(x: np.ndarray, k: int) -> float:
-    """Sum of the ``k`` largest entries (``np.partition``, O(n))."""
-    if k <= 0:
-        return 0.0
-    if k >= x.size:
-        return float(x.sum())
-    return float(np.partition(x, x.size - k)[x.size - k :].sum())
-
-
 def _check_sizes(values: Sequence[int], name: str) -> tuple[int, ...]:
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must hold integers, got {v!r}")
-        if v < 100:
-            raise ValueError(f"{name} must hold sizes >= 100 (budget n // 100 >= 1), got {v}")
-        out.append(int(v))
-    return tuple(out)
+    """Pool sizes >= 100, so that the budget n // 100 is at least 1."""
+    return tuple(check_int(v, name, low=100) for v in values)
 
 
 def run(
@@ -135,16 +122,14 @@ def run(
         "environment", "seconds"}``. ``targets_met[name]`` is None when the size it needs was not run.
     """
     from robustdistill.algorithms.rad import depround, solve_query_game
-    from robustdistill.theory.query_game import solve_exact
+    from robustdistill.theory.query_game import solve_exact, top_k_sum
 
     if quick:
         sizes, lp_sizes, repeats = QUICK_SIZES, QUICK_LP_SIZES, 1
     sizes = _check_sizes(sizes, "sizes")
     lp_sizes = _check_sizes(lp_sizes, "lp_sizes")
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    repeats = check_int(repeats, "repeats", low=1)
+    seed = check_int(seed, "seed", low=0)
     if progress is None:
         progress = sys.stderr.isatty()
 
@@ -163,7 +148,7 @@ def run(
                 lambda: depround(solve_query_game(g, b, m).probabilities, rng=rng), repeats
             )
             scale = max(1.0, abs(sol.value))
-            cert = abs(_top_sum(g * (1.0 - sol.adversary), b) - sol.value) / scale
+            cert = abs(top_k_sum(g * (1.0 - sol.adversary), b) - sol.value) / scale
             row: dict[str, Any] = {
                 "n": n,
                 "b": b,
