@@ -104,3 +104,67 @@ def check_rng(rng: RNGLike) -> np.random.Generator:
     raise TypeError(
         f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}"
     )
+
+
+#: Tolerance of the simplex check: |sum_j p_j - 1| <= SIMPLEX_ATOL and p_j >= -SIMPLEX_ATOL.
+SIMPLEX_ATOL = 1e-6
+
+
+def check_probs(probs: ArrayLike, name: str = "probs", *, min_classes: int = 2) -> FloatArray:
+    """Rows on the probability simplex: a finite float64 array of shape (n, K), n >= 1, K >= min_classes,
+    entries >= -1e-6 and row sums within 1e-6 of 1. Returned as given (no clipping)."""
+    arr = as_numpy(probs, name)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) and not np.iscomplexobj(arr)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D of shape (n, K) (rows on the simplex), got shape {arr.shape}")
+    n, k = arr.shape
+    if n == 0:
+        raise ValueError(f"{name} is empty: it needs at least one row")
+    if k < min_classes:
+        raise ValueError(f"{name} must have at least {min_classes} classes (columns), got {k}")
+    arr = arr.astype(np.float64, copy=False)
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"{name} must be finite; found NaN or inf in row {np.flatnonzero(~finite)[:5].tolist()}")
+    neg = arr.min(axis=1) < -SIMPLEX_ATOL
+    if neg.any():
+        i = int(np.flatnonzero(neg)[0])
+        raise ValueError(
+            f"{name} rows must lie on the simplex; row {i} has a negative entry {arr[i].min()!r} "
+            "(pass probabilities, not logits)"
+        )
+    off = np.abs(arr.sum(axis=1) - 1.0) > SIMPLEX_ATOL
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise ValueError(
+            f"{name} rows must sum to 1 within {SIMPLEX_ATOL:g}; row {i} sums to {arr[i].sum()!r} "
+            "(pass probabilities, not logits)"
+        )
+    return arr
+
+
+def check_labels(labels: ArrayLike, n: int, num_classes: int, name: str = "labels") -> np.ndarray:
+    """Integer class labels of shape (n,) with values in 0..num_classes-1, returned as int64."""
+    arr = as_numpy(labels, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D of shape (n,), got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} entries but the probabilities have {n} rows")
+    if not (np.issubdtype(arr.dtype, np.integer) and not np.issubdtype(arr.dtype, np.bool_)):
+        raise TypeError(f"{name} must hold integers 0..K-1, got dtype {arr.dtype}")
+    if n and (arr.min() < 0 or arr.max() >= num_classes):
+        bad = int(np.flatnonzero((arr < 0) | (arr >= num_classes))[0])
+        raise ValueError(f"{name} must lie in 0..{num_classes - 1}; found {int(arr[bad])} at index {bad}")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_alpha(alpha: ArrayLike, n: int | None = None, name: str = "alpha") -> FloatArray:
+    """Per-example teacher accuracies: finite, in [0, 1], shape (n,) (a scalar is broadcast to (n,))."""
+    arr = as_numpy(alpha, name)
+    if arr.ndim == 0 and n is not None:
+        arr = np.full(n, arr, dtype=np.float64) if np.issubdtype(arr.dtype, np.number) else arr
+    arr = check_probability_vector(arr, name)
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} entries but there are {n} examples")
+    return arr

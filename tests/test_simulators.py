@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from robustdistill.algorithms.query_game import solve_query_game
-from robustdistill.theory import simulators
+from robustdistill.theory import rad_checks, simulators
 from robustdistill.theory.simulators import CheckResult, run_checks
 
 NAMES = ["P1", "P2", "P3-exact", "P3-MC", "P4", "P5", "P6"]
@@ -16,7 +16,7 @@ NAMES = ["P1", "P2", "P3-exact", "P3-MC", "P4", "P5", "P6"]
 
 @pytest.fixture(scope="module")
 def quick_results():
-    return run_checks(quick=True, rng=0)
+    return run_checks(quick=True, rng=0, only=["rad"])
 
 
 def test_every_check_holds(quick_results):
@@ -39,8 +39,8 @@ def test_monte_carlo_interval_contains_the_value(quick_results):
 
 
 def test_checks_are_deterministic_under_a_seed():
-    a = run_checks(quick=True, rng=3)
-    b = run_checks(quick=True, rng=3)
+    a = run_checks(quick=True, rng=3, only=["rad"])
+    b = run_checks(quick=True, rng=3, only=["rad"])
     assert [x.to_dict() for x in a] == [y.to_dict() for y in b]
 
 
@@ -54,10 +54,10 @@ def _uniform_solver(gains, budget, mistakes):
 
 
 def test_checks_fail_on_a_broken_solver(monkeypatch):
-    monkeypatch.setattr(simulators, "solve_query_game", _uniform_solver)
+    monkeypatch.setattr(rad_checks, "solve_query_game", _uniform_solver)
     rng = np.random.default_rng(0)
-    assert not simulators.check_p1(rng, 30).holds  # value below the LP's
-    assert not simulators.check_p5(rng, 30).holds  # no longer beats greedy in the worst case
+    assert not rad_checks.check_p1(rng, 30).holds  # value below the LP's
+    assert not rad_checks.check_p5(rng, 30).holds  # no longer beats greedy in the worst case
 
 
 def test_p6_fails_on_a_reversed_adversary(monkeypatch):
@@ -68,8 +68,16 @@ def test_p6_fails_on_a_reversed_adversary(monkeypatch):
         r[order] = np.sort(sol.adversary)[::-1]  # the largest mistake mass on the smallest gain
         return dataclasses.replace(sol, adversary=r)
 
-    monkeypatch.setattr(simulators, "solve_query_game", reversed_adversary)
-    assert not simulators.check_p6(np.random.default_rng(0), 50).holds
+    monkeypatch.setattr(rad_checks, "solve_query_game", reversed_adversary)
+    assert not rad_checks.check_p6(np.random.default_rng(0), 50).holds
+
+
+def test_registry_names_are_unique_and_groups_are_known():
+    names = [c.name for c in simulators.CHECKS]
+    assert len(names) == len(set(names))
+    assert {c.group for c in simulators.CHECKS} <= set(simulators.GROUPS)
+    with pytest.raises(ValueError, match="only must name groups"):
+        run_checks(only=["nope"])
 
 
 @pytest.mark.slow

@@ -1,0 +1,164 @@
+r"""SLaM, Student-Label Mixing (Kontonis et al., NeurIPS 2023): the numpy reference of the mixing operation.
+
+SLaM is a **forward loss-adjustment** method (paper): it keeps the teacher's soft label :math:`y_s(x)` and
+passes the **student's own prediction** :math:`f` through a mixing operation built from its complement
+:math:`1 - f`, the teacher's top-k indicator :math:`M(x)` and a per-example teacher accuracy
+:math:`\alpha(x)` (paper). The two forms (``spec/slam.md`` §2):
+
+.. math::
+
+    \mathrm{mix}(f)   &= \alpha f + (1-\alpha)(1-f) \odot M/(k-1)   \qquad \text{normalised, (2)} \\
+    \mathrm{mix}'(f)  &= \alpha f + (1-\alpha)(1-f) \odot M         \qquad \text{un-normalised, (2')}
+
+The paper's experiments use (2'); its appendix (Remark B.1) says that leaving out the normalisation by
+:math:`k - 1` worked better overall (paper). The loss is :math:`-\sum_i y_{s,i} \log \mathrm{mix}_i(f)`
+(our formulation), computed from logits in :func:`robustdistill.algorithms.losses.slam_loss`; this module
+is the probability-domain reference used by the tests and the simulators.
+
+Lower bound on :math:`\alpha` (our formulation): (2') needs :math:`\alpha \ge 1/2` (below it the top-k
+entries decrease in :math:`f_i`); (2) needs :math:`\alpha > 1/k`. :func:`clip_alpha` applies the toolkit's
+default floor 0.6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .typing import ArrayLike, FloatArray
+from .validation import as_numpy, check_alpha, check_probs
+
+__all__ = ["DEFAULT_ALPHA_FLOOR", "check_mask", "clip_alpha", "mix", "topk_mask"]
+
+#: Default lower bound ``lb`` on alpha for the un-normalised mix (2') (our formulation, spec §3).
+DEFAULT_ALPHA_FLOOR = 0.6
+
+
+def check_k(k: object, n: int, num_classes: int, name: str = "k") -> np.ndarray:
+    """``k`` as an int64 array of shape (n,): an int or a per-example array, each in 1..num_classes."""
+    arr = as_numpy(k, name)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer or an integer array, got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        arr = np.full(n, int(arr), dtype=np.int64)
+    elif arr.shape != (n,):
+        raise ValueError(f"{name} must be an int or of shape ({n},), got shape {arr.shape}")
+    if np.any((arr < 1) | (arr > num_classes)):
+        bad = int(np.flatnonzero((arr < 1) | (arr > num_classes))[0])
+        raise ValueError(f"{name} must lie in 1..{num_classes} (K); found {int(arr[bad])} at index {bad}")
+    return arr.astype(np.int64, copy=False)
+
+
+def topk_mask(teacher_probs: ArrayLike, k: object) -> np.ndarray:
+    r"""The 0/1 indicator :math:`M(x) = \mathrm{top}(y_s(x); k)` of the k largest teacher probabilities.
+
+    Args:
+        teacher_probs: (n, K) rows on the simplex.
+        k: an int in 1..K, or an int array of shape (n,) (a per-example :math:`k(x)`).
+
+    Returns:
+        (n, K) float64 array of 0s and 1s with exactly ``k[i]`` ones in row ``i``. Ties go to the lower
+        class index (our formulation, spec §1).
+
+    >>> topk_mask([[0.2, 0.5, 0.3], [0.4, 0.2, 0.4]], 2)
+    array([[0., 1., 1.],
+           [1., 0., 1.]])
+    """
+    t = check_probs(teacher_probs, "teacher_probs")
+    n, num_classes = t.shape
+    kk = check_k(k, n, num_classes)
+    order = np.argsort(-t, axis=1, kind="stable")  # descending, ties by index
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(num_classes)[None, :].repeat(n, axis=0), axis=1)
+    return (rank < kk[:, None]).astype(np.float64)
+
+
+def check_mask(mask: ArrayLike, shape: tuple[int, int], name: str = "topk_mask") -> FloatArray:
+    """A 0/1 mask of the given (n, K) shape with at least 2 ones per row (mixing needs k >= 2)."""
+    arr = as_numpy(mask, name)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} like the probabilities, got {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all((arr == 0) | (arr == 1)):
+        raise ValueError(f"{name} must hold only 0 and 1")
+    small = arr.sum(axis=1) < 2
+    if small.any():
+        raise ValueError(
+            f"{name} needs at least 2 ones per row (k >= 2: mixing with one class is undefined); "
+            f"row {int(np.flatnonzero(small)[0])} has {int(arr[np.flatnonzero(small)[0]].sum())}"
+        )
+    return arr
+
+
+def check_alpha_for_mix(alpha: FloatArray, k: np.ndarray, normalize: bool) -> None:
+    """The spec's lower bound: ``alpha >= 1/2`` for (2'), ``alpha > 1/k`` (per row) for (2)."""
+    if normalize:
+        bad = alpha <= 1.0 / k
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"alpha must exceed 1/k for the normalised mix (it is not injective at 1/k); "
+                f"alpha[{i}] = {alpha[i]!r} with k = {int(k[i])}"
+            )
+    else:
+        bad = alpha < 0.5
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"alpha must be >= 1/2 for the un-normalised mix (2') (below it the loss pushes the student "
+                f"away from the teacher's classes); alpha[{i}] = {alpha[i]!r}; use clip_alpha"
+            )
+
+
+def mix(
+    student_probs: ArrayLike, alpha: ArrayLike, topk_mask: ArrayLike, normalize: bool = False
+) -> FloatArray:
+    r"""The SLaM mixing operation, probability domain (numpy reference, float64).
+
+    .. math::
+
+        \mathrm{mix}_i(f) = \alpha f_i + (1-\alpha)(1-f_i) M_i / c, \qquad
+        c = k - 1 \ \text{if normalize else}\ 1, \quad k = \textstyle\sum_i M_i.
+
+    On :math:`M` (normalised): :math:`(1-\alpha)/(k-1) + f_i(\alpha - (1-\alpha)/(k-1))`; off :math:`M`:
+    :math:`\alpha f_i`. The un-normalised result is not a distribution and is not renormalised (paper:
+    the experiments' form (2')). ``alpha = 1`` gives ``f`` (plain distillation).
+
+    Args:
+        student_probs: (n, K) rows on the simplex, the student's prediction :math:`f`.
+        alpha: (n,) or a scalar in [0, 1]: the teacher accuracy :math:`\alpha(x)`; >= 1/2 when
+            ``normalize=False``, > 1/k when ``normalize=True``.
+        topk_mask: (n, K) 0/1 with at least 2 ones per row (see :func:`topk_mask`).
+        normalize: form (2) (theory) instead of (2') (experiments; default).
+
+    Returns:
+        (n, K) float64 mixed predictions.
+    """
+    f = check_probs(student_probs, "student_probs")
+    n, _ = f.shape
+    a = check_alpha(alpha, n)
+    m = check_mask(topk_mask, f.shape)
+    k = m.sum(axis=1)
+    check_alpha_for_mix(a, k, normalize)
+    scale = (1.0 - a) / (k - 1.0) if normalize else 1.0 - a
+    return a[:, None] * f + scale[:, None] * (1.0 - f) * m
+
+
+def clip_alpha(
+    alpha: ArrayLike, lower: float = DEFAULT_ALPHA_FLOOR, *, normalize: bool = False, k: int | None = None
+) -> FloatArray:
+    r""":math:`\alpha(x) \leftarrow \mathrm{clip}(\alpha(x), lb, 1)` (our formulation, spec §3).
+
+    ``lower`` must be >= 1/2 for the un-normalised mix and >= 1/k + 0.05 for the normalised one (then
+    ``k`` is required). The spec's ablation reports lb in {0.55, 0.6, 0.7}; 0.6 is the default.
+    """
+    a = check_alpha(alpha)
+    if not 0.0 <= float(lower) <= 1.0:
+        raise ValueError(f"lower must lie in [0, 1], got {lower!r}")
+    if normalize:
+        if k is None:
+            raise ValueError("k is required to check the lower bound of the normalised mix (lower >= 1/k + 0.05)")
+        if lower < 1.0 / k + 0.05 - 1e-12:
+            raise ValueError(f"lower must be >= 1/k + 0.05 = {1.0 / k + 0.05:.4g} for the normalised mix, got {lower}")
+    elif lower < 0.5:
+        raise ValueError(f"lower must be >= 1/2 for the un-normalised mix (2'), got {lower}")
+    return np.clip(a, float(lower), 1.0)

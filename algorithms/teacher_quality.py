@@ -1,0 +1,379 @@
+r"""How often is the teacher right? Teacher-accuracy estimates from a small labeled validation set.
+
+Every method of the toolkit measures the teacher on a labeled validation set :math:`S_v` that is used for
+nothing else (paper: Weighted Distillation's :math:`S_v`, SLaM's :math:`V`, RAD's validation set). This
+module holds all of that logic, once:
+
+- :func:`fit_teacher_accuracy`: a per-example accuracy :math:`\alpha(x) = P(y = \tilde y(x) \mid x)` by
+  isotonic regression of the teacher's correctness on its margin (our formulation, ``spec/weighted.md``
+  §2.1). Used by Weighted Distillation's weights and SLaM's mixing.
+- :func:`binned_accuracy`: equal-mass bins with Wilson, Hoeffding and Clopper-Pearson intervals, for plots
+  and diagnostics (our formulation, ``spec/weighted.md`` §2.2).
+- :func:`choose_top_k`: SLaM's top-k set size (our formulation, ``spec/slam.md`` §3).
+- :func:`estimate_mistakes`: RAD's number of teacher mistakes on the pool (our formulation,
+  ``spec/rad.md`` §6).
+- :func:`estimate_transition`: the noise transition matrix for the forward/backward-correction baselines
+  (our formulation, ``spec/weighted.md`` §8).
+
+The teacher's hard label is :math:`\tilde y = \arg\max_j t_j` with ties going to the lowest index.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from scipy.optimize import isotonic_regression
+
+from .results import Result
+from .typing import ArrayLike, FloatArray, IntArray
+from .validation import check_int, check_labels, check_probs
+
+__all__ = [
+    "FEATURES",
+    "BinnedAccuracy",
+    "TeacherAccuracy",
+    "binned_accuracy",
+    "choose_top_k",
+    "clopper_pearson",
+    "estimate_mistakes",
+    "estimate_transition",
+    "fit_teacher_accuracy",
+    "teacher_feature",
+    "transition_from_cleanlab",
+]
+
+#: The trust features, each "higher = more trusted".
+FEATURES = ("margin", "confidence", "entropy")
+
+
+def teacher_feature(teacher_probs: ArrayLike, feature: str = "margin") -> FloatArray:
+    r"""A per-example trust score of the teacher, higher = more trusted (our formulation).
+
+    - ``margin``: :math:`t_{(1)} - t_{(2)}`, the gap between the two largest probabilities (default);
+    - ``confidence``: :math:`\max_j t_j`;
+    - ``entropy``: :math:`1 - H(t)/\log K`.
+
+    Args:
+        teacher_probs: (n, K) rows on the simplex.
+    Returns:
+        (n,) float64 in [0, 1]. O(nK).
+    """
+    t = check_probs(teacher_probs, "teacher_probs")
+    return _feature(t, feature)
+
+
+def _check_feature(feature: str) -> str:
+    if feature not in FEATURES:
+        raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
+    return feature
+
+
+def _feature(t: FloatArray, feature: str) -> FloatArray:
+    feature = _check_feature(feature)
+    if feature == "margin":
+        top2 = -np.partition(-t, 1, axis=1)[:, :2]
+        return np.clip(top2[:, 0] - top2[:, 1], 0.0, 1.0)
+    if feature == "confidence":
+        return np.clip(t.max(axis=1), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(t > 0, t * np.log(np.where(t > 0, t, 1.0)), 0.0)
+    return np.clip(1.0 + plogp.sum(axis=1) / np.log(t.shape[1]), 0.0, 1.0)
+
+
+def _validation_set(teacher_probs_val: ArrayLike, labels_val: ArrayLike) -> tuple[FloatArray, IntArray]:
+    t = check_probs(teacher_probs_val, "teacher_probs_val")
+    y = check_labels(labels_val, t.shape[0], t.shape[1], "labels_val")
+    return t, y
+
+
+def _correct(t: FloatArray, y: IntArray) -> FloatArray:
+    """1[argmax_j t_j == y] (ties to the lowest index), as float64 (n,)."""
+    return (np.argmax(t, axis=1) == y).astype(np.float64)
+
+
+def clopper_pearson(successes: ArrayLike, trials: ArrayLike, delta: float, *, side: str = "two-sided"):
+    r"""Exact (Clopper-Pearson) confidence bounds for binomial proportions, vectorized.
+
+    ``two-sided``: :math:`[B(\delta/2; k, n-k+1),\ B(1-\delta/2; k+1, n-k)]`, :math:`B` the Beta
+    quantile, the interval of ``scipy.stats.binomtest(k, n).proportion_ci(1 - delta, "exact")``;
+    ``upper``: the one-sided upper bound :math:`B(1-\delta; k+1, n-k)` (1 when k = n).
+
+    Returns ``(low, high)`` arrays (``upper``: ``low`` is 0).
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
+    if side not in ("two-sided", "upper"):
+        raise ValueError(f"side must be 'two-sided' or 'upper', got {side!r}")
+    q = delta / 2 if side == "two-sided" else delta
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(k > 0, stats.beta.ppf(q, k, n - k + 1), 0.0) if side == "two-sided" else np.zeros_like(k)
+        high = np.where(k < n, stats.beta.ppf(1 - q, k + 1, n - k), 1.0)
+    return low, high
+
+
+# --------------------------------------------------------------------------------------------------------
+# Isotonic accuracy fit
+
+
+@dataclass(frozen=True, eq=False)
+class TeacherAccuracy(Result):
+    r"""A fitted monotone map from the teacher's trust feature to its accuracy :math:`\alpha(x)`.
+
+    Attributes:
+        feature: the feature it was fitted on (``margin``, ``confidence`` or ``entropy``).
+        knots_x: (U,) increasing feature values (the endpoints of the PAVA blocks).
+        knots_y: (U,) non-decreasing accuracies at the knots, in :math:`[1/(n_v+2), (n_v+1)/(n_v+2)]`.
+        n_val: number of validation examples :math:`n_v`.
+        num_classes: K of the teacher's probabilities.
+    """
+
+    feature: str
+    knots_x: FloatArray
+    knots_y: FloatArray
+    n_val: int
+    num_classes: int
+
+    def predict(self, teacher_probs: ArrayLike) -> FloatArray:
+        r""":math:`\alpha(x)` for any points: linear interpolation between the knots, constant beyond the
+        observed range. ``teacher_probs``: (n, K) rows on the simplex with the fitted K. Returns (n,) in
+        [0, 1]; O(n (K + log U))."""
+        t = check_probs(teacher_probs, "teacher_probs")
+        if t.shape[1] != self.num_classes:
+            raise ValueError(
+                f"teacher_probs has {t.shape[1]} classes but the accuracy was fitted on {self.num_classes}"
+            )
+        return self.predict_feature(_feature(t, self.feature))
+
+    def predict_feature(self, values: ArrayLike) -> FloatArray:
+        """The fitted accuracy at given feature values (n,) (e.g. for a plot of the fit)."""
+        s = np.asarray(values, dtype=np.float64)
+        return np.interp(s, self.knots_x, self.knots_y)
+
+
+def fit_teacher_accuracy(
+    teacher_probs_val: ArrayLike, labels_val: ArrayLike, feature: str = "margin"
+) -> TeacherAccuracy:
+    r"""Fit the teacher's accuracy as a monotone function of its trust feature (our formulation).
+
+    Isotonic regression (PAVA) of the correctness :math:`c_i = 1[\arg\max t(x_i) = y_i]` on the feature
+    :math:`s_i` (``spec/weighted.md`` §2.1):
+
+    1. pool ties: unique values :math:`u_1 < \dots < u_U` with counts :math:`n_u` and successes
+       :math:`k_u`; PAVA on :math:`k_u/n_u` with weights :math:`n_u`;
+    2. each PAVA block :math:`B` gets the Laplace mean :math:`(k_B + 1)/(n_B + 2)` (a fixed Beta(1, 1)
+       prior: never exactly 0 or 1);
+    3. a second PAVA on the block means with weights :math:`n_B + 2` restores monotonicity.
+
+    Parameter-free: no bins, no bandwidth. Monotone non-decreasing in the feature, values in
+    :math:`[1/(n_v+2), (n_v+1)/(n_v+2)]`. Cost O(n_v (K + log n_v)).
+
+    Args:
+        teacher_probs_val: (n_v, K) teacher probabilities on the validation set, rows on the simplex.
+        labels_val: (n_v,) true labels in 0..K-1.
+        feature: ``"margin"`` (default), ``"confidence"`` or ``"entropy"``; see :func:`teacher_feature`.
+
+    Returns:
+        :class:`TeacherAccuracy` with ``.predict(teacher_probs)``.
+
+    Raises:
+        ValueError: fewer than 2 examples, rows off the simplex, labels out of range or of another length.
+        A ``UserWarning`` is emitted when ``n_v < 100`` (the fit is then coarse).
+    """
+    feature = _check_feature(feature)
+    t, y = _validation_set(teacher_probs_val, labels_val)
+    n_val, num_classes = t.shape
+    if n_val < 2:
+        raise ValueError(f"teacher_probs_val needs at least 2 examples to fit an accuracy, got {n_val}")
+    if n_val < 100:
+        warnings.warn(
+            f"fit_teacher_accuracy: only {n_val} validation examples; the accuracy fit is coarse "
+            "(at least 100 recommended)",
+            UserWarning,
+            stacklevel=2,
+        )
+    s = _feature(t, feature)
+    u, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    successes = np.bincount(inverse, weights=_correct(t, y), minlength=u.size)
+    first = isotonic_regression(successes / counts, weights=counts.astype(np.float64), increasing=True)
+    starts = first.blocks[:-1]
+    block_n = np.add.reduceat(counts.astype(np.float64), starts)
+    block_k = np.add.reduceat(successes, starts)
+    laplace = (block_k + 1.0) / (block_n + 2.0)
+    smoothed = isotonic_regression(laplace, weights=block_n + 2.0, increasing=True).x
+    # Knots: the first and last unique value of each block (the interpolation through every unique value
+    # is the same piecewise-linear function, since values are constant inside a block).
+    ends = first.blocks[1:] - 1
+    knots_idx = np.unique(np.concatenate([starts, ends]))
+    block_of = np.repeat(np.arange(starts.size), np.diff(first.blocks))
+    return TeacherAccuracy(feature, u[knots_idx], smoothed[block_of[knots_idx]], int(n_val), int(num_classes))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Binned diagnostics
+
+
+@dataclass(frozen=True, eq=False)
+class BinnedAccuracy(Result):
+    r"""Equal-mass bins of the validation feature with per-bin accuracy and intervals.
+
+    Attributes (each of shape (B,)):
+        low, high: the feature range of each bin; counts :math:`n_b`; successes :math:`k_b`;
+        accuracy :math:`\hat a_b = k_b/n_b`;
+        wilson_low, wilson_high: Wilson score interval (approximate: diagnostics only);
+        hoeffding_radius: :math:`\sqrt{\log(2B/\delta)/(2 n_b)}`, simultaneous over the B bins;
+        exact_low, exact_high: Clopper-Pearson interval (exact, per bin).
+        feature, delta: as given.
+    """
+
+    feature: str
+    delta: float
+    low: FloatArray
+    high: FloatArray
+    counts: IntArray
+    successes: IntArray
+    accuracy: FloatArray
+    wilson_low: FloatArray
+    wilson_high: FloatArray
+    hoeffding_radius: FloatArray
+    exact_low: FloatArray
+    exact_high: FloatArray
+
+
+def binned_accuracy(
+    teacher_probs_val: ArrayLike,
+    labels_val: ArrayLike,
+    feature: str = "margin",
+    n_bins: int | None = None,
+    delta: float = 0.05,
+) -> BinnedAccuracy:
+    r"""Teacher accuracy in equal-mass bins of the feature, with intervals (our formulation, §2.2).
+
+    Bins: the validation points sorted by feature, cut into ``n_bins`` consecutive groups of sizes that
+    differ by at most one; default ``n_bins = max(1, min(20, floor(n_v/100)))``. Per bin:
+
+    - Wilson (:math:`z = \Phi^{-1}(1-\delta/2)`): center :math:`(\hat a + z^2/2n)/(1 + z^2/n)`,
+      half-width :math:`z/(1 + z^2/n)\sqrt{\hat a(1-\hat a)/n + z^2/4n^2}`;
+    - Hoeffding, simultaneous over the :math:`B` bins: :math:`|\hat a_b - a_b| \le
+      \sqrt{\log(2B/\delta)/(2 n_b)}` with probability :math:`\ge 1-\delta` (Lemma 7, our formulation);
+    - Clopper-Pearson (exact).
+
+    Guarantees and statistical tests use Hoeffding or Clopper-Pearson, never Wilson: Wilson is
+    approximate and under-covers for small bins.
+    """
+    feature = _check_feature(feature)
+    t, y = _validation_set(teacher_probs_val, labels_val)
+    n_val = t.shape[0]
+    if n_bins is None:
+        n_bins = max(1, min(20, n_val // 100))
+    n_bins = check_int(n_bins, "n_bins", low=1, high=n_val)
+    if not 0.0 < float(delta) < 1.0:
+        raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
+    s = _feature(t, feature)
+    order = np.argsort(s, kind="stable")
+    groups = np.array_split(order, n_bins)
+    starts = np.cumsum([0] + [g.size for g in groups[:-1]])
+    s_sorted, c_sorted = s[order], _correct(t, y)[order]
+    counts = np.array([g.size for g in groups], dtype=np.int64)
+    successes = np.add.reduceat(c_sorted, starts).round().astype(np.int64)
+    low = s_sorted[starts]
+    high = s_sorted[starts + counts - 1]
+    acc = successes / counts
+    z = float(stats.norm.ppf(1 - delta / 2))
+    center = (acc + z**2 / (2 * counts)) / (1 + z**2 / counts)
+    half = z / (1 + z**2 / counts) * np.sqrt(acc * (1 - acc) / counts + z**2 / (4 * counts**2))
+    radius = np.sqrt(np.log(2 * n_bins / delta) / (2 * counts))
+    exact_low, exact_high = clopper_pearson(successes, counts, delta)
+    return BinnedAccuracy(
+        feature, float(delta), low, high, counts, successes, acc,
+        center - half, center + half, radius, exact_low, exact_high,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------------
+# SLaM's k and RAD's m
+
+
+def _true_label_rank(t: FloatArray, y: IntArray) -> IntArray:
+    """Position of the true label in the teacher's order (0 = top), ties to the lower index as in
+    ``slam.topk_mask``: #{j: t_j > t_y} + #{j < y: t_j = t_y}."""
+    ty = np.take_along_axis(t, y[:, None], axis=1)
+    lower = np.arange(t.shape[1])[None, :] < y[:, None]
+    return ((t > ty) | ((t == ty) & lower)).sum(axis=1)
+
+
+def choose_top_k(teacher_probs_val: ArrayLike, labels_val: ArrayLike, target: float = 0.9) -> int:
+    r"""SLaM's k: the smallest :math:`k \in \{2, \dots, K\}` whose top-k accuracy on the validation set is
+    at least ``target``, or K if none is (our formulation, ``spec/slam.md`` §3). Binary tasks give 2.
+
+    Top-k accuracy counts the true label inside the teacher's k largest probabilities, ties going to the
+    lower class index exactly as :func:`robustdistill.algorithms.slam.topk_mask`.
+    """
+    t, y = _validation_set(teacher_probs_val, labels_val)
+    if not (0.0 < float(target) <= 1.0):
+        raise ValueError(f"target must lie in (0, 1], got {target!r}")
+    num_classes = t.shape[1]
+    rank = _true_label_rank(t, y)
+    topk_acc = np.cumsum(np.bincount(rank, minlength=num_classes)) / t.shape[0]  # [k-1] = top-k accuracy
+    ok = np.flatnonzero(topk_acc[1:] >= float(target) - 1e-12)
+    return int(ok[0] + 2) if ok.size else int(num_classes)
+
+
+def estimate_mistakes(
+    teacher_probs_val: ArrayLike, labels_val: ArrayLike, pool_size: int, *, upper: float | None = None
+) -> int:
+    r"""RAD's number of teacher mistakes on a pool of ``pool_size`` points (our formulation, ``spec/rad.md``
+    §6; the paper estimates m from a validation set (paper)).
+
+    :math:`m = \lfloor (1 - \widehat{acc})\,N + 1/2 \rfloor` with :math:`\widehat{acc}` the teacher's
+    validation accuracy, clipped to :math:`[0, N]`. With ``upper=delta`` the error rate is replaced by its
+    one-sided Clopper-Pearson upper bound at level ``delta`` and rounded up: a conservative m.
+    """
+    t, y = _validation_set(teacher_probs_val, labels_val)
+    pool_size = check_int(pool_size, "pool_size", low=0)
+    errors = t.shape[0] - _correct(t, y).sum()
+    if upper is None:
+        m = np.floor(errors / t.shape[0] * pool_size + 0.5)
+    else:
+        if not 0.0 < float(upper) < 1.0:
+            raise ValueError(f"upper must lie in (0, 1) (a confidence level delta), got {upper!r}")
+        _, high = clopper_pearson(errors, t.shape[0], float(upper), side="upper")
+        m = np.ceil(float(high) * pool_size - 1e-9)
+    return int(np.clip(m, 0, pool_size))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Noise transition matrix
+
+
+def estimate_transition(teacher_probs_val: ArrayLike, labels_val: ArrayLike, *, smoothing: float = 1.0):
+    r"""The teacher's noise transition matrix :math:`T[i, j] = P(\text{teacher says } j \mid \text{true }
+    i)` (row-stochastic, the Conventions' orientation), as row-normalised confusion counts of
+    :math:`(y, \tilde y)` with add-``smoothing`` (default add-one) smoothing (our formulation,
+    ``spec/weighted.md`` §8). Returns (K, K) float64."""
+    t, y = _validation_set(teacher_probs_val, labels_val)
+    if not (np.isfinite(smoothing) and smoothing >= 0):
+        raise ValueError(f"smoothing must be finite and >= 0, got {smoothing!r}")
+    num_classes = t.shape[1]
+    counts = np.zeros((num_classes, num_classes))
+    np.add.at(counts, (y, np.argmax(t, axis=1)), 1.0)
+    counts += float(smoothing)
+    totals = counts.sum(axis=1, keepdims=True)
+    if np.any(totals == 0):
+        missing = np.flatnonzero(totals[:, 0] == 0).tolist()
+        raise ValueError(f"labels_val has no example of classes {missing} and smoothing is 0")
+    return counts / totals
+
+
+def transition_from_cleanlab(noise_matrix: ArrayLike) -> FloatArray:
+    r"""Convert cleanlab's ``noise_matrix`` (``P(given label = i | true label = j)`` at ``[i, j]``, columns
+    sum to 1) to this toolkit's row-stochastic :math:`T[i, j] = P(\text{teacher says } j \mid \text{true }
+    i)`: the transpose."""
+    arr = np.asarray(noise_matrix, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"noise_matrix must be square (K, K), got shape {arr.shape}")
+    return check_probs(arr.T, "noise_matrix (transposed: columns must sum to 1)").copy()

@@ -1,0 +1,207 @@
+r"""Weighted Distillation (Iliopoulos et al., NeurIPS 2022): per-example weights of the student's loss.
+
+The paper (paper): the teacher's labels on the unlabeled set :math:`S_u` can be wrong; the remedy is a
+**debiasing reweighting** of the student's loss, one weight per example multiplying that example's loss,
+estimated from a labeled validation set :math:`S_v`; hyper-parameter free; for hard and soft distillation.
+
+The weight maps below are **our formulation** (``spec/weighted.md`` §3), functions of the estimated teacher
+accuracy :math:`\alpha(x)` (:func:`robustdistill.algorithms.teacher_quality.fit_teacher_accuracy`):
+
+==========  ====  ===============================================  ===========================
+scheme      id    multiclass :math:`w(\alpha)`                     binary (:math:`\eta = 1-\alpha`)
+==========  ====  ===============================================  ===========================
+uniform     --    1 (vanilla distillation)                         1
+accuracy    W1    :math:`\alpha`                                   :math:`1-\eta`
+inverse     W2    :math:`(K-1)/(K\alpha-1)`                        :math:`1/(1-2\eta)`
+signal      W3    :math:`\max(0, (K\alpha-1)/(K-1))`               :math:`\max(0, 1-2\eta)`
+==========  ====  ===============================================  ===========================
+
+W2 and W3 are 0 where :math:`\alpha \le 1/K` (at or below chance the teacher carries no usable signal); W2
+uses :math:`\alpha_{\rm eff} = \max(\alpha, 1/K + \kappa)`, :math:`\kappa = 0.05`, so
+:math:`w \le (K-1)/(K\kappa)`. Which scheme debiases depends on the loss (``spec/weighted.md`` §6.8, shown by
+``robustdistill verify``): inverse weights debias symmetric and linear losses exactly but hurt
+cross-entropy; down-weighting noisy regions helps cross-entropy.
+
+**Default scheme: "accuracy" (W1), provisional** (our formulation, ``spec/weighted.md`` §7): the default is to
+be chosen by the ablation benchmark across datasets; until it has run, W1 (bounded, never negative) is the
+default and is labelled provisional.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .typing import ArrayLike, FloatArray
+from .validation import as_numpy, check_alpha, check_int, check_probs, check_vector
+
+__all__ = [
+    "DEFAULT_SCHEME",
+    "KAPPA",
+    "SCHEMES",
+    "confidence_weights",
+    "debiased_targets",
+    "distillation_weights",
+    "importance_targets",
+    "normalize_weights",
+]
+
+#: The weight schemes of ``spec/weighted.md`` §3.
+SCHEMES = ("uniform", "accuracy", "inverse", "signal")
+#: Provisional default (our formulation, spec §7): replaced by the ablation's winner once it has run.
+DEFAULT_SCHEME = "accuracy"
+#: Floor above chance for W2 and the debiased targets: alpha_eff = max(alpha, 1/K + KAPPA).
+KAPPA = 0.05
+
+
+def distillation_weights(
+    alpha: ArrayLike, num_classes: int, scheme: str = DEFAULT_SCHEME, *, return_info: bool = False
+) -> FloatArray | tuple[FloatArray, dict[str, Any]]:
+    r"""Per-example weights :math:`w(\alpha(x))` of the student's loss, before normalisation.
+
+    Args:
+        alpha: (n,) estimated teacher accuracies in [0, 1].
+        num_classes: K >= 2.
+        scheme: ``"uniform"``, ``"accuracy"`` (W1, the provisional default), ``"inverse"`` (W2) or
+            ``"signal"`` (W3); see the module docstring for the formulas (our formulation).
+        return_info: also return diagnostics ``{"zeroed", "capped", "min", "median", "max"}``: how many
+            weights were set to 0 (:math:`\alpha \le 1/K`), how many W2 weights were capped by the
+            :math:`\kappa` floor, and the weight range.
+
+    Returns:
+        (n,) float64 weights >= 0 (and the diagnostics dict if ``return_info``). Hard labels: weight
+        :math:`-\log f_{\tilde y}`; soft labels: weight the soft loss (or use :func:`debiased_targets`
+        with weight 1 instead; the two are not combined by default). Normalise with
+        :func:`normalize_weights`.
+
+    Raises:
+        ValueError: alpha not finite or outside [0, 1]; unknown scheme; all weights zero.
+
+    >>> distillation_weights([0.9, 0.52, 0.2], 2, "inverse")  # 0.52 is floored to 1/2 + 0.05
+    array([ 1.25, 10.  ,  0.  ])
+    """
+    a = check_alpha(alpha)
+    k = check_int(num_classes, "num_classes", low=2)
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    chance = 1.0 / k
+    zeroed = np.zeros(a.shape, dtype=bool)
+    capped = np.zeros(a.shape, dtype=bool)
+    if scheme == "uniform":
+        w = np.ones_like(a)
+    elif scheme == "accuracy":
+        w = a.copy()
+    elif scheme == "inverse":
+        zeroed = a <= chance
+        capped = ~zeroed & (a < chance + KAPPA)
+        a_eff = np.maximum(a, chance + KAPPA)
+        w = np.where(zeroed, 0.0, (k - 1.0) / (k * a_eff - 1.0))
+    else:  # signal
+        zeroed = a <= chance
+        w = np.where(zeroed, 0.0, (k * a - 1.0) / (k - 1.0))
+    if not np.any(w > 0):
+        raise ValueError(
+            f"alpha gives all-zero weights under scheme {scheme!r}: every teacher accuracy is at or below "
+            f"chance (1/K = {chance:.4g}) or zero; there is no usable teacher signal"
+        )
+    if not return_info:
+        return w
+    info = {
+        "scheme": scheme,
+        "zeroed": int(zeroed.sum()),
+        "capped": int(capped.sum()),
+        "min": float(w.min()),
+        "median": float(np.median(w)),
+        "max": float(w.max()),
+    }
+    return w, info
+
+
+def normalize_weights(weights: ArrayLike) -> FloatArray:
+    r"""The default ``"mean1"`` normalisation (our formulation, spec §4): :math:`w \leftarrow w\,|S_u|/\sum
+    w` once, over the whole unlabeled set, so the effective learning rate stays comparable to vanilla
+    distillation (a global rescale does not move the minimiser). The per-batch alternative
+    :math:`\sum_B w_i\ell_i / \sum_B w_i` is a reduction, applied by the caller."""
+    w = check_vector(weights, "weights")
+    if np.any(w < 0):
+        raise ValueError("weights must be non-negative")
+    total = w.sum()
+    if total <= 0:
+        raise ValueError("weights are all zero: nothing to normalise")
+    return w * (w.size / total)
+
+
+def confidence_weights(teacher_probs: ArrayLike, threshold: float = 0.9) -> FloatArray:
+    r"""The confidence-thresholding baseline (our formulation, spec §8): :math:`w = 1[\max_j t_j \ge \tau]`,
+    a 0/1 special case of weighting. Returns (n,) float64."""
+    t = check_probs(teacher_probs, "teacher_probs")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+    return (t.max(axis=1) >= float(threshold)).astype(np.float64)
+
+
+def _clip_renormalise(p: FloatArray) -> FloatArray:
+    p = np.clip(p, 0.0, None)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def debiased_targets(teacher_probs: ArrayLike, alpha: ArrayLike) -> FloatArray:
+    r"""Soft targets with symmetric label noise inverted (our formulation, spec §3).
+
+    .. math::
+
+        \hat p_j = \frac{(K-1)\,t_j - (1 - \alpha_{\rm eff})}{K\alpha_{\rm eff} - 1}, \qquad
+        \alpha_{\rm eff} = \max(\alpha, 1/K + \kappa),
+
+    binary form :math:`\hat p = (t - \eta)/(1 - 2\eta)`. Rows sum to 1 before clipping; negative entries
+    (where :math:`t_j < (1-\alpha)/(K-1)`) are clipped at 0 and the row renormalised. :math:`\alpha = 1`
+    gives :math:`\hat p = t`. If the teacher's soft label is :math:`t = a p + (1-a)(1-p)/(K-1)` (symmetric
+    noise of accuracy :math:`a`), then :math:`\hat p = p` and soft cross-entropy against :math:`\hat p` is
+    the importance-weighted risk of Liu & Tao (2016) with per-class weights :math:`\beta_j = \hat p_j/t_j`.
+
+    Args:
+        teacher_probs: (n, K) rows on the simplex.
+        alpha: (n,) accuracies in [0, 1], or a scalar.
+
+    Returns:
+        (n, K) float64 rows on the simplex.
+    """
+    t = check_probs(teacher_probs, "teacher_probs")
+    n, k = t.shape
+    a = check_alpha(alpha, n)
+    a_eff = np.maximum(a, 1.0 / k + KAPPA)[:, None]
+    return _clip_renormalise(((k - 1.0) * t - (1.0 - a_eff)) / (k * a_eff - 1.0))
+
+
+def importance_targets(teacher_probs: ArrayLike, transition: ArrayLike, *, max_condition: float = 1e8) -> FloatArray:
+    r"""The importance-reweighting baseline (Liu & Tao 2016; our formulation of the adaptation, spec §8):
+    :math:`\hat p = (T^\top)^{-1} t` per row, clipped at 0 and renormalised. Under symmetric noise
+    (:math:`T = aI + (1-a)(\mathbf{1}\mathbf{1}^\top - I)/(K-1)`) it equals :func:`debiased_targets`.
+
+    Args:
+        teacher_probs: (n, K) rows on the simplex, read as the noisy posterior.
+        transition: (K, K) row-stochastic :math:`T[i, j] = P(\text{teacher says } j \mid \text{true } i)`.
+
+    Raises:
+        ValueError: ``transition`` not row-stochastic or with condition number above ``max_condition``.
+    """
+    t = check_probs(teacher_probs, "teacher_probs")
+    tm = check_transition(transition, t.shape[1], max_condition=max_condition)
+    return _clip_renormalise(np.linalg.solve(tm.T, t.T).T)
+
+
+def check_transition(transition: ArrayLike, num_classes: int, *, max_condition: float | None = None) -> FloatArray:
+    """A (K, K) row-stochastic matrix (rows on the simplex within 1e-6), optionally well-conditioned."""
+    tm = as_numpy(transition, "transition")
+    if tm.shape != (num_classes, num_classes):
+        raise ValueError(f"transition must have shape ({num_classes}, {num_classes}), got {tm.shape}")
+    tm = check_probs(tm, "transition")
+    if max_condition is not None:
+        cond = float(np.linalg.cond(tm))
+        if not cond <= max_condition:
+            raise ValueError(
+                f"transition is ill-conditioned (condition number {cond:.3g} > {max_condition:.0e}): "
+                "its inverse amplifies noise without bound"
+            )
+    return tm

@@ -1,0 +1,71 @@
+"""The common form of every verified claim: :class:`CheckResult`, and helpers shared by the simulators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from robustdistill.algorithms.results import Result
+
+__all__ = ["EXACT", "REL", "Check", "CheckResult", "interval_check", "rel", "summary"]
+
+REL = 1e-9  # relative tolerance of value identities (spec: the oracle test asserts 1e-9)
+EXACT = 1e-12  # slack allowed in exact inequalities and identities (float round-off only)
+
+
+@dataclass(frozen=True, eq=False)
+class CheckResult(Result):
+    """One verified claim.
+
+    Attributes:
+        name: short id ("P1", "P3-MC", ...).
+        claim: the claim in words, tagged (paper) or (our formulation).
+        bound: the number the measurement is held to (a tolerance, or the bound of an inequality).
+        measured: what the simulator measured (the worst case over instances for exact checks).
+        interval: (low, high): a confidence interval for Monte-Carlo checks; for exact checks the range
+            of the per-instance statistic over all instances.
+        holds: whether the claim held.
+    """
+
+    name: str
+    claim: str
+    bound: float
+    measured: float
+    interval: tuple[float, float]
+    holds: bool
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registered simulator: ``run(rng, size)`` returns one :class:`CheckResult`. ``quick`` and ``full``
+    are the sizes passed in quick and full mode (an int, or a tuple/dict the check understands);
+    ``group`` is the method it belongs to (``rad``, ``weighted``, ``slam``)."""
+
+    name: str
+    group: str
+    run: Callable[[np.random.Generator, Any], CheckResult]
+    quick: Any
+    full: Any
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / max(1.0, abs(a), abs(b))
+
+
+def summary(name: str, claim: str, bound: float, stats: list[float], *, upper: bool) -> CheckResult:
+    """Exact check over instances: ``upper`` -> every stat <= bound (measured = max); else every
+    stat >= bound (measured = min)."""
+    arr = np.asarray(stats, dtype=float)
+    measured = float(arr.max() if upper else arr.min())
+    holds = bool(measured <= bound) if upper else bool(measured >= bound)
+    return CheckResult(name, claim, bound, measured, (float(arr.min()), float(arr.max())), holds)
+
+
+def interval_check(name: str, claim: str, target: float, mean: float, se: float, z: float = 4.0) -> CheckResult:
+    """Monte-Carlo check: the exact ``target`` lies in ``mean +- z * se`` (default 4 SE: a two-sided
+    false-failure probability of 6.3e-5 under the normal approximation)."""
+    low, high = mean - z * se, mean + z * se
+    return CheckResult(name, claim, float(target), float(mean), (float(low), float(high)), bool(low <= target <= high))
