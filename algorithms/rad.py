@@ -4,9 +4,13 @@ The public entry points of the method (DESIGN.md's API contract):
 
 - :func:`solve_query_game` -- the exact minimax query game (our formulation of the paper's game).
 - :func:`depround` -- the paper's Algorithm 2 (DEPROUND), tree-vectorized (our formulation).
+- :func:`estimate_mistakes` -- the number m of teacher mistakes on the pool, from the validation set
+  (the paper estimates m from a validation set (paper); the formula is our formulation). It lives in
+  :mod:`~robustdistill.algorithms.teacher_quality` with the rest of the teacher-accuracy logic.
 """
 
 from .depround import depround
 from .query_game import QueryGameSolution, solve_query_game
+from .teacher_quality import estimate_mistakes
 
-__all__ = ["QueryGameSolution", "depround", "solve_query_game"]
+__all__ = ["QueryGameSolution", "depround", "estimate_mistakes", "solve_query_game"]

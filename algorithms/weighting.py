@@ -129,7 +129,7 @@ def normalize_weights(weights: ArrayLike) -> FloatArray:
     total = w.sum()
     if total <= 0:
         raise ValueError("weights are all zero: nothing to normalise")
-    return w * (w.size / total)
+    return w / total * w.size  # w/total <= 1: no overflow for tiny totals
 
 
 def confidence_weights(teacher_probs: ArrayLike, threshold: float = 0.9) -> FloatArray:

@@ -6,6 +6,8 @@ Commands:
   and write ``reports/verify.json``; exit 0 when every check holds, 1 otherwise.
 - ``robustdistill bench game``: benchmark the query game against the spec's targets; write
   ``reports/bench_game.json``.
+- ``robustdistill bench losses``: forward+backward time of every loss against soft cross-entropy (CPU, and
+  CUDA when present) and the teacher-accuracy fit at 10^6 points; write ``reports/bench_losses.json``.
 
 Exit codes: 0 success, 1 a check failed, 2 bad usage or an error (one line on stderr, no traceback),
 130 interrupted.
@@ -59,7 +61,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     checks = simulators.run_checks(
-        quick=not args.full, rng=args.seed, progress=_show_progress(args.quiet)
+        quick=not args.full, rng=args.seed, progress=_show_progress(args.quiet), only=args.only
     )
     seconds = time.perf_counter() - started
     records = [c.to_dict() for c in checks]
@@ -82,6 +84,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "checks": records,
             "all_hold": all_hold,
             "quick": not args.full,
+            "only": args.only,
             "seed": args.seed,
             "environment": environment_info(),
             "seconds": seconds,
@@ -96,13 +99,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_game(args: argparse.Namespace) -> int:
-    """``robustdistill bench game``: time the query game, print the table, write ``bench_game.json``."""
-    from . import bench_game
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``robustdistill bench TARGET``: run the benchmark, print its table, write ``bench_TARGET.json``."""
+    import importlib
 
-    result = bench_game.run(seed=args.seed, quick=args.quick, progress=_show_progress(args.quiet))
-    print(bench_game.table(result))
-    path = write_json_atomic(Path(args.out) / "bench_game.json", result)
+    bench = importlib.import_module(f"{__package__}.bench_{args.target}")
+    result = bench.run(seed=args.seed, quick=args.quick, progress=_show_progress(args.quiet))
+    print(bench.table(result))
+    path = write_json_atomic(Path(args.out) / f"bench_{args.target}.json", result)
     if not args.quiet:
         print(f"wrote {path}", file=sys.stderr)
     return 0
@@ -132,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0 when every check holds, 1 otherwise.",
     )
     verify.add_argument("--full", action="store_true", help="full simulator sizes (slow)")
+    verify.add_argument(
+        "--only",
+        action="append",
+        choices=["rad", "weighted", "slam"],
+        metavar="METHOD",
+        help="run only this method's checks: rad, weighted or slam (repeatable; default all)",
+    )
     _add_common_options(verify)
     verify.set_defaults(func=cmd_verify)
 
@@ -147,9 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time solve_query_game and depround at n = 1e4..1e6 and the cvxpy LP at "
         "n = 1e3, 1e4; write DIR/bench_game.json.",
     )
-    game.add_argument("--quick", action="store_true", help="small sizes, one repeat (for tests)")
-    _add_common_options(game)
-    game.set_defaults(func=cmd_bench_game)
+    losses = targets.add_parser(
+        "losses",
+        help="per-example losses vs soft cross-entropy; teacher-accuracy fit at 10^6 points",
+        description="Time forward+backward of every loss against soft_cross_entropy at (4096 x 100) and "
+        "(1024 x 1000), float32, on CPU and on CUDA when present, as ratios; time fit_teacher_accuracy + "
+        "predict on 10^6 points; write DIR/bench_losses.json.",
+    )
+    for command in (game, losses):
+        command.add_argument("--quick", action="store_true", help="small sizes, one repeat (for tests)")
+        _add_common_options(command)
+        command.set_defaults(func=cmd_bench)
     return parser
 
 

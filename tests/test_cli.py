@@ -61,13 +61,26 @@ def test_verify_failure_exits_1_and_names_check(
 
     monkeypatch.setattr(simulators, "run_checks", fake_run_checks)
     assert main(["verify", "--quiet", "--full", "--seed", "7", "--out", str(tmp_path)]) == 1
-    assert calls == [{"quick": False, "rng": 7, "progress": False}]
+    assert calls == [{"quick": False, "rng": 7, "progress": False, "only": None}]
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "P9" in err[0] and "P1" not in err[0]
     report = json.loads((tmp_path / "verify.json").read_text())
     assert report["all_hold"] is False and report["quick"] is False and report["seed"] == 7
     assert [c["holds"] for c in report["checks"]] == [True, False]
     assert report["checks"][1]["interval"] == [0.5, 1.5]
+
+
+def test_verify_only_passes_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+
+    def fake_run_checks(quick: bool = True, **kwargs: object) -> list[CheckResult]:
+        calls.append(kwargs["only"])
+        return _fake_checks(holds=True)
+
+    monkeypatch.setattr(simulators, "run_checks", fake_run_checks)
+    assert main(["verify", "--quiet", "--only", "slam", "--only", "weighted", "--out", str(tmp_path)]) == 0
+    assert calls == [["slam", "weighted"]]
+    assert json.loads((tmp_path / "verify.json").read_text())["only"] == ["slam", "weighted"]
 
 
 def test_error_in_command_exits_2_with_one_line(
@@ -91,6 +104,8 @@ def test_error_in_command_exits_2_with_one_line(
         ["verify", "--seed", "x"],
         ["bench"],
         ["bench", "game", "--bad"],
+        ["bench", "nothing"],
+        ["verify", "--only", "nope"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,6 +131,15 @@ def test_bench_game_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert result["targets_met"]["certificate_gap"] is True
     assert result["targets_met"]["solve_sample_s_at_1e6"] is None  # not run in quick mode
     assert "solve_sample_s" in out and "value_gap" in out
+
+
+def test_bench_losses_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "losses", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "bench_losses.json").read_text())
+    assert {"environment", "seed", "targets"} <= set(result)
+    assert "slam_loss[mask]" in out and "soft_cross_entropy" in out
+    assert "fit_teacher_accuracy" in out or "teacher" in out
 
 
 def test_pin_restores_affinity() -> None:

@@ -1,0 +1,1005 @@
+r"""Per-example distillation losses in torch: soft cross-entropy, KD, SLaM, forward / backward correction and
+Taylor cross-entropy.
+
+Every loss is a small pure function that returns **one value per example**, a tensor of shape ``(n,)``
+(optax style): the caller weights and reduces (``spec/weighted.md`` §4). A thin :class:`torch.nn.Module`
+wrapper per loss adds ``reduction="mean" | "sum" | "none"`` and optional per-example weights.
+
+Conventions shared by every function here (``robustdistill.algorithms.typing``):
+
+- **Logits are never guessed.** The student's logits ``z`` are an explicit ``(n, K)`` torch tensor,
+  ``K >= 2``; probabilities are separate arguments whose rows lie on the simplex (within
+  :data:`~robustdistill.algorithms.validation.SIMPLEX_ATOL`, or the machine epsilon of a half-precision
+  input if that is larger).
+- **Inputs.** Probabilities, labels, ``alpha``, masks and transition matrices may be torch tensors (on the
+  logits' device; another device is a :class:`ValueError`), numpy arrays or lists (copied to the logits'
+  device). Bad values raise :class:`ValueError`, bad types :class:`TypeError`, each naming the argument.
+  ``validate=False`` skips the value checks (finiteness, simplex rows, 0/1 masks, ``alpha`` bounds) that
+  cost a reduction and, on an accelerator, a host sync each; shapes, dtypes and devices are always checked.
+- **Precision.** The computation runs in float32, or float64 when the logits are float64, with autocast
+  switched off inside: under ``torch.autocast`` (CPU bfloat16, CUDA float16 / bfloat16) low-precision
+  logits are upcast and the loss comes back as float32. The same code runs on every device.
+- **Stability.** Everything is computed from logits in log space (``log_softmax``, ``logsumexp``,
+  ``logaddexp``), with no clamping: values and gradients stay finite for finite logits (the tests use
+  ``|z|`` up to 1000 in float32 and float64).
+- **Noise transition matrix.** ``T[i, j] = P(teacher says j | true class i)``, rows sum to 1 (cleanlab
+  stores the transpose).
+
+Provenance tags follow the specs (``spec/slam.md`` §0, ``spec/weighted.md`` §0): **(paper)** for what a
+paper states, **(our formulation)** for this toolkit's precise choices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from .slam import check_alpha_for_mix, check_k, check_mask
+from .validation import SIMPLEX_ATOL, as_numpy, check_alpha, check_int
+
+__all__ = [
+    "LOSSES",
+    "MAX_TRANSITION_CONDITION",
+    "REDUCTIONS",
+    "BackwardCorrectedLoss",
+    "ForwardCorrectedLoss",
+    "KDLoss",
+    "SLaMLoss",
+    "SoftCrossEntropy",
+    "TaylorCrossEntropy",
+    "backward_corrected_loss",
+    "forward_corrected_loss",
+    "kd_loss",
+    "reduce_loss",
+    "slam_binary_log_mix",
+    "slam_loss",
+    "soft_cross_entropy",
+    "taylor_cross_entropy",
+    "teacher_topk_mask",
+]
+
+#: ``backward_corrected_loss`` refuses a transition matrix whose 2-norm condition number exceeds this
+#: (``spec/weighted.md`` §8).
+MAX_TRANSITION_CONDITION = 1e8
+
+#: The reductions of the ``nn.Module`` wrappers.
+REDUCTIONS = ("mean", "sum", "none")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Validation and conversion helpers (cheap: a few reductions per call)
+
+
+def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
+    """float64 for float64 logits, float32 for everything else (float32, float16, bfloat16)."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Switch autocast off on ``device`` for the block; a no-op (and free) when it is not on."""
+    if torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _check_logits(logits: object, name: str, validate: bool) -> torch.Tensor:
+    """A floating (n, K) torch tensor, n >= 1, K >= 2, finite (checked with one aminmax reduction)."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (n, K) holding logits (not probabilities), "
+            f"got {type(logits).__name__}"
+        )
+    if not logits.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor of logits, got dtype {logits.dtype}")
+    if logits.ndim != 2:
+        raise ValueError(f"{name} must be 2-D of shape (n, K), got shape {tuple(logits.shape)}")
+    n, k = logits.shape
+    if n == 0:
+        raise ValueError(f"{name} is empty: it needs at least one row")
+    if k < 2:
+        raise ValueError(f"{name} must have at least 2 classes (columns), got {k}")
+    if validate:
+        lo, hi = torch.aminmax(logits.detach())  # one pass; NaN propagates into both
+        if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
+            bad = (~torch.isfinite(logits.detach())).any(dim=1).nonzero().flatten()[:5].tolist()
+            raise ValueError(f"{name} must be finite; found NaN or inf in row {bad}")
+    return logits
+
+
+def _as_tensor(x: object, name: str, like: torch.Tensor) -> torch.Tensor:
+    """A tensor on ``like``'s device: tensors must already be there; arrays and lists are copied there."""
+    if isinstance(x, torch.Tensor):
+        if x.device != like.device:
+            raise ValueError(
+                f"{name} is on device {x.device} but the logits are on {like.device}; "
+                "move them to the same device"
+            )
+        return x
+    arr = as_numpy(x, name)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must hold real numbers, got complex dtype {arr.dtype}")
+    return torch.as_tensor(arr, device=like.device)
+
+
+def _check_real(x: torch.Tensor, name: str) -> None:
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+
+
+def _simplex_tol(dtype: torch.dtype) -> float:
+    """SIMPLEX_ATOL, widened to the machine epsilon of a half-precision input (its rounding alone
+    moves a row sum by up to eps/2)."""
+    if dtype.is_floating_point:
+        return max(SIMPLEX_ATOL, float(torch.finfo(dtype).eps))
+    return SIMPLEX_ATOL
+
+
+def _check_simplex_rows(
+    p: torch.Tensor, name: str, tol: float, what: str = "probabilities", sums: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Rows on the simplex: entries >= -tol and row sums within tol of 1 (NaN and inf fail too). Returns
+    the row sums.
+
+    Two reductions: the row sums (NaN and +inf make them fail) and the global minimum (NaN and -inf)."""
+    pd = p.detach()
+    if sums is None:
+        sums = pd.sum(dim=1)
+    if not bool(((sums - 1.0).abs() <= tol).all() & (pd.amin() >= -tol)):  # one sync; NaN fails
+        off = ~((sums - 1.0).abs() <= tol)
+        if not bool(torch.isfinite(pd).all()):
+            rows = (~torch.isfinite(pd)).any(dim=1).nonzero().flatten()[:5].tolist()
+            raise ValueError(f"{name} must be finite; found NaN or inf in row {rows}")
+        neg = pd.amin(dim=1) < -tol
+        if bool(neg.any()):
+            i = int(neg.nonzero()[0, 0])
+            raise ValueError(
+                f"{name} rows must lie on the simplex; row {i} has a negative entry "
+                f"{float(pd[i].min())!r} (pass {what}, not logits)"
+            )
+        i = int(off.nonzero()[0, 0])
+        raise ValueError(
+            f"{name} rows must sum to 1 within {tol:g}; row {i} sums to {float(sums[i])!r} "
+            f"(pass {what}, not logits)"
+        )
+    return sums
+
+
+def _probs(
+    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, validate: bool
+) -> torch.Tensor:
+    """(n, K) probabilities like the logits, converted to ``dtype``, rows on the simplex."""
+    return _probs_and_sums(x, name, like, dtype, validate)[0]
+
+
+def _probs_and_sums(
+    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, validate: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_probs` and the (detached) row sums, computed once."""
+    p = _as_tensor(x, name, like)
+    _check_real(p, name)
+    if p.shape != like.shape:
+        raise ValueError(
+            f"{name} must have shape {tuple(like.shape)} like the logits, got {tuple(p.shape)}"
+        )
+    tol = _simplex_tol(p.dtype)
+    p = p.to(dtype)
+    sums = p.detach().sum(dim=1)
+    if validate:
+        _check_simplex_rows(p, name, tol, sums=sums)
+    return p, sums
+
+
+def _labels(y: torch.Tensor, name: str, n: int, num_classes: int, validate: bool) -> torch.Tensor:
+    if y.shape != (n,):
+        raise ValueError(f"{name} as labels must have shape ({n},) like the logits' rows, got {tuple(y.shape)}")
+    y = y.long()
+    if validate:
+        lo, hi = torch.aminmax(y)
+        if int(lo) < 0 or int(hi) >= num_classes:
+            bad = int(((y < 0) | (y >= num_classes)).nonzero()[0, 0])
+            raise ValueError(f"{name} must lie in 0..{num_classes - 1}; found {int(y[bad])} at index {bad}")
+    return y
+
+
+def _targets(
+    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, validate: bool
+) -> torch.Tensor:
+    """Targets as (n, K) probabilities: an (n, K) array of probabilities, or an (n,) integer array of
+    labels 0..K-1 (converted to one-hot)."""
+    t = _as_tensor(x, name, like)
+    _check_real(t, name)
+    n, num_classes = like.shape
+    if t.ndim == 1:
+        if t.is_floating_point():
+            raise TypeError(
+                f"{name} of shape (n,) must hold integer labels 0..K-1, got dtype {t.dtype} "
+                "(pass probabilities as an (n, K) array)"
+            )
+        y = _labels(t, name, n, num_classes, validate)
+        return nn.functional.one_hot(y, num_classes).to(dtype)
+    return _probs(t, name, like, dtype, validate)
+
+
+def _per_example(x: object, name: str, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A real (n,) tensor (a scalar is broadcast) on like's device, as ``dtype``; finiteness not checked."""
+    v = _as_tensor(x, name, like)
+    _check_real(v, name)
+    n = like.shape[0]
+    if v.ndim == 0:
+        v = v.expand(n)
+    if v.shape != (n,):
+        raise ValueError(f"{name} must be a scalar or of shape ({n},), got shape {tuple(v.shape)}")
+    return v.to(dtype)
+
+
+def _transition(
+    x: object, name: str, like: torch.Tensor, dtype: torch.dtype | None, validate: bool
+) -> torch.Tensor:
+    """A (K, K) row-stochastic transition matrix T[i, j] = P(teacher says j | true class i), as ``dtype``
+    (None: a floating input keeps its dtype, an integer one becomes float64)."""
+    t = _as_tensor(x, name, like)
+    _check_real(t, name)
+    k = like.shape[1]
+    if t.shape != (k, k):
+        raise ValueError(
+            f"{name} must have shape ({k}, {k}) (K x K, K = the logits' classes), got {tuple(t.shape)}"
+        )
+    tol = _simplex_tol(t.dtype)
+    if dtype is None:
+        dtype = t.dtype if t.is_floating_point() else torch.float64
+    t = t.to(dtype)
+    if validate:
+        _check_simplex_rows(t, name, tol, what="a row-stochastic matrix, T[i, j] = P(teacher says j | true i)")
+    return t
+
+
+# ----------------------------------------------------------------------------------------------------
+# Soft cross-entropy and KD
+
+
+def soft_cross_entropy(
+    logits: torch.Tensor, target_probs: object, *, validate: bool = True
+) -> torch.Tensor:
+    r"""Soft cross-entropy per example: :math:`\ell(z, t) = -\sum_j t_j \log \mathrm{softmax}(z)_j`.
+
+    .. math::
+
+        \ell_i = -\sum_{j=1}^{K} t_{ij}\, \bigl(z_{ij} - \log \textstyle\sum_{l} e^{z_{il}}\bigr)
+
+    The hard loss is the same with one-hot targets (``spec/weighted.md`` §1).
+
+    Args:
+        logits: (n, K) float tensor, the student's logits ``z``.
+        target_probs: (n, K) rows on the simplex, or (n,) integer labels 0..K-1 (converted to one-hot).
+        validate: check values (finite logits, simplex rows, label range); shapes always.
+
+    Returns:
+        (n,) float32 tensor (float64 for float64 logits). Non-negative.
+
+    >>> z = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    >>> soft_cross_entropy(z, [[1.0, 0.0], [0.5, 0.5]])
+    tensor([0.1269, 0.6931])
+    """
+    z = _check_logits(logits, "logits", validate)
+    dtype = _compute_dtype(z)
+    t = _targets(target_probs, "target_probs", z, dtype, validate)
+    with _autocast_off(z.device):
+        return -(t * torch.log_softmax(z.to(dtype), dim=1)).sum(dim=1)
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_probs: object,
+    temperature: float = 1.0,
+    *,
+    temperature_squared: bool = False,
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""Knowledge-distillation loss per example: soft cross-entropy of :math:`\mathrm{softmax}(z/\tau)`
+    against the teacher's probabilities (Hinton, Vinyals, Dean 2015).
+
+    .. math::
+
+        \ell_i = -\sum_j y_{s,ij} \log \mathrm{softmax}(z_i / \tau)_j \;\bigl(\times\, \tau^2
+        \text{ if } \texttt{temperature\_squared}\bigr)
+
+    ``teacher_probs`` are already probabilities: the temperature applies to the **student logits only**
+    (soften the teacher yourself, when you cache its outputs, if you want a tempered teacher). The toolkit's
+    Vanilla KD baseline uses ``temperature = 1`` (``spec/slam.md`` §8, our formulation), where this equals
+    :func:`soft_cross_entropy` exactly.
+
+    Args:
+        student_logits: (n, K) float tensor.
+        teacher_probs: (n, K) rows on the simplex.
+        temperature: :math:`\tau > 0`, finite.
+        temperature_squared: multiply by :math:`\tau^2` (Hinton et al.'s scaling, which keeps the gradient
+            size comparable across temperatures). Off by default.
+        validate: check values; shapes always.
+
+    Returns:
+        (n,) float32 tensor (float64 for float64 logits).
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a real number, got {type(temperature).__name__}")
+    tau = float(temperature)
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
+    z = _check_logits(student_logits, "student_logits", validate)
+    dtype = _compute_dtype(z)
+    t = _probs(teacher_probs, "teacher_probs", z, dtype, validate)
+    with _autocast_off(z.device):
+        zz = z.to(dtype)
+        if tau != 1.0:
+            zz = zz / tau
+        loss = -(t * torch.log_softmax(zz, dim=1)).sum(dim=1)
+        return loss * (tau * tau) if temperature_squared and tau != 1.0 else loss
+
+
+# ----------------------------------------------------------------------------------------------------
+# SLaM
+
+
+def teacher_topk_mask(teacher_probs: torch.Tensor, k: object) -> torch.Tensor:
+    r"""Torch twin of :func:`robustdistill.algorithms.slam.topk_mask`: the (n, K) **bool** indicator
+    :math:`M(x) = \mathrm{top}(y_s(x); k)` of the k largest teacher probabilities, ties to the lower class
+    index (our formulation, ``spec/slam.md`` §1), on the probabilities' device.
+
+    The same set as a stable descending argsort, found in O(K) per row: the k-th largest value
+    :math:`v_k` by ``topk``, every entry :math:`> v_k`, then the entries :math:`= v_k` in index order until
+    the row has k.
+
+    Args:
+        teacher_probs: (n, K) torch tensor of probabilities (not validated here; :func:`slam_loss` does).
+        k: an int in 1..K or an (n,) integer array (per-example :math:`k(x)`).
+    """
+    if not isinstance(teacher_probs, torch.Tensor):
+        raise TypeError(f"teacher_probs must be a torch.Tensor, got {type(teacher_probs).__name__}")
+    if teacher_probs.ndim != 2:
+        raise ValueError(f"teacher_probs must be 2-D of shape (n, K), got shape {tuple(teacher_probs.shape)}")
+    n, num_classes = teacher_probs.shape
+    kk = torch.as_tensor(check_k(k, n, num_classes), device=teacher_probs.device)
+    t = teacher_probs.detach()
+    kmax = int(kk.max())
+    top = torch.topk(t, kmax, dim=1, largest=True, sorted=True).values
+    vk = top.gather(1, (kk - 1)[:, None])  # (n, 1): the k-th largest value, multiplicity counted
+    greater = t > vk
+    tied = t == vk
+    need = kk[:, None] - greater.sum(dim=1, keepdim=True)  # >= 1 ties to take, lowest index first
+    return greater | (tied & (tied.cumsum(dim=1) <= need))
+
+
+class _SLaMFromLogProbs(torch.autograd.Function):
+    """SLaM's loss from the student's log-probabilities, with the mixed terms evaluated only at the mask's
+    ``nnz`` ones (forward and backward); the log-softmax and its fused backward stay with autograd.
+
+    Inputs: lf (n, K) = log_softmax(z), t (n, K) teacher probabilities and s_t (n,) their row sums, flat
+    (nnz,) sorted flat indices of the mask's ones, rows = flat // K, la = log(alpha) (n,), and per mask
+    entry (nnz,) lc = log(c) and ld = log(alpha - c), with c = (1 - alpha)/(k - 1) (normalised) or
+    1 - alpha (un-normalised).
+
+    On M: log mix = logaddexp(lc, ld + lf); off M: log mix = la + lf. Each row's loss is accumulated from
+    non-negative terms only (no cancellation)."""
+
+    @staticmethod
+    def forward(ctx, lf, t, s_t, flat, rows, la, lc, ld):  # type: ignore[override]
+        # called by slam_loss with autocast already off and every input in the compute dtype
+        lf_m = lf.reshape(-1).index_select(0, flat)
+        t_m = t.reshape(-1).index_select(0, flat)
+        prod = t * lf  # <= 0
+        prod.view(-1).index_fill_(0, flat, 0.0)  # keep the off-M terms only
+        s_off = s_t.index_add(0, rows, t_m, alpha=-1.0)
+        lm_m = torch.logaddexp(lc, ld + lf_m)  # log mix on M: finite (lf_m finite; lc or ld finite)
+        loss = -prod.sum(dim=1) - la * s_off  # off M: -sum t (log alpha + log f) >= 0
+        loss.index_add_(0, rows, t_m * lm_m, alpha=-1.0)  # on M: -sum t log mix >= 0
+        ctx.save_for_backward(lf, t, flat, rows, la, ld, lf_m, t_m, lm_m)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        lf, t, flat, rows, la, ld, lf_m, t_m, lm_m = ctx.saved_tensors
+        grad_lf = grad_t = None
+        with _autocast_off(lf.device):
+            g = grad.to(lf.dtype)
+            if ctx.needs_input_grad[0]:
+                # d loss / d log f_i = -t_i off M, and -t_i * alpha' f_i / mix_i on M
+                grad_lf = t * (-g)[:, None]
+                resp = torch.exp(ld + lf_m - lm_m)  # (alpha - c) f / mix, in [0, 1]
+                grad_lf.view(-1).index_copy_(0, flat, -g.index_select(0, rows) * t_m * resp)
+            if ctx.needs_input_grad[1]:
+                lm = lf + la[:, None]
+                lm.view(-1).index_copy_(0, flat, lm_m)
+                grad_t = lm.mul_((-g)[:, None])
+        return grad_lf, grad_t, None, None, None, None, None, None
+
+
+def _nonzero_entries(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted flat int64 indices of the nonzero entries of an (n, K) ``mask`` and their rows, on its device.
+
+    On the CPU numpy's ``flatnonzero`` of a bool array is used: it is 3-9x faster than ``torch.nonzero``
+    there (measured with torch 2.13 on 4096 x 100 and 1024 x 1000 masks) and gives the same indices."""
+    num_classes = mask.shape[1]
+    nz = mask if mask.dtype == torch.bool else mask != 0
+    if nz.device.type == "cpu":
+        flat = np.flatnonzero(nz.reshape(-1).numpy()).astype(np.int64, copy=False)
+        return torch.from_numpy(flat), torch.from_numpy(flat // num_classes)
+    flat = nz.reshape(-1).nonzero().flatten()
+    return flat, torch.div(flat, num_classes, rounding_mode="floor")
+
+
+def _mask_entries(mask: torch.Tensor, n: int, num_classes: int, validate: bool, from_k: bool):
+    """Flat indices and rows of the ones of an (n, K) mask, and the count per row; checks 0/1 values and
+    >= 2 ones per row (the rule of :func:`robustdistill.algorithms.slam.check_mask`, which words the error)."""
+    flat, rows = _nonzero_entries(mask)
+    counts = torch.bincount(rows, minlength=n)
+    if validate and not from_k:
+        bad = counts.min() < 2
+        if mask.dtype != torch.bool:
+            bad = bad | (mask.reshape(-1).index_select(0, flat) != 1).any()
+        if bool(bad):
+            check_mask(as_numpy(mask, "topk_mask"), (n, num_classes))  # raises with the reason
+            raise ValueError("topk_mask must hold only 0 and 1 with at least 2 ones per row")
+    return flat, rows, counts
+
+
+def slam_loss(
+    student_logits: torch.Tensor,
+    teacher_probs: object,
+    alpha: object,
+    topk_mask: object | None = None,
+    *,
+    k: object | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> torch.Tensor:
+    r"""SLaM, Student-Label Mixing (Kontonis et al., NeurIPS 2023): the teacher-label cross-entropy against
+    the mixed student prediction, per example.
+
+    .. math::
+
+        \mathrm{mix}_i(f) &= \alpha f_i + (1-\alpha)(1-f_i)\, M_i / c, \qquad
+            c = k - 1 \ \text{(normalised, (2))} \ \text{or}\ 1 \ \text{(un-normalised, (2'))} \\
+        \ell_{\mathrm{SLaM}} &= -\sum_i y_{s,i} \log \mathrm{mix}_i\bigl(\mathrm{softmax}(z)\bigr)   \qquad (3)
+
+    Forms (2) and (2') are (paper); the paper's experiments use (2') (the default here). The loss (3) as
+    the cross-entropy against the mixed prediction is (our formulation). ``alpha = 1`` gives ``mix = f``:
+    plain distillation, :func:`kd_loss` at temperature 1.
+
+    **Log-space computation** (our formulation, ``spec/slam.md`` §2). With :math:`\log f =
+    \mathrm{log\_softmax}(z)` and :math:`\bar c = (1-\alpha)/c`, on :math:`M` the mix is
+    :math:`\bar c + (\alpha - \bar c) f_i` (the spec's "consequences" line), so
+
+    .. math::
+
+        \log \mathrm{mix}_i = \begin{cases}
+            \mathrm{logaddexp}\bigl(\log \bar c,\ \log(\alpha - \bar c) + \log f_i\bigr) & i \in M \\
+            \log \alpha + \log f_i & i \notin M.
+        \end{cases}
+
+    This is the spec's :math:`\mathrm{logaddexp}(\log\alpha + \log f_i,\ \log \bar c + \log(1 - f_i))`
+    regrouped: both sum the same two non-negative terms, :math:`\alpha - \bar c \ge 0` under the bounds
+    below, and it needs no :math:`\log(1 - f_i)` (so no special case for the row's argmax). Every
+    :math:`\log \mathrm{mix}_i` is finite for finite logits, including ``alpha = 1``
+    (:math:`\log \bar c = -\infty`) and ``alpha = 1/2`` un-normalised (:math:`\log(\alpha-\bar c) =
+    -\infty`); no clamping. The mixed terms are evaluated only at the ``nnz`` ones of the mask (forward and
+    a hand-written backward), so the cost stays near :func:`soft_cross_entropy`'s. ``alpha`` and the mask
+    are constants (no gradient); gradients flow to the logits and the teacher probabilities; second
+    derivatives are not supported.
+
+    Args:
+        student_logits: (n, K) float tensor ``z``.
+        teacher_probs: (n, K) rows on the simplex, :math:`y_s(x)`.
+        alpha: scalar or (n,) teacher accuracy :math:`\alpha(x)` in [0, 1]; ``>= 1/2`` when
+            ``normalize=False``, ``> 1/k`` (that row's ``k``) when ``normalize=True``
+            (:func:`robustdistill.algorithms.slam.check_alpha_for_mix`). Clip it first with
+            :func:`robustdistill.algorithms.slam.clip_alpha`.
+        topk_mask: (n, K) 0/1 (bool, integer or float) with at least 2 ones per row, e.g.
+            :func:`robustdistill.algorithms.slam.topk_mask` computed once per pool. A bool tensor on the
+            logits' device is the fastest form.
+        k: instead of ``topk_mask``: an int or an (n,) integer array in 2..K; the mask is then the top-k of
+            ``teacher_probs`` (:func:`teacher_topk_mask`, ties to the lower index). Exactly one of
+            ``topk_mask`` and ``k`` must be given.
+        normalize: form (2) (theory, simulators) instead of (2') (experiments; default).
+        validate: check values (finite logits, simplex rows, 0/1 mask, the alpha bounds); shapes always.
+
+    Returns:
+        (n,) float32 tensor (float64 for float64 logits), non-negative (each :math:`\mathrm{mix}_i \le 1`).
+
+    Note:
+        On CUDA the per-row sums over the mask use ``index_add_`` (atomic adds): bitwise reproducible only
+        under ``torch.use_deterministic_algorithms(True)``.
+    """
+    z = _check_logits(student_logits, "student_logits", validate)
+    n, num_classes = z.shape
+    dtype = _compute_dtype(z)
+    t, s_t = _probs_and_sums(teacher_probs, "teacher_probs", z, dtype, validate)
+    t = t.contiguous()
+    if (topk_mask is None) == (k is None):
+        raise ValueError("pass exactly one of topk_mask (an (n, K) 0/1 mask) and k (an int or (n,) ints)")
+    if isinstance(alpha, torch.Tensor) and alpha.device != z.device:
+        raise ValueError(
+            f"alpha is on device {alpha.device} but the logits are on {z.device}; move them to the same device"
+        )
+    if k is not None:
+        kk = check_k(k, n, num_classes)
+        if kk.min() < 2:
+            i = int(np.argmin(kk))
+            raise ValueError(
+                "k must be >= 2: mixing needs at least 2 classes in the top-k mask; "
+                f"k = {int(kk[i])} at index {i}"
+            )
+        mask = teacher_topk_mask(t, kk)
+    else:
+        mask = _as_tensor(topk_mask, "topk_mask", z)
+        if mask.is_complex():
+            raise TypeError(f"topk_mask must hold 0 and 1, got dtype {mask.dtype}")
+        if mask.shape != z.shape:
+            raise ValueError(
+                f"topk_mask must have shape {tuple(z.shape)} like the logits, got {tuple(mask.shape)}"
+            )
+    if validate:
+        a_np = check_alpha(as_numpy(alpha, "alpha"), n)
+    flat, rows, counts = _mask_entries(mask, n, num_classes, validate, from_k=k is not None)
+    if validate:
+        check_alpha_for_mix(a_np, counts.cpu().numpy(), bool(normalize))
+        a = torch.as_tensor(a_np, dtype=dtype, device=z.device)
+    else:
+        a = _per_example(alpha, "alpha", z, dtype).detach()
+
+    with _autocast_off(z.device):
+        la = torch.log(a)
+        if normalize:
+            c = (1.0 - a) / (counts.to(dtype) - 1.0)
+            lc = torch.log1p(-a) - torch.log(counts.to(dtype) - 1.0)
+        else:
+            c = 1.0 - a
+            lc = torch.log1p(-a)
+        ld = torch.log(a - c)  # -inf at alpha = 1/2 un-normalised: mix = 1/2 on M, no gradient there
+        lf = torch.log_softmax(z.to(dtype), dim=1)
+        return _SLaMFromLogProbs.apply(
+            lf, t, s_t, flat, rows, la, lc.index_select(0, rows), ld.index_select(0, rows)
+        )
+
+
+def slam_binary_log_mix(logit: torch.Tensor, alpha: object) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Binary stable form of the SLaM mix (our formulation, ``spec/slam.md`` §2): for the positive-class
+    logit :math:`t` and :math:`\mathrm{mix} = (1-\alpha) + (2\alpha - 1)\sigma(t)` (forms (2) and (2')
+    coincide for :math:`K = k = 2`). The spec writes
+
+    .. math::
+
+        \log \mathrm{mix} &= \mathrm{logaddexp}(\log\alpha,\ \log(1-\alpha) - t) - \mathrm{softplus}(-t) \\
+        \log(1 - \mathrm{mix}) &= \mathrm{logaddexp}(\log(1-\alpha),\ \log\alpha - t) - \mathrm{softplus}(-t);
+
+    this evaluates the same expressions with the softplus moved inside,
+    :math:`\log\mathrm{mix} = \mathrm{logaddexp}(\log\alpha - \mathrm{softplus}(-t),\
+    \log(1-\alpha) - \mathrm{softplus}(t))` (using :math:`t = \mathrm{softplus}(t) - \mathrm{softplus}(-t)`),
+    so that no two large terms cancel when :math:`|t|` is large.
+
+    Args:
+        logit: (n,) float tensor :math:`t`.
+        alpha: scalar or (n,) in [1/2, 1].
+
+    Returns:
+        ``(log mix, log(1 - mix))``, two (n,) tensors (float32, or float64 for float64 logits).
+    """
+    if not isinstance(logit, torch.Tensor) or not logit.is_floating_point():
+        raise TypeError("logit must be a floating-point torch.Tensor of shape (n,)")
+    if logit.ndim != 1 or logit.shape[0] == 0:
+        raise ValueError(f"logit must be 1-D of shape (n,), n >= 1, got shape {tuple(logit.shape)}")
+    if not bool(torch.isfinite(logit.detach()).all()):
+        raise ValueError("logit must be finite")
+    n = logit.shape[0]
+    dtype = _compute_dtype(logit)
+    a_np = check_alpha(as_numpy(alpha, "alpha"), n)
+    check_alpha_for_mix(a_np, np.full(n, 2), False)
+    with _autocast_off(logit.device):
+        x = logit.to(dtype)
+        a = torch.as_tensor(a_np, dtype=dtype, device=x.device)
+        la, l1a = torch.log(a), torch.log1p(-a)
+        log_sig, log_sig_neg = -nn.functional.softplus(-x), -nn.functional.softplus(x)  # log s(t), log s(-t)
+        log_mix = torch.logaddexp(la + log_sig, l1a + log_sig_neg)
+        return log_mix, torch.logaddexp(l1a + log_sig, la + log_sig_neg)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Forward and backward correction (Patrini et al. 2017; Natarajan et al. 2013)
+
+
+def _safe_log(s: torch.Tensor) -> torch.Tensor:
+    """log s with log 0 = -inf and a zero (not NaN) gradient there."""
+    pos = s > 0
+    return torch.where(pos, torch.log(torch.where(pos, s, torch.ones_like(s))), float("-inf"))
+
+
+def _log_f_times_t(lf: torch.Tensor, transition: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log (fT)_j = \mathrm{logsumexp}_i(\log f_i + \log T_{ij})` by matrix products, (n, K).
+
+    Rows of ``exp(log f - max log f)`` times ``T`` scaled by its column maxima, in bands of width
+    :math:`W = -\log(\text{tiny})/2` of :math:`\log f`, so that no term that matters underflows: one
+    product when the log-probabilities span less than W (43.7 nats in float32, 354 in float64), one more
+    per further occupied band. Entries with :math:`(fT)_j = 0` (a zero column of T) are -inf with a zero gradient.
+    """
+    dtype = lf.dtype
+    width = -math.log(torch.finfo(dtype).tiny) / 2.0
+    colmax = transition.amax(dim=0)
+    colmax = torch.where(colmax > 0, colmax, torch.ones_like(colmax))
+    scaled = transition / colmax
+    shift = lf.amax(dim=1, keepdim=True)
+    rel = lf - shift  # <= 0, max 0 per row
+    if float(-rel.detach().min()) < width:  # one band: the usual case
+        log_s = _safe_log(torch.exp(rel) @ scaled)
+    else:
+        band = torch.floor(-rel.detach() / width)
+        parts = []
+        for b in torch.unique(band).tolist():  # only the occupied bands
+            inside = band == b
+            e = torch.exp(torch.where(inside, rel + b * width, float("-inf")))
+            parts.append(_safe_log(e @ scaled) - b * width)
+        stacked = torch.stack(parts)
+        empty = torch.isneginf(stacked).all(dim=0)
+        total = torch.logsumexp(torch.where(empty, 0.0, stacked), dim=0)
+        log_s = torch.where(empty, float("-inf"), total)
+    return log_s + shift + torch.log(colmax)
+
+
+def _cross_entropy_with_log(t: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """-sum_j t_j log q_j with 0 log 0 = 0, +inf where t_j > 0 = q_j, and finite gradients."""
+    impossible = torch.isneginf(log_q)
+    loss = -(t * log_q.masked_fill(impossible, 0.0)).sum(dim=1)
+    hit = (t * impossible).sum(dim=1) > 0
+    return torch.where(hit, float("inf"), loss)
+
+
+def forward_corrected_loss(
+    logits: torch.Tensor, noisy_targets: object, transition: object, *, validate: bool = True
+) -> torch.Tensor:
+    r"""Forward-corrected cross-entropy (Patrini et al., CVPR 2017) per example.
+
+    .. math::
+
+        \ell_i = -\sum_j \tilde t_{ij} \log\bigl(f_i T\bigr)_j, \qquad f_i = \mathrm{softmax}(z_i),
+        \quad (fT)_j = \sum_l f_l\, T_{lj} = P(\text{teacher says } j)
+
+    with :math:`T_{lj} = P(\text{teacher says } j \mid \text{true } l)` row-stochastic. Computed in log space,
+    :math:`\log(fT)_j = \mathrm{logsumexp}_l(\log f_l + \log T_{lj})`, by matrix products over bands of
+    :math:`\log f` (no underflow of any term that matters, zero entries of T allowed, no
+    :math:`O(nK^2)` intermediate). ``T = I`` gives :func:`soft_cross_entropy`. A target that puts mass on a
+    class whose column of T is zero gets loss ``+inf``. The toolkit's use as a baseline is
+    ``spec/weighted.md`` §8 (our formulation); SLaM's normalised mix (2) with ``k = K`` is this loss with
+    :math:`T = \alpha I + (1-\alpha)(11^\top - I)/(K-1)` (``spec/slam.md`` §5).
+
+    Args:
+        logits: (n, K) float tensor.
+        noisy_targets: (n, K) rows on the simplex (the teacher's labels), or (n,) integer labels
+            (converted to one-hot).
+        transition: (K, K) row-stochastic T.
+        validate: check values; shapes always.
+
+    Returns:
+        (n,) float32 tensor (float64 for float64 logits), non-negative.
+    """
+    z = _check_logits(logits, "logits", validate)
+    dtype = _compute_dtype(z)
+    t = _targets(noisy_targets, "noisy_targets", z, dtype, validate)
+    tm = _transition(transition, "transition", z, dtype, validate)
+    with _autocast_off(z.device):
+        return _forward_corrected(z.to(dtype), t, tm)
+
+
+def _forward_corrected(z: torch.Tensor, t: torch.Tensor, transition: torch.Tensor) -> torch.Tensor:
+    return _cross_entropy_with_log(t, _log_f_times_t(torch.log_softmax(z, dim=1), transition))
+
+
+def _inverse_transition(transition: torch.Tensor, name: str = "transition") -> torch.Tensor:
+    """T^{-1} in float64 on the CPU (numpy), after the condition-number check; same device as T."""
+    t64 = transition.detach().to("cpu", torch.float64).numpy()
+    s = np.linalg.svd(t64, compute_uv=False)
+    cond = float(s[0] / s[-1]) if s[-1] > 0 else math.inf
+    if not cond <= MAX_TRANSITION_CONDITION:
+        raise ValueError(
+            f"{name} is ill-conditioned for backward correction: cond(T) = {cond:.3g} > "
+            f"{MAX_TRANSITION_CONDITION:g} (T^-1 amplifies the noise; use forward_corrected_loss)"
+        )
+    return torch.as_tensor(np.linalg.inv(t64), device=transition.device)
+
+
+def backward_corrected_loss(
+    logits: torch.Tensor, noisy_targets: object, transition: object, *, validate: bool = True
+) -> torch.Tensor:
+    r"""Backward-corrected cross-entropy (Natarajan et al., NeurIPS 2013; Patrini et al., CVPR 2017) per
+    example.
+
+    .. math::
+
+        \ell^{\leftarrow}_i = \sum_j \tilde t_{ij} \bigl(T^{-1} \ell_{\mathrm{vec}}(f_i)\bigr)_j,
+        \qquad \ell_{\mathrm{vec}}(f)_l = -\log f_l,
+
+    i.e. the soft cross-entropy against the targets :math:`\tilde t\, T^{-1}`, whose rows sum to 1 but can
+    have negative entries. It is unbiased: for a true label :math:`y` and :math:`\tilde y \sim T[y]`,
+    :math:`E[\ell^{\leftarrow}(f, \tilde y)] = -\log f_y` (``spec/weighted.md`` Lemma 5, our formulation).
+    **Per-example values can be negative**, and its gradients are unbounded in :math:`1/(1-2\eta)`-type
+    factors; that is the price of unbiasedness.
+
+    :math:`T^{-1}` is computed in float64 on every call (:math:`O(K^3)`, with a ``ValueError`` when
+    :math:`\mathrm{cond}_2(T) >` :data:`MAX_TRANSITION_CONDITION`); :class:`BackwardCorrectedLoss` computes
+    it once.
+
+    Args:
+        logits: (n, K) float tensor.
+        noisy_targets: (n, K) rows on the simplex, or (n,) integer labels (converted to one-hot).
+        transition: (K, K) row-stochastic T, invertible and well-conditioned. ``T = I`` gives
+            :func:`soft_cross_entropy`.
+        validate: check values; shapes always (the condition number is always checked).
+
+    Returns:
+        (n,) float32 tensor (float64 for float64 logits); may be negative.
+    """
+    z = _check_logits(logits, "logits", validate)
+    dtype = _compute_dtype(z)
+    t = _targets(noisy_targets, "noisy_targets", z, dtype, validate)
+    tm = _transition(transition, "transition", z, None, validate)  # inverted from its own precision
+    inverse = _inverse_transition(tm).to(dtype)
+    with _autocast_off(z.device):
+        return _backward_corrected(z.to(dtype), t, inverse)
+
+
+def _backward_corrected(z: torch.Tensor, t: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    return -((t @ inverse) * torch.log_softmax(z, dim=1)).sum(dim=1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Taylor cross-entropy (Feng et al., IJCAI 2020)
+
+
+def _log1m_softmax(z: torch.Tensor, lf: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log(1 - f_i)` for every entry, stable (``spec/slam.md`` §2): ``log1p(-f_i)`` off the row's
+    argmax (there :math:`f_i \le 1/2`), and :math:`\mathrm{logsumexp}(z_{-i}) - \mathrm{logsumexp}(z)` at it."""
+    top = z.detach().argmax(dim=1, keepdim=True)
+    f_off = lf.exp().scatter(1, top, 0.0)  # the argmax entry would give log1p(-1) = -inf: keep it out
+    out = torch.log1p(-f_off)
+    others = torch.logsumexp(z.scatter(1, top, float("-inf")), dim=1, keepdim=True)
+    at_top = others - torch.logsumexp(z, dim=1, keepdim=True)
+    return out.scatter(1, top, at_top)
+
+
+def taylor_cross_entropy(
+    logits: torch.Tensor, targets: object, order: int = 2, *, validate: bool = True
+) -> torch.Tensor:
+    r"""Taylor cross-entropy (Feng, Shu, Lin, Lv, Li, An, IJCAI 2020) per example: the order-``t``
+    Taylor series of :math:`-\log f_y` around :math:`f_y = 1`.
+
+    .. math::
+
+        \ell_i = \sum_{m=1}^{t} \frac{(1 - f_{y})^m}{m} \quad \text{(integer labels)}, \qquad
+        \ell_i = \sum_c \tilde t_c \sum_{m=1}^{t} \frac{(1 - f_c)^m}{m} \quad \text{(soft targets)}
+
+    ``order = 1`` is the MAE-like :math:`1 - f_y`; as ``order`` grows it tends to cross-entropy. The soft
+    version is the toolkit's adaptation to teacher probabilities (``spec/slam.md`` §8, our formulation);
+    the spec's default order is 2. :math:`1 - f_c` is computed as :math:`\exp\log(1-f_c)` with the stable
+    log form (:math:`\log(1-f_c)` = ``log1p(-f_c)`` off the argmax, a logsumexp without it at the argmax),
+    so it stays accurate as :math:`f_c \to 1`.
+
+    Args:
+        logits: (n, K) float tensor.
+        targets: (n,) integer labels or (n, K) rows on the simplex.
+        order: an int ``t >= 1``.
+        validate: check values; shapes always.
+
+    Returns:
+        (n,) float32 tensor (float64 for float64 logits), in :math:`[0, H_t]`, :math:`H_t = \sum_{m\le t} 1/m`.
+    """
+    order = check_int(order, "order", low=1)
+    z = _check_logits(logits, "logits", validate)
+    n, num_classes = z.shape
+    dtype = _compute_dtype(z)
+    raw = _as_tensor(targets, "targets", z)
+    _check_real(raw, "targets")
+    hard = raw.ndim == 1 and not raw.is_floating_point()
+    if hard:
+        y = _labels(raw, "targets", n, num_classes, validate)
+    else:
+        t = _targets(raw, "targets", z, dtype, validate)
+    with _autocast_off(z.device):
+        zz = z.to(dtype)
+        p = torch.exp(_log1m_softmax(zz, torch.log_softmax(zz, dim=1)))  # 1 - f, accurate near f = 1
+        if hard:
+            p = p.gather(1, y[:, None]).squeeze(1)
+        series = torch.full_like(p, 1.0 / order)
+        for m in range(order - 1, 0, -1):  # Horner: p (1 + p (1/2 + p (1/3 + ...)))
+            series = series * p + 1.0 / m
+        series = series * p
+        return series if hard else (t * series).sum(dim=1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# nn.Module wrappers
+
+
+def reduce_loss(
+    loss: torch.Tensor, weight: object | None = None, reduction: str = "mean"
+) -> torch.Tensor:
+    r"""Weight and reduce per-example losses: ``"none"`` gives :math:`w_i \ell_i`, ``"sum"``
+    :math:`\sum_i w_i \ell_i` and ``"mean"`` :math:`\frac{1}{n}\sum_i w_i \ell_i` (divided by the number of
+    examples, **not** by :math:`\sum_i w_i`; weighted distillation normalises the weights to mean 1 over
+    the pool beforehand, ``spec/weighted.md`` §4). ``weight=None`` means :math:`w \equiv 1`.
+
+    Args:
+        loss: (n,) tensor.
+        weight: None, or (n,) finite real weights (tensor on the loss's device, array or list).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 1:
+        raise ValueError("loss must be a 1-D tensor of per-example losses")
+    if weight is not None:
+        w = _per_example(weight, "weight", loss[:, None], loss.dtype)
+        if not bool(torch.isfinite(w.detach()).all()):
+            raise ValueError("weight must be finite")
+        loss = loss * w
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
+def _fixed_transition(transition: object) -> torch.Tensor:
+    """A module's transition matrix: a float64 CPU tensor, square, K >= 2, rows on the simplex."""
+    tm = torch.as_tensor(as_numpy(transition, "transition"), dtype=torch.float64)
+    if tm.ndim != 2 or tm.shape[0] != tm.shape[1] or tm.shape[0] < 2:
+        raise ValueError(f"transition must be a square (K, K) matrix with K >= 2, got shape {tuple(tm.shape)}")
+    _check_simplex_rows(tm, "transition", SIMPLEX_ATOL, what="a row-stochastic matrix")
+    return tm
+
+
+class _ReducedLoss(nn.Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class SoftCrossEntropy(_ReducedLoss):
+    r"""Module form of :func:`soft_cross_entropy`, with ``reduction`` and optional per-example ``weight``
+    (:func:`reduce_loss`: ``"mean"`` is :math:`\sum_i w_i \ell_i / n`)."""
+
+    def forward(self, logits: torch.Tensor, target_probs: object, weight: object | None = None) -> torch.Tensor:
+        return reduce_loss(soft_cross_entropy(logits, target_probs), weight, self.reduction)
+
+
+class KDLoss(_ReducedLoss):
+    """:func:`kd_loss` with ``reduction`` and optional per-example ``weight`` (:func:`reduce_loss`)."""
+
+    def __init__(self, temperature: float = 1.0, reduction: str = "mean", *, temperature_squared: bool = False):
+        super().__init__(reduction)
+        self.temperature = temperature
+        self.temperature_squared = temperature_squared
+
+    def forward(
+        self, student_logits: torch.Tensor, teacher_probs: object, weight: object | None = None
+    ) -> torch.Tensor:
+        loss = kd_loss(
+            student_logits, teacher_probs, self.temperature, temperature_squared=self.temperature_squared
+        )
+        return reduce_loss(loss, weight, self.reduction)
+
+
+class SLaMLoss(_ReducedLoss):
+    """:func:`slam_loss` with ``reduction`` and optional per-example ``weight`` (:func:`reduce_loss`).
+
+    ``k`` (one global k, the toolkit's default, ``spec/slam.md`` §10) may be fixed here; then ``forward``
+    takes no mask. Otherwise pass the batch's ``topk_mask`` to ``forward``.
+    """
+
+    def __init__(self, k: object | None = None, normalize: bool = False, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.k = k
+        self.normalize = normalize
+
+    def extra_repr(self) -> str:
+        return f"k={self.k!r}, normalize={self.normalize}, reduction={self.reduction!r}"
+
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_probs: object,
+        alpha: object,
+        topk_mask: object | None = None,
+        weight: object | None = None,
+    ) -> torch.Tensor:
+        loss = slam_loss(
+            student_logits, teacher_probs, alpha, topk_mask, k=self.k, normalize=self.normalize
+        )
+        return reduce_loss(loss, weight, self.reduction)
+
+
+class ForwardCorrectedLoss(_ReducedLoss):
+    """:func:`forward_corrected_loss` with a fixed transition matrix (validated once, kept as a float64
+    buffer and moved to the logits' device on use), ``reduction`` and optional per-example ``weight``
+    (:func:`reduce_loss`)."""
+
+    transition: torch.Tensor
+
+    def __init__(self, transition: object, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        tm = _fixed_transition(transition)
+        self.register_buffer("transition", tm)
+
+    def forward(
+        self, logits: torch.Tensor, noisy_targets: object, weight: object | None = None
+    ) -> torch.Tensor:
+        z = _check_logits(logits, "logits", True)
+        dtype = _compute_dtype(z)
+        t = _targets(noisy_targets, "noisy_targets", z, dtype, True)
+        tm = self.transition.to(device=z.device, dtype=dtype)
+        with _autocast_off(z.device):
+            loss = _forward_corrected(z.to(dtype), t, tm)
+        return reduce_loss(loss, weight, self.reduction)
+
+
+class BackwardCorrectedLoss(_ReducedLoss):
+    """:func:`backward_corrected_loss` with :math:`T^{-1}` computed once (float64, condition checked) and
+    kept as a buffer, ``reduction`` and optional per-example ``weight`` (:func:`reduce_loss`). Per-example
+    losses can be negative."""
+
+    inverse: torch.Tensor
+
+    def __init__(self, transition: object, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        tm = _fixed_transition(transition)
+        self.register_buffer("inverse", _inverse_transition(tm))
+
+    def forward(
+        self, logits: torch.Tensor, noisy_targets: object, weight: object | None = None
+    ) -> torch.Tensor:
+        z = _check_logits(logits, "logits", True)
+        dtype = _compute_dtype(z)
+        t = _targets(noisy_targets, "noisy_targets", z, dtype, True)
+        if self.inverse.shape != (z.shape[1], z.shape[1]):
+            raise ValueError(
+                f"the transition is {tuple(self.inverse.shape)} but the logits have {z.shape[1]} classes"
+            )
+        inverse = self.inverse.to(device=z.device, dtype=dtype)
+        with _autocast_off(z.device):
+            loss = _backward_corrected(z.to(dtype), t, inverse)
+        return reduce_loss(loss, weight, self.reduction)
+
+
+class TaylorCrossEntropy(_ReducedLoss):
+    """:func:`taylor_cross_entropy` with a fixed ``order``, ``reduction`` and optional per-example
+    ``weight`` (:func:`reduce_loss`)."""
+
+    def __init__(self, order: int = 2, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.order = check_int(order, "order", low=1)
+
+    def extra_repr(self) -> str:
+        return f"order={self.order}, reduction={self.reduction!r}"
+
+    def forward(self, logits: torch.Tensor, targets: object, weight: object | None = None) -> torch.Tensor:
+        return reduce_loss(taylor_cross_entropy(logits, targets, self.order), weight, self.reduction)
+
+
+#: The per-example losses by name (for benchmarks and configs).
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "soft_cross_entropy": soft_cross_entropy,
+    "kd_loss": kd_loss,
+    "slam_loss": slam_loss,
+    "forward_corrected_loss": forward_corrected_loss,
+    "backward_corrected_loss": backward_corrected_loss,
+    "taylor_cross_entropy": taylor_cross_entropy,
+}
