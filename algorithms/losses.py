@@ -43,7 +43,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .slam import check_alpha_for_mix, check_k, check_mask
-from .validation import SIMPLEX_ATOL, as_numpy, check_alpha, check_int
+from .validation import MAX_TRANSITION_CONDITION, SIMPLEX_ATOL, as_numpy, check_alpha, check_int
 
 __all__ = [
     "LOSSES",
@@ -65,10 +65,6 @@ __all__ = [
     "taylor_cross_entropy",
     "teacher_topk_mask",
 ]
-
-#: ``backward_corrected_loss`` refuses a transition matrix whose 2-norm condition number exceeds this
-#: (``spec/weighted.md`` §8).
-MAX_TRANSITION_CONDITION = 1e8
 
 #: The reductions of the ``nn.Module`` wrappers.
 REDUCTIONS = ("mean", "sum", "none")
@@ -383,9 +379,12 @@ class _SLaMFromLogProbs(torch.autograd.Function):
     ``nnz`` ones (forward and backward); the log-softmax and its fused backward stay with autograd.
 
     Inputs: lf (n, K) = log_softmax(z), t (n, K) teacher probabilities and s_t (n,) their row sums, flat
-    (nnz,) sorted flat indices of the mask's ones, rows = flat // K, la = log(alpha) (n,), and per mask
-    entry (nnz,) lc = log(c) and ld = log(alpha - c), with c = (1 - alpha)/(k - 1) (normalised) or
-    1 - alpha (un-normalised).
+    the flat indices of the mask's ones, rows their rows, and the per-row constants (n,) la = log(alpha),
+    lc = log(c), ld = log(alpha - c), with c = (1 - alpha)/(k - 1) (normalised) or 1 - alpha
+    (un-normalised). Two layouts of the ones (:func:`_mask_entries`): when every row has the same number
+    k of ones, flat is (k, n) (column i holds row i's ones), rows is None and the per-row constants
+    broadcast along dim 0; otherwise flat and rows are (nnz,), the constants are gathered per entry and
+    the per-row sums use ``index_add``.
 
     On M: log mix = logaddexp(lc, ld + lf); off M: log mix = la + lf. Each row's loss is accumulated from
     non-negative terms only (no cancellation)."""
@@ -393,63 +392,112 @@ class _SLaMFromLogProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, lf, t, s_t, flat, rows, la, lc, ld):  # type: ignore[override]
         # called by slam_loss with autocast already off and every input in the compute dtype
-        lf_m = lf.reshape(-1).index_select(0, flat)
-        t_m = t.reshape(-1).index_select(0, flat)
-        prod = t * lf  # <= 0
-        prod.view(-1).index_fill_(0, flat, 0.0)  # keep the off-M terms only
-        s_off = s_t.index_add(0, rows, t_m, alpha=-1.0)
+        idx = flat.reshape(-1)
+        lf_m = lf.reshape(-1).index_select(0, idx).view(flat.shape)
+        t_m = t.reshape(-1).index_select(0, idx).view(flat.shape)
+        if rows is not None:
+            lc, ld = lc.index_select(0, rows), ld.index_select(0, rows)
         lm_m = torch.logaddexp(lc, ld + lf_m)  # log mix on M: finite (lf_m finite; lc or ld finite)
-        loss = -prod.sum(dim=1) - la * s_off  # off M: -sum t (log alpha + log f) >= 0
-        loss.index_add_(0, rows, t_m * lm_m, alpha=-1.0)  # on M: -sum t log mix >= 0
-        ctx.save_for_backward(lf, t, flat, rows, la, ld, lf_m, t_m, lm_m)
+        prod = t * lf  # <= 0
+        prod.view(-1).index_fill_(0, idx, 0.0)  # keep the off-M terms only
+        on_m = _row_sums(t_m, rows, s_t)  # sum of t over M
+        mixed = _row_sums(t_m * lm_m, rows, s_t)  # sum of t log mix over M, <= 0
+        # off M: -sum t (log alpha + log f) >= 0, with sum_{off M} t = s_t - sum_M t >= 0; on M: -sum t log mix
+        loss = -(prod.sum(dim=1) + la * (s_t - on_m) + mixed)
+        ctx.save_for_backward(lf, t, idx, rows, la, ld, lf_m, t_m, lm_m)
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
-        lf, t, flat, rows, la, ld, lf_m, t_m, lm_m = ctx.saved_tensors
+        lf, t, idx, rows, la, ld, lf_m, t_m, lm_m = ctx.saved_tensors
         grad_lf = grad_t = None
         with _autocast_off(lf.device):
-            g = grad.to(lf.dtype)
+            g = -grad.to(lf.dtype)
+            g_m = g if rows is None else g.index_select(0, rows)
             if ctx.needs_input_grad[0]:
                 # d loss / d log f_i = -t_i off M, and -t_i * alpha' f_i / mix_i on M
-                grad_lf = t * (-g)[:, None]
+                grad_lf = t * g[:, None]
                 resp = torch.exp(ld + lf_m - lm_m)  # (alpha - c) f / mix, in [0, 1]
-                grad_lf.view(-1).index_copy_(0, flat, -g.index_select(0, rows) * t_m * resp)
+                grad_lf.view(-1).index_copy_(0, idx, (g_m * t_m * resp).reshape(-1))
             if ctx.needs_input_grad[1]:
                 lm = lf + la[:, None]
-                lm.view(-1).index_copy_(0, flat, lm_m)
-                grad_t = lm.mul_((-g)[:, None])
+                lm.view(-1).index_copy_(0, idx, lm_m.reshape(-1))
+                grad_t = lm.mul_(g[:, None])
         return grad_lf, grad_t, None, None, None, None, None, None
 
 
-def _nonzero_entries(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted flat int64 indices of the nonzero entries of an (n, K) ``mask`` and their rows, on its device.
+def _row_sums(x: torch.Tensor, rows: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """Per-row sums of per-entry values in either layout of :class:`_SLaMFromLogProbs`."""
+    if rows is None:
+        return x.sum(dim=0)
+    return torch.zeros_like(like).index_add_(0, rows, x)
 
-    On the CPU numpy's ``flatnonzero`` of a bool array is used: it is 3-9x faster than ``torch.nonzero``
-    there (measured with torch 2.13 on 4096 x 100 and 1024 x 1000 masks) and gives the same indices."""
-    num_classes = mask.shape[1]
-    nz = mask if mask.dtype == torch.bool else mask != 0
-    if nz.device.type == "cpu":
-        flat = np.flatnonzero(nz.reshape(-1).numpy()).astype(np.int64, copy=False)
-        return torch.from_numpy(flat), torch.from_numpy(flat // num_classes)
-    flat = nz.reshape(-1).nonzero().flatten()
-    return flat, torch.div(flat, num_classes, rounding_mode="floor")
+
+def _flatnonzero_bool(nz: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero`` of a contiguous 1-D bool array, about 2x faster on sparse masks: the 8-byte words
+    holding a True first, then the True bytes within those words only (same sorted int64 indices)."""
+    if nz.size % 8:
+        return np.flatnonzero(nz)
+    words = nz.view(np.int64)
+    hit = np.flatnonzero(words != 0)
+    inside = np.flatnonzero(words[hit].view(np.bool_))  # a bool array's bytes are 0 or 1
+    return hit[inside >> 3] * 8 + (inside & 7)
 
 
 def _mask_entries(mask: torch.Tensor, n: int, num_classes: int, validate: bool, from_k: bool):
-    """Flat indices and rows of the ones of an (n, K) mask, and the count per row; checks 0/1 values and
-    >= 2 ones per row (the rule of :func:`robustdistill.algorithms.slam.check_mask`, which words the error)."""
-    flat, rows = _nonzero_entries(mask)
-    counts = torch.bincount(rows, minlength=n)
+    """The ones of an (n, K) mask in a layout of :class:`_SLaMFromLogProbs` and the count per row:
+    ``(flat, rows, counts)``, flat (k, n) and rows None when every row has k ones, else both (nnz,).
+    Checks 0/1 values and >= 2 ones per row (the rule of :func:`robustdistill.algorithms.slam.check_mask`,
+    which words the error).
+
+    On the CPU the scan is numpy's (``torch.nonzero`` is 3-9x slower there, torch 2.13)."""
+    nz = mask if mask.dtype == torch.bool else mask != 0
+    if nz.device.type == "cpu":
+        flat_np = _flatnonzero_bool(np.ascontiguousarray(nz.numpy()).reshape(-1))
+        rows_np = flat_np // num_classes
+        counts_np = np.bincount(rows_np, minlength=n)
+        lo, hi = int(counts_np.min()), int(counts_np.max())
+        if lo == hi:  # the (k, n) layout, transposed by numpy (faster than torch for a narrow k)
+            flat_np = flat_np.reshape(n, lo).T.copy()
+        flat, rows, counts = torch.from_numpy(flat_np), torch.from_numpy(rows_np), torch.from_numpy(counts_np)
+    else:
+        flat = nz.reshape(-1).nonzero().flatten()
+        rows = torch.div(flat, num_classes, rounding_mode="floor")
+        counts = torch.bincount(rows, minlength=n)
+        lo, hi = torch.stack(torch.aminmax(counts)).tolist()  # one sync
     if validate and not from_k:
-        bad = counts.min() < 2
-        if mask.dtype != torch.bool:
-            bad = bad | (mask.reshape(-1).index_select(0, flat) != 1).any()
-        if bool(bad):
+        bad = lo < 2
+        if not bad and mask.dtype != torch.bool:
+            bad = bool((mask.reshape(-1).index_select(0, flat.reshape(-1)) != 1).any())
+        if bad:
             check_mask(as_numpy(mask, "topk_mask"), (n, num_classes))  # raises with the reason
             raise ValueError("topk_mask must hold only 0 and 1 with at least 2 ones per row")
+    if lo == hi:
+        if flat.ndim == 1:
+            flat = flat.view(n, lo).t().contiguous()
+        return flat, None, counts
     return flat, rows, counts
+
+
+def _slam_alpha(
+    alpha: object, like: torch.Tensor, counts: torch.Tensor, normalize: bool, validate: bool
+) -> torch.Tensor:
+    """alpha as an (n,) float64 tensor on like's device, checked (when ``validate``) against
+    :func:`~robustdistill.algorithms.validation.check_alpha` and
+    :func:`~robustdistill.algorithms.slam.check_alpha_for_mix` with one reduction; those word the error."""
+    n = like.shape[0]
+    a = _as_tensor(alpha, "alpha", like)
+    if not validate:
+        return _per_example(a, "alpha", like, torch.float64).detach()
+    if a.dtype != torch.bool and not a.is_complex() and (a.ndim == 0 or a.shape == (n,)):
+        a = a.detach().to(torch.float64).expand(n)
+        low = a > 1.0 / counts.to(torch.float64) if normalize else a >= 0.5  # NaN fails
+        if bool((low & (a <= 1.0)).all()):
+            return a
+    a_np = check_alpha(as_numpy(alpha, "alpha"), n)  # raises with the reason
+    check_alpha_for_mix(a_np, counts.cpu().numpy(), normalize)
+    return torch.as_tensor(a_np, device=like.device)
 
 
 def slam_loss(
@@ -547,28 +595,20 @@ def slam_loss(
             raise ValueError(
                 f"topk_mask must have shape {tuple(z.shape)} like the logits, got {tuple(mask.shape)}"
             )
-    if validate:
-        a_np = check_alpha(as_numpy(alpha, "alpha"), n)
     flat, rows, counts = _mask_entries(mask, n, num_classes, validate, from_k=k is not None)
-    if validate:
-        check_alpha_for_mix(a_np, counts.cpu().numpy(), bool(normalize))
-        a = torch.as_tensor(a_np, dtype=dtype, device=z.device)
-    else:
-        a = _per_example(alpha, "alpha", z, dtype).detach()
+    a = _slam_alpha(alpha, z, counts, bool(normalize), validate).to(dtype)
 
     with _autocast_off(z.device):
         la = torch.log(a)
         if normalize:
-            c = (1.0 - a) / (counts.to(dtype) - 1.0)
-            lc = torch.log1p(-a) - torch.log(counts.to(dtype) - 1.0)
+            km1 = counts.to(dtype) - 1.0
+            lc = torch.log1p(-a) - torch.log(km1)
+            ld = torch.log(a - (1.0 - a) / km1)
         else:
-            c = 1.0 - a
             lc = torch.log1p(-a)
-        ld = torch.log(a - c)  # -inf at alpha = 1/2 un-normalised: mix = 1/2 on M, no gradient there
+            ld = torch.log(2.0 * a - 1.0)  # alpha - c, exact; -inf at alpha = 1/2: mix = 1/2 on M, no gradient
         lf = torch.log_softmax(z.to(dtype), dim=1)
-        return _SLaMFromLogProbs.apply(
-            lf, t, s_t, flat, rows, la, lc.index_select(0, rows), ld.index_select(0, rows)
-        )
+        return _SLaMFromLogProbs.apply(lf, t, s_t, flat, rows, la, lc, ld)
 
 
 def slam_binary_log_mix(logit: torch.Tensor, alpha: object) -> tuple[torch.Tensor, torch.Tensor]:

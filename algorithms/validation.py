@@ -106,6 +106,10 @@ def check_rng(rng: RNGLike) -> np.random.Generator:
     )
 
 
+#: Largest condition number of a noise transition matrix T that may be inverted (backward correction,
+#: importance targets; spec weighted.md §8).
+MAX_TRANSITION_CONDITION = 1e8
+
 #: Tolerance of the simplex check: |sum_j p_j - 1| <= SIMPLEX_ATOL and p_j >= -SIMPLEX_ATOL.
 SIMPLEX_ATOL = 1e-6
 

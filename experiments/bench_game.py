@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from robustdistill.algorithms.validation import check_int
 
-from .reporting import environment_info, format_table
+from .reporting import environment_info, format_table, format_targets
 
 __all__ = ["TARGETS", "make_instance", "pin_to_one_core", "run", "table"]
 
@@ -220,15 +220,7 @@ ROW_COLUMNS = [
 
 def table(result: dict[str, Any]) -> str:
     """The printed report: the per-size timings, then each target beside its measurement."""
-    target_rows = [
-        {
-            "target": name,
-            "bound": ("<= " if t["kind"] == "max" else ">= ") + f"{t['bound']:.6g}",
-            "measured": t["measured"],
-            "met": result["targets_met"][name],
-        }
-        for name, t in result["targets"].items()
-    ]
+    target_rows = format_targets(result)
     pinned = result["pinned"]
     pin_line = (
         f"pinned to CPU {pinned['cpu']}" if pinned["pinned"] else f"not pinned ({pinned['reason']})"

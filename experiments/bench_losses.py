@@ -52,7 +52,7 @@ from tqdm import tqdm
 from robustdistill.algorithms import losses as L
 from robustdistill.algorithms.validation import check_int
 
-from .reporting import environment_info, format_table, write_json_atomic
+from .reporting import environment_info, format_table, format_targets, write_json_atomic
 
 __all__ = ["DEFAULT_SHAPES", "QUICK_SHAPES", "TARGETS", "loss_cases", "make_teacher_data", "run", "table"]
 
@@ -340,15 +340,7 @@ def table(result: dict[str, Any]) -> str:
         )
     else:
         quality_line = f"fit_teacher_accuracy: {quality.get('status')} ({quality.get('reason', '')})"
-    target_rows = [
-        {
-            "target": name,
-            "bound": ("<= " if t["kind"] == "max" else ">= ") + f"{t['bound']:.6g}",
-            "measured": t["measured"],
-            "met": result["targets_met"][name],
-        }
-        for name, t in result["targets"].items()
-    ]
+    target_rows = format_targets(result)
     return "\n".join(
         [
             f"loss benchmark: float32, forward + backward, best of {proto['repeats']} interleaved rounds after "

@@ -18,7 +18,7 @@ import numpy as np
 
 from robustdistill.algorithms.results import to_jsonable
 
-__all__ = ["environment_info", "format_table", "format_value", "write_json_atomic"]
+__all__ = ["environment_info", "format_table", "format_targets", "format_value", "write_json_atomic"]
 
 _PACKAGES = ("numpy", "scipy", "cvxpy", "highspy", "torch", "robustdistill")
 
@@ -110,3 +110,17 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     out = [line(columns), "  ".join("-" * w for w in widths)]
     out.extend(line(r) for r in cells)
     return "\n".join(out)
+
+
+def format_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows ``target, bound, measured, met`` for :func:`format_table` from a benchmark result holding
+    ``targets`` (name -> {"kind": "max" | "min", "bound", "measured"}) and ``targets_met``."""
+    return [
+        {
+            "target": name,
+            "bound": ("<= " if t["kind"] == "max" else ">= ") + f"{t['bound']:.6g}",
+            "measured": t["measured"],
+            "met": result["targets_met"][name],
+        }
+        for name, t in result["targets"].items()
+    ]

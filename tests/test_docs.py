@@ -18,12 +18,19 @@ def test_readme_python_example_runs(capsys):
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})
     # the values the README's comments promise
-    assert capsys.readouterr().out.splitlines() == ["0.602631 6", "0.0 0.43", "2"]
+    assert capsys.readouterr().out.splitlines() == [
+        "0.602631 6", "0.0 0.43", "2", "[0.71 0.54 0.44 0.44] 9 4825", "True"
+    ]
 
 
 @pytest.mark.parametrize(
     "module",
-    ["robustdistill.algorithms.query_game", "robustdistill.algorithms.depround"],
+    [
+        "robustdistill.algorithms.query_game",
+        "robustdistill.algorithms.depround",
+        "robustdistill.algorithms.slam",
+        "robustdistill.algorithms.weighting",
+    ],
 )
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -734,3 +734,32 @@ def test_cuda_mask_and_k_paths_agree_with_cpu():
     gpu_k = L.slam_loss(zg, tg, ag, k=4)
     torch.testing.assert_close(gpu_mask.cpu(), cpu, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(gpu_k.cpu(), cpu, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [0, 7, 8, 64, 803, 4096])
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.5, 1.0])
+def test_flatnonzero_bool_matches_numpy(size, density):
+    """The word-wise scan behind slam_loss's mask (whole 8-byte words first) gives np.flatnonzero's indices."""
+    mask = np.random.default_rng(size).random(size) < density
+    got = L._flatnonzero_bool(mask)
+    np.testing.assert_array_equal(got, np.flatnonzero(mask))
+    assert got.dtype == np.int64
+
+
+def test_slam_ragged_and_uniform_masks_agree():
+    """The (k, n) layout (same k in every row) and the ragged (nnz,) layout give the same loss and gradient."""
+    gen = torch.Generator().manual_seed(5)
+    z = torch.randn(6, 9, dtype=torch.float64, generator=gen)
+    t = torch.softmax(torch.randn(6, 9, dtype=torch.float64, generator=gen), dim=1)
+    ks = np.array([2, 3, 2, 4, 2, 3])
+    ragged = L.teacher_topk_mask(t, ks)
+    for normalize in (False, True):
+        for i in range(6):  # row i from the ragged mask, every row alone (uniform) and within the batch
+            zi = z[i : i + 1].clone().requires_grad_(True)
+            zb = z.clone().requires_grad_(True)
+            alone = L.slam_loss(zi, t[i : i + 1], 0.8, ragged[i : i + 1], normalize=normalize)
+            batch = L.slam_loss(zb, t, 0.8, ragged, normalize=normalize)
+            alone.sum().backward()
+            batch[i].backward()
+            torch.testing.assert_close(alone[0], batch[i], rtol=1e-13, atol=0)
+            torch.testing.assert_close(zi.grad[0], zb.grad[i], rtol=1e-12, atol=1e-15)
