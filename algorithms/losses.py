@@ -43,7 +43,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .slam import check_alpha_for_mix, check_k, check_mask
-from .validation import MAX_TRANSITION_CONDITION, SIMPLEX_ATOL, as_numpy, check_alpha, check_int
+from .validation import MAX_TRANSITION_CONDITION, SIMPLEX_ATOL, as_numpy, check_alpha, check_condition, check_int
 
 __all__ = [
     "LOSSES",
@@ -744,13 +744,7 @@ def _forward_corrected(z: torch.Tensor, t: torch.Tensor, transition: torch.Tenso
 def _inverse_transition(transition: torch.Tensor, name: str = "transition") -> torch.Tensor:
     """T^{-1} in float64 on the CPU (numpy), after the condition-number check; same device as T."""
     t64 = transition.detach().to("cpu", torch.float64).numpy()
-    s = np.linalg.svd(t64, compute_uv=False)
-    cond = float(s[0] / s[-1]) if s[-1] > 0 else math.inf
-    if not cond <= MAX_TRANSITION_CONDITION:
-        raise ValueError(
-            f"{name} is ill-conditioned for backward correction: cond(T) = {cond:.3g} > "
-            f"{MAX_TRANSITION_CONDITION:g} (T^-1 amplifies the noise; use forward_corrected_loss)"
-        )
+    check_condition(t64, name, hint="; use forward_corrected_loss")
     return torch.as_tensor(np.linalg.inv(t64), device=transition.device)
 
 

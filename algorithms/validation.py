@@ -172,3 +172,19 @@ def check_alpha(alpha: ArrayLike, n: int | None = None, name: str = "alpha") -> 
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"{name} has {arr.shape[0]} entries but there are {n} examples")
     return arr
+
+
+def check_condition(
+    matrix: np.ndarray, name: str, *, max_condition: float = MAX_TRANSITION_CONDITION, hint: str = ""
+) -> float:
+    """The 2-norm condition number of a square float64 matrix that is about to be inverted; ``ValueError``
+    (naming ``name``, with an optional ``hint``) when it exceeds ``max_condition``. Singular gives inf
+    (computed from the singular values, without a division warning)."""
+    s = np.linalg.svd(matrix, compute_uv=False)
+    cond = float(s[0] / s[-1]) if s[-1] > 0 else float("inf")
+    if not cond <= max_condition:
+        raise ValueError(
+            f"{name} is ill-conditioned: cond = {cond:.3g} > {max_condition:g} (its inverse amplifies the "
+            f"noise without bound{hint})"
+        )
+    return cond

@@ -38,6 +38,7 @@ from .validation import (
     MAX_TRANSITION_CONDITION,
     as_numpy,
     check_alpha,
+    check_condition,
     check_int,
     check_probs,
     check_vector,
@@ -205,10 +206,5 @@ def check_transition(transition: ArrayLike, num_classes: int, *, max_condition: 
         raise ValueError(f"transition must have shape ({num_classes}, {num_classes}), got {tm.shape}")
     tm = check_probs(tm, "transition")
     if max_condition is not None:
-        cond = float(np.linalg.cond(tm))
-        if not cond <= max_condition:
-            raise ValueError(
-                f"transition is ill-conditioned (condition number {cond:.3g} > {max_condition:.0e}): "
-                "its inverse amplifies noise without bound"
-            )
+        check_condition(tm, "transition", max_condition=max_condition)
     return tm

@@ -10,10 +10,12 @@ import numpy as np
 
 from robustdistill.algorithms.results import Result
 
-__all__ = ["EXACT", "REL", "Check", "CheckResult", "interval_check", "rel", "summary"]
+__all__ = ["EXACT", "GROUPS", "REL", "Check", "CheckResult", "interval_check", "rel", "summary"]
 
 REL = 1e-9  # relative tolerance of value identities (spec: the oracle test asserts 1e-9)
 EXACT = 1e-12  # slack allowed in exact inequalities and identities (float round-off only)
+#: The method groups of the checks (``Check.group``; ``run_checks(only=...)``, ``verify --only``).
+GROUPS = ("rad", "weighted", "slam")
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,8 +53,9 @@ class Check:
     full: Any
 
 
-def rel(a: float, b: float) -> float:
-    return abs(a - b) / max(1.0, abs(a), abs(b))
+def rel(a, b):
+    """|a - b| / max(1, |a|, |b|), elementwise for arrays: relative where large, absolute near 0."""
+    return np.abs(a - b) / np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
 
 
 def summary(name: str, claim: str, bound: float, stats: list[float], *, upper: bool) -> CheckResult:

@@ -22,15 +22,13 @@ from robustdistill.algorithms.typing import RNGLike
 from robustdistill.algorithms.validation import check_rng
 
 from . import rad_checks, slam_checks, weighted_checks
-from .checks import Check, CheckResult
+from .checks import GROUPS, Check, CheckResult
 from .rad_checks import SPEC_GAINS, random_game
 
 __all__ = ["CHECKS", "GROUPS", "Check", "CheckResult", "SPEC_GAINS", "random_game", "run_checks"]
 
 #: Every registered check, in the order `verify` prints them.
 CHECKS: list[Check] = [*rad_checks.CHECKS, *weighted_checks.CHECKS, *slam_checks.CHECKS]
-#: The method groups, for ``run_checks(only=...)``.
-GROUPS = ("rad", "weighted", "slam")
 
 
 def run_checks(

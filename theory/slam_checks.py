@@ -38,6 +38,7 @@ from robustdistill.algorithms.typing import FloatArray
 
 from .checks import EXACT as _EXACT
 from .checks import Check, CheckResult
+from .checks import rel as _rel
 from .checks import summary as _summary
 
 __all__ = [
@@ -207,11 +208,6 @@ def _draw_binary(rng: np.random.Generator, n: int) -> tuple[FloatArray, FloatArr
     return alpha, rng.normal(0.0, 4.0, n), rng.uniform(0.0, 1.0, n)
 
 
-def _rel_err(a: FloatArray, b: FloatArray) -> FloatArray:
-    """|a - b| / max(1, |a|, |b|) elementwise: relative where large, absolute near 0."""
-    return np.abs(a - b) / np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
-
-
 def check_s0_f1(rng: np.random.Generator, n: int) -> CheckResult:
     """F1: E[loss | x] - min_f E[loss | x] = KL(q || m); the minimum is the entropy of q, reached at m = q."""
     alpha, t, p = _draw_binary(rng, n)
@@ -222,7 +218,7 @@ def check_s0_f1(rng: np.random.Generator, n: int) -> CheckResult:
     kl = binary_kl(q, m, m1)
     # the risk at f = p is the entropy of q (min), and every draw's risk is >= it
     at_p = binary_risk(special.logit(p), p, alpha)
-    err = np.maximum(_rel_err(excess, kl), _rel_err(at_p, entropy))
+    err = np.maximum(_rel(excess, kl), _rel(at_p, entropy))
     return _summary(
         "S0-F1",
         "binary SLaM: excess conditional risk E[loss|x] - min = KL(q||m), the min (entropy of q) reached at "
@@ -284,11 +280,11 @@ def check_s0_f3(rng: np.random.Generator, n: int) -> CheckResult:
     w = omega(t, alpha)
     target = w * (special.expit(t) - p)
     formula = np.maximum(
-        _rel_err(g0, _complex_step_loss_derivative(t, 0.0, alpha)),
-        _rel_err(g1, _complex_step_loss_derivative(t, 1.0, alpha)),
+        _rel(g0, _complex_step_loss_derivative(t, 0.0, alpha)),
+        _rel(g1, _complex_step_loss_derivative(t, 1.0, alpha)),
     )
     out_of_range = np.where((w >= 0.0) & (w < 1.0), 0.0, 1.0)  # an omega outside [0, 1) counts as error 1
-    err = np.maximum.reduce([_rel_err(expected, target), formula, out_of_range])
+    err = np.maximum.reduce([_rel(expected, target), formula, out_of_range])
     return _summary(
         "S0-F3",
         "binary SLaM: dloss/dt = beta f(1-f)(m-y)/(m(1-m)) (vs a complex-step derivative) and "
@@ -425,7 +421,7 @@ def check_s0_stable(rng: np.random.Generator, size: int) -> CheckResult:
     errs = []
     for form in (binary_log_mix, binary_log_mix_spec):
         log_m, log_1m = form(t, alpha)
-        errs.append(np.maximum(_rel_err(log_m, ref_m), _rel_err(log_1m, ref_1m)))
+        errs.append(np.maximum(_rel(log_m, ref_m), _rel(log_1m, ref_1m)))
     ours = float(errs[0].max())
     err = np.maximum(*errs)
     # the binary m against the library's mix with K = k = 2: columns (1 - m, m), both forms
@@ -433,7 +429,7 @@ def check_s0_stable(rng: np.random.Generator, size: int) -> CheckResult:
     probs = np.c_[1.0 - f, f]
     for normalize in (False, True):
         mixed = mix(probs, alpha[direct], np.ones_like(probs), normalize=normalize)
-        err[direct] = np.maximum.reduce([err[direct], _rel_err(mixed[:, 1], m), _rel_err(mixed[:, 0], m1)])
+        err[direct] = np.maximum.reduce([err[direct], _rel(mixed[:, 1], m), _rel(mixed[:, 0], m1)])
     worst = float(err.max())
     return CheckResult(
         "S0-stable",

@@ -37,7 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from robustdistill.algorithms.teacher_quality import binned_accuracy, clopper_pearson, fit_teacher_accuracy
 from robustdistill.algorithms.typing import FloatArray, IntArray
@@ -46,6 +46,7 @@ from robustdistill.algorithms.weighting import KAPPA, debiased_targets, distilla
 from .checks import EXACT as _EXACT
 from .checks import Check, CheckResult
 from .checks import interval_check as _interval_check
+from .checks import rel as _rel
 from .checks import summary as _summary
 
 __all__ = [
@@ -80,11 +81,6 @@ _CHUNK = 16_384
 _BINOM_ALPHA = 1e-4
 
 
-def _err(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Elementwise |a - b| / max(1, |a|, |b|): relative, absolute near 0."""
-    return np.abs(a - b) / np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
-
-
 def _sigmoid(z: FloatArray) -> FloatArray:
     """sigma(z) = 1/(1+e^{-z}) via tanh (stable for any z, and exact symmetry sigma(-z) = 1 - sigma(z)
     up to one rounding)."""
@@ -94,11 +90,6 @@ def _sigmoid(z: FloatArray) -> FloatArray:
 def _logistic(z: FloatArray) -> FloatArray:
     """log(1 + e^{-z}), stably."""
     return np.logaddexp(0.0, -z)
-
-
-def _softmax(logits: FloatArray) -> FloatArray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _w2_binary(eta: FloatArray) -> FloatArray:
@@ -150,7 +141,7 @@ def _threshold_experiment(rng: np.random.Generator, n: int, grid: int) -> dict[s
         weighted[rows] = (w * noisy_loss).mean(axis=1)
     constant = float(np.mean(w * eta))  # E[eta C/(1 - 2 eta)], C = 1
     return {
-        "gap": float(np.max(_err(weighted, clean + constant))),
+        "gap": float(np.max(_rel(weighted, clean + constant))),
         "clean": float(thetas[np.argmin(clean)]),
         "weighted": float(thetas[np.argmin(weighted)]),
         "unweighted": float(thetas[np.argmin(noisy)]),
@@ -183,8 +174,8 @@ def check_lemma1(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
     for loss in _SYMMETRIC_LOSSES.values():
         clean, flipped = loss(t, y), loss(t, -y)
         noisy = (1.0 - eta) * clean + eta * flipped  # the noise model: y flipped with probability eta
-        errors.append(_err(noisy, (1.0 - 2.0 * eta) * clean + eta))
-        errors.append(_err(w * noisy, clean + w * eta))
+        errors.append(_rel(noisy, (1.0 - 2.0 * eta) * clean + eta))
+        errors.append(_rel(w * noisy, clean + w * eta))
     # multiclass, MAE
     for k in range(2, 11):
         m = max(n // 9, 1)
@@ -198,9 +189,9 @@ def check_lemma1(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
         clean = loss[np.arange(m), yk]
         c = (k * a - 1.0) / (k - 1.0)
         offset = (1.0 - a) * (k - 1.0) / (k - 1.0)  # (1 - a) C/(K - 1) with C = K - 1
-        errors.append(_err(noisy, c * clean + offset))
+        errors.append(_rel(noisy, c * clean + offset))
         wk = distillation_weights(a, k, "inverse")
-        errors.append(_err(wk * (noisy - offset), clean))
+        errors.append(_rel(wk * (noisy - offset), clean))
     exp = _threshold_experiment(rng, int(size["threshold_n"]), int(size["grid"]))
     errors.append(np.array([exp["gap"]]))
     stats_ = np.concatenate(errors)
@@ -246,8 +237,8 @@ def check_lemma2(rng: np.random.Generator, n: int) -> CheckResult:
     eta = rng.uniform(0.0, _ETA_MAX, n)  # any eta(x) <= eta_max, not just the §6.8 one
     w = _w2_binary(eta)
     expected_noisy = (1.0 - eta) * y + eta * (-y)  # E[y~ | x] under the Massart noise model
-    per_example = _err(w[:, None] * expected_noisy[:, None] * x, y[:, None] * x).ravel()
-    averaged = _err((w * expected_noisy) @ x / n, y @ x / n)
+    per_example = _rel(w[:, None] * expected_noisy[:, None] * x, y[:, None] * x).ravel()
+    averaged = _rel((w * expected_noisy) @ x / n, y @ x / n)
     return _summary(
         "W-L2",
         "E[y~ x/(1-2eta(x))] = E[y x] with the label noise integrated out: per example and averaged over "
@@ -341,10 +332,10 @@ def check_lemma3(rng: np.random.Generator, n: int) -> CheckResult:
     t = np.stack([1.0 - noisy_pos, noisy_pos], axis=1)
     beta = debiased_targets(t, 1.0 - eta) / t
     closed = (t - eta[:, None]) / ((1.0 - 2.0 * eta[:, None]) * t)  # Lemma 3's binary beta
-    errors.append(_err(beta, closed).ravel())
+    errors.append(_rel(beta, closed).ravel())
     loss = np.stack([_logistic(-logit), _logistic(logit)], axis=1)  # l(f, -1), l(f, +1)
     clean = (1.0 - p) * loss[:, 0] + p * loss[:, 1]
-    errors.append(_err((t * beta * loss).sum(axis=1), clean))
+    errors.append(_rel((t * beta * loss).sum(axis=1), clean))
     # multiclass
     for k in range(2, 11):
         m = max(n // 9, 1)
@@ -352,15 +343,15 @@ def check_lemma3(rng: np.random.Generator, n: int) -> CheckResult:
         a = rng.uniform(1.0 / k + KAPPA, 1.0, m)
         tk = a[:, None] * pk + (1.0 - a[:, None]) * (1.0 - pk) / (k - 1.0)
         p_hat = debiased_targets(tk, a)
-        errors.append(_err(p_hat, pk).ravel())
+        errors.append(_rel(p_hat, pk).ravel())
         errors.append(np.abs(p_hat.sum(axis=1) - 1.0))
         errors.append(np.where(p_hat.min(axis=1) >= 0.0, 0.0, np.inf))
         beta_k = p_hat / tk
-        errors.append(_err(beta_k * tk, p_hat).ravel())
-        ce = -np.log(_softmax(rng.normal(0.0, 2.0, (m, k))))  # ce[i, j] = l(f_i, j)
+        errors.append(_rel(beta_k * tk, p_hat).ravel())
+        ce = -special.log_softmax(rng.normal(0.0, 2.0, (m, k)), axis=1)  # ce[i, j] = l(f_i, j)
         soft_debiased = (p_hat * ce).sum(axis=1)
-        errors.append(_err(soft_debiased, (tk * beta_k * ce).sum(axis=1)))
-        errors.append(_err(soft_debiased, (pk * ce).sum(axis=1)))
+        errors.append(_rel(soft_debiased, (tk * beta_k * ce).sum(axis=1)))
+        errors.append(_rel(soft_debiased, (pk * ce).sum(axis=1)))
     return _summary(
         "W-L3",
         "importance reweighting (Liu & Tao 2016) is exact: binary logistic loss with instance-dependent eta, "
@@ -396,7 +387,7 @@ def check_lemma4(rng: np.random.Generator, n: int) -> CheckResult:
     correct = rng.random(n) < alpha
     other = (teacher + rng.integers(1, k, n)) % k  # uniform over the other K - 1 classes
     y = np.where(correct, teacher, other)
-    log_f = np.log(_softmax(rng.normal(0.0, 1.5, (n, k))))
+    log_f = special.log_softmax(rng.normal(0.0, 1.5, (n, k)), axis=1)
     loss_teacher = -log_f[np.arange(n), teacher]
     loss_true = -log_f[np.arange(n), y]
     lhs = distillation_weights(alpha, k, "accuracy") * loss_teacher
@@ -442,18 +433,18 @@ def check_lemma5(rng: np.random.Generator, n: int) -> CheckResult:
             return ((1.0 - eta) * loss(t, noisy) - eta * loss(t, -noisy)) / (1.0 - 2.0 * eta)
 
         expected = (1.0 - eta) * corrected(y) + eta * corrected(-y)
-        errors.append(_err(expected, loss(t, y)))
+        errors.append(_rel(expected, loss(t, y)))
     negative = 0
     conds = []
     for k in range(2, 11):
         m = max(n // 9, 1)
         tm = _well_conditioned_transition(rng, k)
         conds.append(float(np.linalg.cond(tm)))
-        loss_vec = -np.log(_softmax(rng.normal(0.0, 2.0, (m, k))))  # (m, K): l(f_i, j)
+        loss_vec = -special.log_softmax(rng.normal(0.0, 2.0, (m, k)), axis=1)  # (m, K): l(f_i, j)
         backward = np.linalg.solve(tm, loss_vec.T).T  # row i: T^{-1} l_vec(f_i)
         negative += int((backward < 0).sum())
         expected = backward @ tm.T  # [i, y] = sum_j T[y, j] backward[i, j]
-        errors.append(_err(expected, loss_vec).ravel())
+        errors.append(_rel(expected, loss_vec).ravel())
     return _summary(
         "W-L5",
         "backward correction is unbiased: binary E[l<-(t,y~)|y] = l(t,y) (logistic, sigmoid; eta < 0.49); "
@@ -538,7 +529,7 @@ def check_fact6(rng: np.random.Generator, n: int) -> CheckResult:
     eta = rng.uniform(0.0, 0.5, n)
     lhs = _noisy_logistic(t, y, eta)
     rhs = np.logaddexp(0.5 * t, -0.5 * t) - (1.0 - 2.0 * eta) * y * t / 2.0  # log(2 cosh(t/2)) - ...
-    errors = _err(lhs, rhs)
+    errors = _rel(lhs, rhs)
     low, high = fact6_ratio(np.array([0.5, 3.0]))
     result = _summary(
         "W-F6",
