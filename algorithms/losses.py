@@ -11,11 +11,12 @@ Conventions shared by every function here (``robustdistill.algorithms.typing``):
   ``K >= 2``; probabilities are separate arguments whose rows lie on the simplex (within
   :data:`~robustdistill.algorithms.validation.SIMPLEX_ATOL`, or the machine epsilon of a half-precision
   input if that is larger).
-- **Inputs.** Probabilities, labels, ``alpha``, masks and transition matrices may be torch tensors (on the
-  logits' device; another device is a :class:`ValueError`), numpy arrays or lists (copied to the logits'
-  device). Bad values raise :class:`ValueError`, bad types :class:`TypeError`, each naming the argument.
-  ``validate=False`` skips the value checks (finiteness, simplex rows, 0/1 masks, ``alpha`` bounds) that
-  cost a reduction and, on an accelerator, a host sync each; shapes, dtypes and devices are always checked.
+- **Inputs.** Probabilities, labels, ``alpha``, masks, class indices and transition matrices may be torch
+  tensors (on the logits' device; another device is a :class:`ValueError`), numpy arrays or lists (copied
+  to the logits' device). Bad values raise :class:`ValueError`, bad types :class:`TypeError`, each naming
+  the argument. ``validate=False`` skips the value checks (finiteness, simplex rows, 0/1 masks, distinct
+  in-range class indices, ``alpha`` bounds) that cost a reduction and, on an accelerator, a host sync each;
+  shapes, dtypes and devices are always checked.
 - **Precision.** The computation runs in float32, or float64 when the logits are float64, with autocast
   switched off inside: under ``torch.autocast`` (CPU bfloat16, CUDA float16 / bfloat16) low-precision
   logits are upcast and the loss comes back as float32. The same code runs on every device.
@@ -63,6 +64,7 @@ __all__ = [
     "slam_loss",
     "soft_cross_entropy",
     "taylor_cross_entropy",
+    "teacher_topk_index",
     "teacher_topk_mask",
 ]
 
@@ -358,13 +360,9 @@ def teacher_topk_mask(teacher_probs: torch.Tensor, k: object) -> torch.Tensor:
         teacher_probs: (n, K) torch tensor of probabilities (not validated here; :func:`slam_loss` does).
         k: an int in 1..K or an (n,) integer array (per-example :math:`k(x)`).
     """
-    if not isinstance(teacher_probs, torch.Tensor):
-        raise TypeError(f"teacher_probs must be a torch.Tensor, got {type(teacher_probs).__name__}")
-    if teacher_probs.ndim != 2:
-        raise ValueError(f"teacher_probs must be 2-D of shape (n, K), got shape {tuple(teacher_probs.shape)}")
-    n, num_classes = teacher_probs.shape
-    kk = torch.as_tensor(check_k(k, n, num_classes), device=teacher_probs.device)
-    t = teacher_probs.detach()
+    t = _check_2d_tensor(teacher_probs, "teacher_probs")
+    n, num_classes = t.shape
+    kk = torch.as_tensor(check_k(k, n, num_classes), device=t.device)
     kmax = int(kk.max())
     top = torch.topk(t, kmax, dim=1, largest=True, sorted=True).values
     vk = top.gather(1, (kk - 1)[:, None])  # (n, 1): the k-th largest value, multiplicity counted
@@ -374,64 +372,122 @@ def teacher_topk_mask(teacher_probs: torch.Tensor, k: object) -> torch.Tensor:
     return greater | (tied & (tied.cumsum(dim=1) <= need))
 
 
+def teacher_topk_index(teacher_probs: torch.Tensor, k: int) -> torch.Tensor:
+    r"""The same top-k set as :func:`teacher_topk_mask` for one global ``k``, as an (n, k) int64 tensor of
+    class indices, ascending in each row: the compact form of :math:`M(x)` (``n k`` integers instead of
+    ``n K`` flags) that :func:`slam_loss` takes as ``topk_index`` without scanning a mask. Compute it once per
+    pool (``spec/slam.md`` §4) and slice it with the batch.
+
+    ``torch.topk`` of the ``k + 1`` largest values; a row whose k-th and (k+1)-th values tie is redone by a
+    stable descending sort, so ties go to the lower class index (our formulation, ``spec/slam.md`` §1).
+
+    Args:
+        teacher_probs: (n, K) torch tensor of probabilities (not validated here; :func:`slam_loss` does).
+        k: an int in 1..K.
+
+    >>> teacher_topk_index(torch.tensor([[0.2, 0.5, 0.3], [0.4, 0.2, 0.4]]), 2)
+    tensor([[1, 2],
+            [0, 2]])
+    """
+    t = _check_2d_tensor(teacher_probs, "teacher_probs").detach()
+    n, num_classes = t.shape
+    k = check_int(k, "k", low=1, high=num_classes)
+    if k == num_classes:
+        return torch.arange(num_classes, device=t.device).expand(n, k).contiguous()
+    values, index = torch.topk(t, k + 1, dim=1, largest=True, sorted=True)
+    tied = (values[:, k - 1] == values[:, k]).nonzero().flatten()
+    if tied.numel():  # the set is not unique there: the stable sort's first k (lower index first)
+        index[tied] = torch.sort(t[tied], dim=1, descending=True, stable=True).indices[:, : k + 1]
+    return index[:, :k].sort(dim=1).values
+
+
+def _check_2d_tensor(x: object, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D of shape (n, K), got shape {tuple(x.shape)}")
+    return x
+
+
+class _MaskEntries:
+    """The ones of the top-k mask :math:`M`: ``flat`` holds their flat indices into the (n*K,) view of an
+    (n, K) tensor, read with ``take`` and written with ``put_`` (on the CPU several times faster than
+    ``gather`` / ``scatter_`` along dim 1, torch 2.13); ``counts`` is the number k of ones per row, an int
+    when every row has the same k, else an (n,) int64 tensor.
+
+    - **uniform** (every row has the same number k of ones): ``flat`` is (n, k) and ``rows`` is None. The
+      entries are read as a contiguous (k, n) array, so a per-row (n,) constant broadcasts along dim 0 with
+      a contiguous inner loop (an (n, 1) operand against (n, k) makes elementwise ops 5x slower and
+      ``torch.logaddexp`` 8x slower on the CPU).
+    - **ragged**: ``flat`` and ``rows`` (the row of each one) are (nnz,); per-row constants are gathered
+      per entry (:meth:`spread`)."""
+
+    __slots__ = ("counts", "flat", "rows")
+
+    def __init__(self, flat: torch.Tensor, rows: torch.Tensor | None, counts: int | torch.Tensor) -> None:
+        self.flat, self.rows, self.counts = flat, rows, counts
+
+    def pick(self, x: torch.Tensor) -> torch.Tensor:
+        """The entries of a contiguous (n, K) tensor on M: (k, n), or (nnz,) when ragged."""
+        return x.view(-1).take(self.flat.t() if self.rows is None else self.flat)
+
+    def put_(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Overwrite the entries of a contiguous (n, K) tensor on M with ``values`` (as :meth:`pick` gives
+        them), in place."""
+        x.view(-1).put_(self.flat.t() if self.rows is None else self.flat, values)
+        return x
+
+    def spread(self, v: torch.Tensor) -> torch.Tensor:
+        """A per-row (n,) tensor against the entries: itself (it broadcasts over (k, n)), or one value per
+        entry when ragged."""
+        return v if self.rows is None else v.index_select(0, self.rows)
+
+
 class _SLaMFromLogProbs(torch.autograd.Function):
-    """SLaM's loss from the student's log-probabilities, with the mixed terms evaluated only at the mask's
-    ``nnz`` ones (forward and backward); the log-softmax and its fused backward stay with autograd.
+    r"""SLaM's loss from the student's log-probabilities ``lf`` (n, K), with the mixed terms evaluated only
+    at the entries of M (forward and a hand-written backward); the log-softmax and its fused backward stay
+    with autograd.
 
-    Inputs: lf (n, K) = log_softmax(z), t (n, K) teacher probabilities and s_t (n,) their row sums, flat
-    the flat indices of the mask's ones, rows their rows, and the per-row constants (n,) la = log(alpha),
-    lc = log(c), ld = log(alpha - c), with c = (1 - alpha)/(k - 1) (normalised) or 1 - alpha
-    (un-normalised). Two layouts of the ones (:func:`_mask_entries`): when every row has the same number
-    k of ones, flat is (k, n) (column i holds row i's ones), rows is None and the per-row constants
-    broadcast along dim 0; otherwise flat and rows are (nnz,), the constants are gathered per entry and
-    the per-row sums use ``index_add``.
+    Other inputs: t (n, K) teacher probabilities and s_t (n,) their row sums, the :class:`_MaskEntries`,
+    la (n,) = log(alpha), and (``entries.spread``) r0 = log(c / alpha) and r1 = log((alpha - c) / alpha),
+    with c = (1 - alpha)/(k - 1) (normalised) or 1 - alpha (un-normalised).
 
-    On M: log mix = logaddexp(lc, ld + lf); off M: log mix = la + lf. Each row's loss is accumulated from
-    non-negative terms only (no cancellation)."""
+    On M, log(mix / alpha) = logaddexp(r0, r1 + log f); off M, log(mix / alpha) = log f. So
+
+        -loss = sum_j t_j log mix_j = sum_{off M} t_j log f_j + sum_M t_j log(mix_j / alpha) + s_t log alpha,
+
+    one row sum over a single (n, K) array whose entries on M are overwritten. Its terms all have the sign
+    of log mix except the bounded shift ``t_j log alpha`` on M, so the rounding error stays within a few
+    ulps of ``loss + 2 |log alpha|`` (|log alpha| <= log 2)."""
 
     @staticmethod
-    def forward(ctx, lf, t, s_t, flat, rows, la, lc, ld):  # type: ignore[override]
+    def forward(ctx, lf, t, s_t, entries, la, r0, r1):  # type: ignore[override]
         # called by slam_loss with autocast already off and every input in the compute dtype
-        idx = flat.reshape(-1)
-        lf_m = lf.reshape(-1).index_select(0, idx).view(flat.shape)
-        t_m = t.reshape(-1).index_select(0, idx).view(flat.shape)
-        if rows is not None:
-            lc, ld = lc.index_select(0, rows), ld.index_select(0, rows)
-        lm_m = torch.logaddexp(lc, ld + lf_m)  # log mix on M: finite (lf_m finite; lc or ld finite)
-        prod = t * lf  # <= 0
-        prod.view(-1).index_fill_(0, idx, 0.0)  # keep the off-M terms only
-        on_m = _row_sums(t_m, rows, s_t)  # sum of t over M
-        mixed = _row_sums(t_m * lm_m, rows, s_t)  # sum of t log mix over M, <= 0
-        # off M: -sum t (log alpha + log f) >= 0, with sum_{off M} t = s_t - sum_M t >= 0; on M: -sum t log mix
-        loss = -(prod.sum(dim=1) + la * (s_t - on_m) + mixed)
-        ctx.save_for_backward(lf, t, idx, rows, la, ld, lf_m, t_m, lm_m)
-        return loss
+        lf_m, t_m = entries.pick(lf), entries.pick(t)
+        lr_m = torch.logaddexp(r0, r1 + lf_m)  # log(mix / alpha) on M: finite (r0 or r1 finite)
+        terms = t * lf
+        entries.put_(terms, t_m * lr_m)
+        ctx.entries = entries
+        ctx.save_for_backward(lf, t, la, r1, lf_m, t_m, lr_m)
+        return terms.sum(dim=1).addcmul_(la, s_t).neg_()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
-        lf, t, idx, rows, la, ld, lf_m, t_m, lm_m = ctx.saved_tensors
+        lf, t, la, r1, lf_m, t_m, lr_m = ctx.saved_tensors
+        entries = ctx.entries
         grad_lf = grad_t = None
         with _autocast_off(lf.device):
-            g = -grad.to(lf.dtype)
-            g_m = g if rows is None else g.index_select(0, rows)
+            g = grad.neg()  # the loss's dtype is lf's
             if ctx.needs_input_grad[0]:
-                # d loss / d log f_i = -t_i off M, and -t_i * alpha' f_i / mix_i on M
+                # d loss / d log f_j = -t_j off M, and -t_j (alpha - c) f_j / mix_j on M
                 grad_lf = t * g[:, None]
-                resp = torch.exp(ld + lf_m - lm_m)  # (alpha - c) f / mix, in [0, 1]
-                grad_lf.view(-1).index_copy_(0, idx, (g_m * t_m * resp).reshape(-1))
+                resp = (r1 + lf_m).sub_(lr_m).exp_()  # (alpha - c) f / mix, in [0, 1]
+                entries.put_(grad_lf, resp.mul_(t_m).mul_(entries.spread(g)))
             if ctx.needs_input_grad[1]:
-                lm = lf + la[:, None]
-                lm.view(-1).index_copy_(0, idx, lm_m.reshape(-1))
-                grad_t = lm.mul_(g[:, None])
-        return grad_lf, grad_t, None, None, None, None, None, None
-
-
-def _row_sums(x: torch.Tensor, rows: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    """Per-row sums of per-entry values in either layout of :class:`_SLaMFromLogProbs`."""
-    if rows is None:
-        return x.sum(dim=0)
-    return torch.zeros_like(like).index_add_(0, rows, x)
+                # d loss / d t_j = -log mix_j = -(log alpha + log f_j) off M, -(log alpha + lr_j) on M
+                grad_t = entries.put_(lf.clone(), lr_m).add_(la[:, None]).mul_(g[:, None])
+        return grad_lf, grad_t, None, None, None, None, None
 
 
 def _flatnonzero_bool(nz: np.ndarray) -> np.ndarray:
@@ -445,11 +501,9 @@ def _flatnonzero_bool(nz: np.ndarray) -> np.ndarray:
     return hit[inside >> 3] * 8 + (inside & 7)
 
 
-def _mask_entries(mask: torch.Tensor, n: int, num_classes: int, validate: bool, from_k: bool):
-    """The ones of an (n, K) mask in a layout of :class:`_SLaMFromLogProbs` and the count per row:
-    ``(flat, rows, counts)``, flat (k, n) and rows None when every row has k ones, else both (nnz,).
-    Checks 0/1 values and >= 2 ones per row (the rule of :func:`robustdistill.algorithms.slam.check_mask`,
-    which words the error).
+def _mask_entries(mask: torch.Tensor, n: int, num_classes: int, validate: bool, from_k: bool) -> _MaskEntries:
+    """The ones of an (n, K) mask as :class:`_MaskEntries`. Checks 0/1 values and >= 2 ones per row (the
+    rule of :func:`robustdistill.algorithms.slam.check_mask`, which words the error).
 
     On the CPU the scan is numpy's (``torch.nonzero`` is 3-9x slower there, torch 2.13)."""
     nz = mask if mask.dtype == torch.bool else mask != 0
@@ -458,8 +512,6 @@ def _mask_entries(mask: torch.Tensor, n: int, num_classes: int, validate: bool, 
         rows_np = flat_np // num_classes
         counts_np = np.bincount(rows_np, minlength=n)
         lo, hi = int(counts_np.min()), int(counts_np.max())
-        if lo == hi:  # the (k, n) layout, transposed by numpy (faster than torch for a narrow k)
-            flat_np = flat_np.reshape(n, lo).T.copy()
         flat, rows, counts = torch.from_numpy(flat_np), torch.from_numpy(rows_np), torch.from_numpy(counts_np)
     else:
         flat = nz.reshape(-1).nonzero().flatten()
@@ -469,35 +521,69 @@ def _mask_entries(mask: torch.Tensor, n: int, num_classes: int, validate: bool, 
     if validate and not from_k:
         bad = lo < 2
         if not bad and mask.dtype != torch.bool:
-            bad = bool((mask.reshape(-1).index_select(0, flat.reshape(-1)) != 1).any())
+            bad = bool((mask.reshape(-1).index_select(0, flat) != 1).any())
         if bad:
             check_mask(as_numpy(mask, "topk_mask"), (n, num_classes))  # raises with the reason
             raise ValueError("topk_mask must hold only 0 and 1 with at least 2 ones per row")
-    if lo == hi:
-        if flat.ndim == 1:
-            flat = flat.view(n, lo).t().contiguous()
-        return flat, None, counts
-    return flat, rows, counts
+    if lo == hi:  # uniform: flat is sorted, so row i's ones are flat[i k : (i + 1) k]
+        return _MaskEntries(flat.view(n, lo), None, lo)
+    return _MaskEntries(flat, rows, counts)
+
+
+def _index_entries(index: object, like: torch.Tensor, validate: bool) -> _MaskEntries:
+    """``topk_index`` (n, k) class indices as :class:`_MaskEntries`: integers, 2 <= k <= K, and (when
+    ``validate``) each row k distinct classes in 0..K-1, checked with one sync."""
+    n, num_classes = like.shape
+    idx = _as_tensor(index, "topk_index", like)
+    if idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex():
+        raise TypeError(f"topk_index must hold integer class indices, got dtype {idx.dtype}")
+    if idx.ndim != 2 or idx.shape[0] != n or not 2 <= idx.shape[1] <= num_classes:
+        raise ValueError(
+            f"topk_index must have shape (n, k) = ({n}, k) with 2 <= k <= {num_classes} (mixing needs at least "
+            f"2 classes), got shape {tuple(idx.shape)}"
+        )
+    idx = idx.long()
+    k = idx.shape[1]
+    if validate:
+        bad = (idx < 0) | (idx >= num_classes)
+        if k == 2:
+            repeated = idx[:, 0] == idx[:, 1]
+        else:  # a repeat in the sorted row is next to its twin
+            ordered = idx.sort(dim=1).values
+            repeated = (ordered[:, 1:] == ordered[:, :-1]).any(dim=1)
+        if bool(bad.any() | repeated.any()):  # one sync
+            if bool(bad.any()):
+                i = int(bad.any(dim=1).nonzero()[0, 0])
+                raise ValueError(f"topk_index must lie in 0..{num_classes - 1}; row {i} is {idx[i].tolist()}")
+            i = int(repeated.nonzero()[0, 0])
+            raise ValueError(f"topk_index rows must hold {k} distinct classes; row {i} is {idx[i].tolist()}")
+    flat = torch.arange(0, n * num_classes, num_classes, device=idx.device)[:, None] + idx  # (n, k)
+    return _MaskEntries(flat, None, k)
 
 
 def _slam_alpha(
-    alpha: object, like: torch.Tensor, counts: torch.Tensor, normalize: bool, validate: bool
+    alpha: object, like: torch.Tensor, counts: int | torch.Tensor, normalize: bool, validate: bool, dtype: torch.dtype
 ) -> torch.Tensor:
-    """alpha as an (n,) float64 tensor on like's device, checked (when ``validate``) against
-    :func:`~robustdistill.algorithms.validation.check_alpha` and
+    """alpha as an (n,) tensor of ``dtype`` on like's device, checked (when ``validate``, in its own dtype)
+    against :func:`~robustdistill.algorithms.validation.check_alpha` and
     :func:`~robustdistill.algorithms.slam.check_alpha_for_mix` with one reduction; those word the error."""
     n = like.shape[0]
     a = _as_tensor(alpha, "alpha", like)
     if not validate:
-        return _per_example(a, "alpha", like, torch.float64).detach()
-    if a.dtype != torch.bool and not a.is_complex() and (a.ndim == 0 or a.shape == (n,)):
-        a = a.detach().to(torch.float64).expand(n)
-        low = a > 1.0 / counts.to(torch.float64) if normalize else a >= 0.5  # NaN fails
-        if bool((low & (a <= 1.0)).all()):
-            return a
+        return _per_example(a, "alpha", like, dtype).detach()
+    if a.is_floating_point() and (a.ndim == 0 or a.shape == (n,)):
+        a = a.detach()
+        if isinstance(counts, int) or not normalize:  # one bound for every row: the extremes decide
+            lo, hi = torch.aminmax(a)  # NaN propagates and fails both tests
+            low = 1.0 / counts if normalize else 0.5
+            if bool((lo > low if normalize else lo >= low) & (hi <= 1.0)):
+                return a.to(dtype).expand(n)
+        elif bool(((a > 1.0 / counts.to(a.dtype)) & (a <= 1.0)).all()):
+            return a.to(dtype).expand(n)
     a_np = check_alpha(as_numpy(alpha, "alpha"), n)  # raises with the reason
-    check_alpha_for_mix(a_np, counts.cpu().numpy(), normalize)
-    return torch.as_tensor(a_np, device=like.device)
+    k = np.full(n, counts) if isinstance(counts, int) else counts.cpu().numpy()
+    check_alpha_for_mix(a_np, k, normalize)
+    return torch.as_tensor(a_np, device=like.device).to(dtype)
 
 
 def slam_loss(
@@ -507,6 +593,7 @@ def slam_loss(
     topk_mask: object | None = None,
     *,
     k: object | None = None,
+    topk_index: object | None = None,
     normalize: bool = False,
     validate: bool = True,
 ) -> torch.Tensor:
@@ -530,7 +617,8 @@ def slam_loss(
     .. math::
 
         \log \mathrm{mix}_i = \begin{cases}
-            \mathrm{logaddexp}\bigl(\log \bar c,\ \log(\alpha - \bar c) + \log f_i\bigr) & i \in M \\
+            \log\alpha + \mathrm{logaddexp}\bigl(\log (\bar c/\alpha),\ \log(1 - \bar c/\alpha) + \log f_i\bigr)
+                & i \in M \\
             \log \alpha + \log f_i & i \notin M.
         \end{cases}
 
@@ -539,10 +627,19 @@ def slam_loss(
     below, and it needs no :math:`\log(1 - f_i)` (so no special case for the row's argmax). Every
     :math:`\log \mathrm{mix}_i` is finite for finite logits, including ``alpha = 1``
     (:math:`\log \bar c = -\infty`) and ``alpha = 1/2`` un-normalised (:math:`\log(\alpha-\bar c) =
-    -\infty`); no clamping. The mixed terms are evaluated only at the ``nnz`` ones of the mask (forward and
-    a hand-written backward), so the cost stays near :func:`soft_cross_entropy`'s. ``alpha`` and the mask
-    are constants (no gradient); gradients flow to the logits and the teacher probabilities; second
+    -\infty`); no clamping. The mixed terms are evaluated only at the ``n k`` entries of :math:`M` (forward
+    and a hand-written backward), so the cost stays near :func:`soft_cross_entropy`'s. ``alpha`` and the
+    mask are constants (no gradient); gradients flow to the logits and the teacher probabilities; second
     derivatives are not supported.
+
+    **The top-k set** :math:`M` is given in exactly one of three forms:
+
+    - ``topk_index``: (n, k) integer class indices, e.g. :func:`teacher_topk_index` computed once per pool
+      and sliced with the batch: the fastest form (``bench losses``: no mask scan, ``n k`` integers);
+    - ``topk_mask``: an (n, K) 0/1 mask, e.g. :func:`robustdistill.algorithms.slam.topk_mask` or
+      :func:`teacher_topk_mask`; the only form for a per-example :math:`k(x)`; each call scans it;
+    - ``k``: an int or (n,) ints, the top-k of ``teacher_probs`` found on every call (ties to the lower
+      index).
 
     Args:
         student_logits: (n, K) float tensor ``z``.
@@ -551,34 +648,42 @@ def slam_loss(
             ``normalize=False``, ``> 1/k`` (that row's ``k``) when ``normalize=True``
             (:func:`robustdistill.algorithms.slam.check_alpha_for_mix`). Clip it first with
             :func:`robustdistill.algorithms.slam.clip_alpha`.
-        topk_mask: (n, K) 0/1 (bool, integer or float) with at least 2 ones per row, e.g.
-            :func:`robustdistill.algorithms.slam.topk_mask` computed once per pool. A bool tensor on the
-            logits' device is the fastest form.
-        k: instead of ``topk_mask``: an int or an (n,) integer array in 2..K; the mask is then the top-k of
-            ``teacher_probs`` (:func:`teacher_topk_mask`, ties to the lower index). Exactly one of
-            ``topk_mask`` and ``k`` must be given.
+        topk_mask: (n, K) 0/1 (bool, integer or float) with at least 2 ones per row.
+        k: an int or an (n,) integer array in 2..K.
+        topk_index: (n, k) integers, 2 <= k <= K, each row k distinct classes (checked when ``validate``;
+            with ``validate=False`` a repeated class gives wrong numbers).
         normalize: form (2) (theory, simulators) instead of (2') (experiments; default).
-        validate: check values (finite logits, simplex rows, 0/1 mask, the alpha bounds); shapes always.
+        validate: check values (finite logits, simplex rows, 0/1 mask or distinct in-range indices, the
+            alpha bounds); shapes always.
 
     Returns:
         (n,) float32 tensor (float64 for float64 logits), non-negative (each :math:`\mathrm{mix}_i \le 1`).
 
     Note:
-        On CUDA the per-row sums over the mask use ``index_add_`` (atomic adds): bitwise reproducible only
-        under ``torch.use_deterministic_algorithms(True)``.
+        On CUDA a ragged mask (rows with different k) is summed with ``index_add_`` (atomic adds): bitwise
+        reproducible only under ``torch.use_deterministic_algorithms(True)``.
+
+    >>> z = torch.tensor([[2.0, 0.0, -1.0]])
+    >>> slam_loss(z, [[0.0, 1.0, 0.0]], 0.8, topk_index=[[0, 1]])
+    tensor([1.3148])
     """
     z = _check_logits(student_logits, "student_logits", validate)
     n, num_classes = z.shape
     dtype = _compute_dtype(z)
     t, s_t = _probs_and_sums(teacher_probs, "teacher_probs", z, dtype, validate)
     t = t.contiguous()
-    if (topk_mask is None) == (k is None):
-        raise ValueError("pass exactly one of topk_mask (an (n, K) 0/1 mask) and k (an int or (n,) ints)")
+    if (topk_mask is not None) + (k is not None) + (topk_index is not None) != 1:
+        raise ValueError(
+            "pass exactly one of topk_mask (an (n, K) 0/1 mask), k (an int or (n,) ints) and topk_index "
+            "(an (n, k) array of class indices)"
+        )
     if isinstance(alpha, torch.Tensor) and alpha.device != z.device:
         raise ValueError(
             f"alpha is on device {alpha.device} but the logits are on {z.device}; move them to the same device"
         )
-    if k is not None:
+    if topk_index is not None:
+        entries = _index_entries(topk_index, z, validate)
+    elif k is not None:
         kk = check_k(k, n, num_classes)
         if kk.min() < 2:
             i = int(np.argmin(kk))
@@ -586,7 +691,10 @@ def slam_loss(
                 "k must be >= 2: mixing needs at least 2 classes in the top-k mask; "
                 f"k = {int(kk[i])} at index {i}"
             )
-        mask = teacher_topk_mask(t, kk)
+        if kk.min() == kk.max():
+            entries = _index_entries(teacher_topk_index(t, int(kk[0])), z, validate=False)
+        else:
+            entries = _mask_entries(teacher_topk_mask(t, kk), n, num_classes, validate, from_k=True)
     else:
         mask = _as_tensor(topk_mask, "topk_mask", z)
         if mask.is_complex():
@@ -595,20 +703,23 @@ def slam_loss(
             raise ValueError(
                 f"topk_mask must have shape {tuple(z.shape)} like the logits, got {tuple(mask.shape)}"
             )
-    flat, rows, counts = _mask_entries(mask, n, num_classes, validate, from_k=k is not None)
-    a = _slam_alpha(alpha, z, counts, bool(normalize), validate).to(dtype)
+        entries = _mask_entries(mask, n, num_classes, validate, from_k=False)
+    a = _slam_alpha(alpha, z, entries.counts, bool(normalize), validate, dtype)
 
     with _autocast_off(z.device):
+        # log alpha, r0 = log(c / alpha) and r1 = log((alpha - c) / alpha), per row, in the compute dtype
         la = torch.log(a)
         if normalize:
-            km1 = counts.to(dtype) - 1.0
-            lc = torch.log1p(-a) - torch.log(km1)
-            ld = torch.log(a - (1.0 - a) / km1)
+            km1 = entries.counts - 1
+            c = (1.0 - a) / km1
+            r0 = torch.log(c) - la
+            r1 = torch.log1p(-c / a)
         else:
-            lc = torch.log1p(-a)
-            ld = torch.log(2.0 * a - 1.0)  # alpha - c, exact; -inf at alpha = 1/2: mix = 1/2 on M, no gradient
+            u = 1.0 - a  # 1 - alpha and alpha - (1 - alpha) are exact for alpha in [1/2, 1]
+            r0 = torch.log(u).sub_(la)
+            r1 = torch.log(a - u).sub_(la)  # -inf at alpha = 1/2: mix = 1/2 on M, no gradient
         lf = torch.log_softmax(z.to(dtype), dim=1)
-        return _SLaMFromLogProbs.apply(lf, t, s_t, flat, rows, la, lc, ld)
+        return _SLaMFromLogProbs.apply(lf, t, s_t, entries, la, entries.spread(r0), entries.spread(r1))
 
 
 def slam_binary_log_mix(logit: torch.Tensor, alpha: object) -> tuple[torch.Tensor, torch.Tensor]:

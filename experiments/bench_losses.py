@@ -9,7 +9,8 @@ start and after the backward). Interleaving makes a slow phase of the machine hi
 the order rotates by one place per round so that no loss always runs first (after another loss has
 flushed the caches); the ratio column is ``best(loss) / best(soft_cross_entropy)`` on the same device and
 shape. The torch thread
-count is left as it is (``threads=None``) and recorded; ``threads=k`` sets it for the run and restores it.
+count is left as it is (``threads=None``) and recorded; ``threads=[1, 2]`` measures every case at each count
+(set for the run, restored after).
 
 Instances (our choice, seeded per shape): logits ``3 * N(0, 1)``, teacher probabilities
 ``softmax(2 * N(0, 1))``, ``alpha ~ U[0.6, 1]``, weights ``~ U[0, 2]``, all drawn from a CPU
@@ -17,14 +18,17 @@ Instances (our choice, seeded per shape): logits ``3 * N(0, 1)``, teacher probab
 
 - ``soft_cross_entropy`` (the reference), ``kd_loss`` at temperature 2 (so the division is timed);
 - ``weighted``: ``weights * soft_cross_entropy``, i.e. the mean of ``w_i * l_i`` (weighted distillation);
-- ``slam_loss[mask]``: (2') with a precomputed bool top-2 mask on the device (the training pipeline computes
-  the mask once per pool, spec slam.md §4); ``slam_loss[k=2]``: the mask built from ``k`` on every call;
+- ``slam_loss[index]``: (2') with the top-2 set precomputed as (n, 2) class indices on the device
+  (``teacher_topk_index``; the training pipeline computes it once per pool, spec slam.md §4);
+  ``slam_loss[mask]``: the same set as a precomputed bool (n, K) mask, which each call scans;
+  ``slam_loss[k=2]``: the set found from ``k`` on every call (a ``torch.topk`` per call);
 - ``forward_corrected_loss`` and ``backward_corrected_loss`` with ``T = 0.9 I + 0.1 (11^T - I)/(K - 1)``;
   the functional backward loss inverts T (float64, with its condition check) on every call, so
   ``BackwardCorrectedLoss`` (T^-1 computed once) is timed too;
 - ``taylor_cross_entropy`` at order 2 on soft targets.
 
-Targets: ``slam_loss[mask]`` and ``weighted`` at most 1.5x ``soft_cross_entropy`` on every device and shape.
+Targets: ``slam_loss[index]`` and ``weighted`` at most 1.5x ``soft_cross_entropy`` on every device, shape and
+thread count measured.
 
 Teacher-accuracy fit (spec weighted.md §2.1): ``fit_teacher_accuracy`` on ``n_v = 10^6`` validation points
 with ``K = 10`` (teacher probabilities ``Dirichlet(0.3 * 1)``; the label equals the teacher's argmax with
@@ -58,13 +62,13 @@ __all__ = ["DEFAULT_SHAPES", "QUICK_SHAPES", "TARGETS", "loss_cases", "make_teac
 
 #: name -> (description, bound, "max" or "min").
 TARGETS: dict[str, tuple[str, float, str]] = {
-    "slam_ratio": ("slam_loss[mask] / soft_cross_entropy time, worst device and shape", 1.5, "max"),
-    "weighted_ratio": ("weighted (w * soft CE) / soft_cross_entropy time, worst device and shape", 1.5, "max"),
+    "slam_ratio": ("slam_loss[index] / soft_cross_entropy time, worst device, shape, threads", 1.5, "max"),
+    "weighted_ratio": ("weighted (w * soft CE) / soft_cross_entropy time, worst device, shape, threads", 1.5, "max"),
     "teacher_quality_s": ("fit_teacher_accuracy + predict at 10^6 points, seconds", 1.0, "max"),
 }
 
 #: The losses whose ratio has a target (row name -> target name).
-RATIO_TARGETS = {"slam_loss[mask]": "slam_ratio", "weighted": "weighted_ratio"}
+RATIO_TARGETS = {"slam_loss[index]": "slam_ratio", "weighted": "weighted_ratio"}
 
 DEFAULT_SHAPES: tuple[tuple[int, int], ...] = ((4096, 100), (1024, 1000))
 QUICK_SHAPES: tuple[tuple[int, int], ...] = ((256, 10), (64, 100))
@@ -93,11 +97,13 @@ def loss_cases(
     weights = (2.0 * torch.rand(n, generator=gen)).to(device)
     transition = _symmetric_transition(num_classes).to(device=device, dtype=torch.float32)
     mask = L.teacher_topk_mask(teacher, 2)  # bool, on the device
+    index = L.teacher_topk_index(teacher, 2)  # (n, 2) int64, on the device
     backward_module = L.BackwardCorrectedLoss(transition.cpu(), reduction="none").to(device)
     cases: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "soft_cross_entropy": lambda z: L.soft_cross_entropy(z, teacher),
         "kd_loss": lambda z: L.kd_loss(z, teacher, 2.0),
         "weighted": lambda z: weights * L.soft_cross_entropy(z, teacher),
+        "slam_loss[index]": lambda z: L.slam_loss(z, teacher, alpha, topk_index=index),
         "slam_loss[mask]": lambda z: L.slam_loss(z, teacher, alpha, mask),
         "slam_loss[k=2]": lambda z: L.slam_loss(z, teacher, alpha, k=2),
         "forward_corrected_loss": lambda z: L.forward_corrected_loss(z, teacher, transition),
@@ -224,7 +230,7 @@ def run(
     *,
     progress: bool | None = False,
     devices: Sequence[str] | None = None,
-    threads: int | None = None,
+    threads: int | Sequence[int] | None = None,
     teacher_quality_n: int | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark and return a JSON-ready dict.
@@ -236,7 +242,8 @@ def run(
         quick: shapes (256 x 10, 64 x 100), 1 repeat and 10^4 teacher points (for tests; overrides those).
         progress: show a tqdm bar on stderr; ``None`` = only when stderr is a terminal.
         devices: e.g. ``["cpu", "cuda"]``; None = the CPU and, when available, the current CUDA device.
-        threads: torch intra-op threads for the run (restored after); None leaves the setting (recorded).
+        threads: torch intra-op thread counts, each measured in turn (an int: one count; restored after);
+            None leaves the setting as it is (recorded). The teacher-accuracy fit runs at the last count.
         teacher_quality_n: points for the teacher-accuracy fit and predict (default 10^6; 0 skips it).
 
     Returns:
@@ -254,8 +261,12 @@ def run(
     repeats = check_int(repeats, "repeats", low=1)
     seed = check_int(seed, "seed", low=0)
     teacher_quality_n = check_int(teacher_quality_n, "teacher_quality_n", low=0)
+    thread_counts: list[int | None] = [None]
     if threads is not None:
-        threads = check_int(threads, "threads", low=1)
+        listed = [threads] if isinstance(threads, int) else list(threads)
+        if not listed:
+            raise ValueError("threads must name at least one thread count")
+        thread_counts = [check_int(t, "threads", low=1) for t in listed]
     if progress is None:
         progress = sys.stderr.isatty()
     device_list = _devices(devices)
@@ -263,26 +274,26 @@ def run(
     rows: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []
     started = time.perf_counter()
-    with _threads(threads) as used_threads:
-        jobs = [(d, s) for d in device_list for s in shapes]
-        bar = tqdm(jobs, desc="bench losses", unit="case", disable=not progress, file=sys.stderr)
-        for device, (n, k) in bar:
-            bar.set_postfix(device=str(device), n=n, K=k)
+    jobs = [(c, d, s) for c in thread_counts for d in device_list for s in shapes]
+    bar = tqdm(jobs, desc="bench losses", unit="case", disable=not progress, file=sys.stderr)
+    used_threads: list[int] = []
+    for count, device, (n, k) in bar:
+        with _threads(count) as used:
+            bar.set_postfix(threads=used, device=str(device), n=n, K=k)
+            if used not in used_threads:
+                used_threads.append(used)
             logits, cases = loss_cases(n, k, device, seed)
             best = _time_interleaved(cases, logits, repeats)
-            ref = best["soft_cross_entropy"]
-            for name, seconds in best.items():
-                ratio = seconds / ref
-                rows.append(
-                    {"device": str(device), "n": n, "K": k, "loss": name, "ms": 1e3 * seconds, "ratio": ratio}
-                )
-                if name in RATIO_TARGETS:
-                    bound = TARGETS[RATIO_TARGETS[name]][1]
-                    checks.append(
-                        {"device": str(device), "n": n, "K": k, "loss": name, "ratio": ratio,
-                         "bound": bound, "met": bool(ratio <= bound)}
-                    )  # fmt: skip
-        bar.close()
+        ref = best["soft_cross_entropy"]
+        where = {"threads": used, "device": str(device), "n": n, "K": k}
+        for name, seconds in best.items():
+            ratio = seconds / ref
+            rows.append({**where, "loss": name, "ms": 1e3 * seconds, "ratio": ratio})
+            if name in RATIO_TARGETS:
+                bound = TARGETS[RATIO_TARGETS[name]][1]
+                checks.append({**where, "loss": name, "ratio": ratio, "bound": bound, "met": bool(ratio <= bound)})
+    bar.close()
+    with _threads(thread_counts[-1]):
         if teacher_quality_n > 0:
             quality = _teacher_quality(teacher_quality_n, seed, repeats)
         else:
@@ -315,8 +326,8 @@ def run(
             "repeats": int(repeats),
             "order": "interleaved: one call of each loss per round, rotated by one place per round",
             "statistic": "best (minimum) wall time, time.perf_counter (+ cuda.synchronize on CUDA)",
-            "torch_threads": int(used_threads),
-            "threads_set": threads,
+            "torch_threads": used_threads,
+            "threads_set": None if thread_counts == [None] else thread_counts,
             "devices": [str(d) for d in device_list],
             "shapes": [list(s) for s in shapes],
         },
@@ -344,10 +355,10 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"loss benchmark: float32, forward + backward, best of {proto['repeats']} interleaved rounds after "
-            f"1 warm-up, torch threads {proto['torch_threads']}, seed {result['seed']}",
-            format_table(result["rows"], ["device", "n", "K", "loss", "ms", "ratio"]),
+            f"1 warm-up, torch threads {', '.join(map(str, proto['torch_threads']))}, seed {result['seed']}",
+            format_table(result["rows"], ["threads", "device", "n", "K", "loss", "ms", "ratio"]),
             "",
-            format_table(result["ratio_checks"], ["device", "n", "K", "loss", "ratio", "bound", "met"]),
+            format_table(result["ratio_checks"], ["threads", "device", "n", "K", "loss", "ratio", "bound", "met"]),
             "",
             quality_line,
             "",
@@ -364,7 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small shapes, 1 repeat (seconds)")
     parser.add_argument("--repeats", type=int, default=10, help="interleaved timed rounds (default 10)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for the run (default: as is)")
+    parser.add_argument(
+        "--threads", type=int, action="append", default=None,
+        help="torch threads; repeat to measure several counts in one run (default: as is)",
+    )  # fmt: skip
     parser.add_argument("--device", action="append", default=None, help="cpu or cuda; repeat for several")
     parser.add_argument("--json", default=None, help="also write the result to this JSON file (atomically)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from robustdistill.experiments import reporting
 from robustdistill.experiments.cli import main
@@ -138,8 +139,26 @@ def test_bench_losses_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     result = json.loads((tmp_path / "bench_losses.json").read_text())
     assert {"environment", "seed", "targets"} <= set(result)
-    assert "slam_loss[mask]" in out and "soft_cross_entropy" in out
+    assert "slam_loss[index]" in out and "slam_loss[mask]" in out and "soft_cross_entropy" in out
     assert "fit_teacher_accuracy" in out or "teacher" in out
+
+
+def test_bench_losses_thread_counts() -> None:
+    """Several thread counts in one run: every case at each count, the setting restored afterwards."""
+    from robustdistill.experiments import bench_losses
+
+    before = torch.get_num_threads()
+    result = bench_losses.run(quick=True, threads=[1, 2], teacher_quality_n=0)
+    assert torch.get_num_threads() == before
+    assert result["protocol"]["threads_set"] == [1, 2]
+    for count in (1, 2):
+        rows = [r for r in result["rows"] if r["threads"] == count]
+        assert {r["loss"] for r in rows} >= {"soft_cross_entropy", "slam_loss[index]", "weighted"}
+        assert {(c["n"], c["K"]) for c in result["ratio_checks"] if c["threads"] == count} == set(
+            bench_losses.QUICK_SHAPES
+        )
+    with pytest.raises(ValueError, match="threads"):
+        bench_losses.run(quick=True, threads=[], teacher_quality_n=0)
 
 
 def test_pin_restores_affinity() -> None:

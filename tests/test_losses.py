@@ -84,6 +84,12 @@ def numpy_slam_reference(z, t, alpha, mask, normalize):
     return -(t * np.log(slam.mix(f, alpha, mask, normalize))).sum(axis=1)
 
 
+def mask_to_index(mask: np.ndarray) -> np.ndarray:
+    """The (n, k) class indices of a mask with k ones in every row, ascending."""
+    rows, cols = np.nonzero(mask)
+    return cols.reshape(mask.shape[0], -1)
+
+
 @st.composite
 def slam_cases(draw, max_n: int = 6, max_k: int = 7):
     """(z float64 (n, K), teacher probs, alpha (n,), k (int), normalize) with alpha in the valid range."""
@@ -173,6 +179,8 @@ def test_slam_matches_numpy_reference(case):
         L.slam_loss(z, t, alpha, k=k, normalize=normalize),  # int k
         L.slam_loss(z, t, alpha, k=np.full(z.shape[0], k), normalize=normalize),  # per-example k
         L.slam_loss(z, t, alpha, mask, normalize=normalize, validate=False),
+        L.slam_loss(z, t, alpha, topk_index=mask_to_index(mask), normalize=normalize),  # (n, k) indices
+        L.slam_loss(z, t, alpha, topk_index=mask_to_index(mask)[:, ::-1].copy(), normalize=normalize),  # any order
     ):
         assert got.dtype == F64
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
@@ -233,6 +241,10 @@ def test_torch_topk_mask_equals_numpy_including_ties(case):
     np.testing.assert_array_equal(got.numpy().astype(np.float64), want)
     got32 = L.teacher_topk_mask(torch.as_tensor(probs, dtype=torch.float32), k)
     np.testing.assert_array_equal(got32.numpy().astype(np.float64), slam.topk_mask(probs.astype(np.float32), k))
+    if np.ndim(k) == 0:  # the index form: the same set, ascending class indices
+        index = L.teacher_topk_index(torch.as_tensor(probs), int(k))
+        assert index.dtype == torch.int64 and index.shape == (probs.shape[0], k)
+        np.testing.assert_array_equal(index.numpy(), mask_to_index(want))
 
 
 @settings(max_examples=25)
@@ -302,6 +314,9 @@ def _all_losses(t, transition, labels):
         "soft_cross_entropy[labels]": lambda z: L.soft_cross_entropy(z, labels),
         "kd_loss[T=2]": lambda z: L.kd_loss(z, t, 2.0),
         "slam[2', mask]": lambda z: L.slam_loss(z, t, 0.7, slam.topk_mask(t, 2)),
+        "slam[2, index]": lambda z: L.slam_loss(
+            z, t, 0.8, topk_index=mask_to_index(slam.topk_mask(t, 3)), normalize=True
+        ),
         "slam[2, k=3]": lambda z: L.slam_loss(z, t, 0.8, k=3, normalize=True),
         "slam[alpha=1]": lambda z: L.slam_loss(z, t, 1.0, k=2),
         "slam[alpha=1/2]": lambda z: L.slam_loss(z, t, 0.5, k=3),
@@ -516,6 +531,16 @@ def _bad_calls():
         ("mask row with one 1", lambda: L.slam_loss(z, t, 0.7, mask_one), ValueError, "at least 2 ones"),
         ("mask not 0/1", lambda: L.slam_loss(z, t, 0.7, half), ValueError, "only 0 and 1"),
         ("mask shape", lambda: L.slam_loss(z, t, 0.7, mask[:, :3]), ValueError, "shape"),
+        ("mask and index", lambda: L.slam_loss(z, t, 0.7, mask, topk_index=[[0, 1]] * 3), ValueError, "exactly one"),
+        ("index out of range", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1], [1, 4], [2, 3]]), ValueError, "0..3"),
+        ("negative index", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1], [1, 2], [-1, 3]]), ValueError, "0..3"),
+        ("repeated index", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1], [2, 2], [2, 3]]), ValueError, "distinct"),
+        ("repeated index, k=3", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1, 2], [2, 1, 2], [0, 2, 3]]), ValueError, "distinct"),
+        ("index with one class", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0], [1], [2]]), ValueError, "2 <= k"),
+        ("index rows", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1], [1, 2]]), ValueError, "shape"),
+        ("float index", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0.0, 1.0]] * 3), TypeError, "integer"),
+        ("index on another device", lambda: L.slam_loss(z32, t, 0.7, topk_index=torch.zeros(3, 2, dtype=torch.long, device="meta")), ValueError, "device"),
+        ("alpha <= 1/k for (2), index", lambda: L.slam_loss(z, t, 0.3, topk_index=[[0, 1, 2]] * 3, normalize=True), ValueError, "1/k"),
         ("temperature 0", lambda: L.kd_loss(z, t, 0.0), ValueError, "temperature"),
         ("temperature inf", lambda: L.kd_loss(z, t, math.inf), ValueError, "temperature"),
         ("temperature str", lambda: L.kd_loss(z, t, "2"), TypeError, "temperature"),
@@ -559,6 +584,7 @@ def test_validate_false_gives_the_same_numbers():
         (lambda v: L.kd_loss(z, t, 1.5, validate=v)),
         (lambda v: L.slam_loss(z, t, 0.8, k=3, validate=v)),
         (lambda v: L.slam_loss(z, t, 0.8, slam.topk_mask(t, 2), normalize=True, validate=v)),
+        (lambda v: L.slam_loss(z, t, 0.8, topk_index=[[0, 3]] * 5, validate=v)),
         (lambda v: L.forward_corrected_loss(z, y, transition, validate=v)),
         (lambda v: L.backward_corrected_loss(z, t, transition, validate=v)),
         (lambda v: L.taylor_cross_entropy(z, y, 3, validate=v)),
@@ -732,8 +758,10 @@ def test_cuda_mask_and_k_paths_agree_with_cpu():
     zg, tg, ag = z.cuda(), torch.as_tensor(t).cuda(), torch.as_tensor(alpha).cuda()
     gpu_mask = L.slam_loss(zg, tg, ag, torch.as_tensor(mask).cuda())
     gpu_k = L.slam_loss(zg, tg, ag, k=4)
+    gpu_index = L.slam_loss(zg, tg, ag, topk_index=L.teacher_topk_index(tg, 4))
     torch.testing.assert_close(gpu_mask.cpu(), cpu, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(gpu_k.cpu(), cpu, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gpu_index.cpu(), cpu, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("size", [0, 7, 8, 64, 803, 4096])
@@ -747,7 +775,7 @@ def test_flatnonzero_bool_matches_numpy(size, density):
 
 
 def test_slam_ragged_and_uniform_masks_agree():
-    """The (k, n) layout (same k in every row) and the ragged (nnz,) layout give the same loss and gradient."""
+    """The uniform layout (same k in every row) and the ragged (nnz,) layout give the same loss and gradient."""
     gen = torch.Generator().manual_seed(5)
     z = torch.randn(6, 9, dtype=torch.float64, generator=gen)
     t = torch.softmax(torch.randn(6, 9, dtype=torch.float64, generator=gen), dim=1)
