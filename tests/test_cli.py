@@ -48,7 +48,13 @@ def test_verify_writes_json_matching_table(tmp_path: Path, capsys: pytest.Captur
     for line, check in zip(table_rows, report["checks"]):
         assert line.split()[0] == check["name"]
         assert check["holds"] is True
-        assert set(check) == {"name", "claim", "bound", "measured", "interval", "holds"}
+        assert set(check) - {"data_file"} == {"name", "claim", "bound", "measured", "interval", "holds"}
+    with_data = [c for c in report["checks"] if "data_file" in c]
+    assert {"S2-scaling", "S2-LS", "S3-convergence", "S3-spread"} <= {c["name"] for c in with_data}
+    for check in with_data:  # the curves behind a claim sit beside verify.json, JSON-readable
+        path = Path(check["data_file"])
+        assert path == tmp_path / "data" / f"{check['name']}.json"
+        assert isinstance(json.loads(path.read_text()), dict)
 
 
 def test_verify_failure_exits_1_and_names_check(

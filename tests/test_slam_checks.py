@@ -7,6 +7,7 @@ import pytest
 from scipy import special
 
 from robustdistill.algorithms.slam import mix
+from robustdistill.theory import halfspace_checks as hc
 from robustdistill.theory import slam_checks as sc
 from robustdistill.theory.simulators import CheckResult, run_checks
 
@@ -23,6 +24,10 @@ NAMES = [
     "S1-binary",
     "S1-multiclass-2",
     "S1-multiclass-2'",
+    "S2-scaling",
+    "S2-LS",
+    "S3-convergence",
+    "S3-spread",
 ]
 
 
@@ -70,9 +75,9 @@ def test_checks_are_deterministic_under_a_seed():
 
 
 def test_slam_names_are_registered_once():
-    names = [c.name for c in sc.CHECKS]
+    names = [c.name for c in sc.CHECKS + hc.CHECKS]
     assert names == NAMES and len(set(names)) == len(names)
-    assert {c.group for c in sc.CHECKS} == {"slam"}
+    assert {c.group for c in sc.CHECKS + hc.CHECKS} == {"slam"}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,8 @@ class CheckResult(Result):
         interval: (low, high): a confidence interval for Monte-Carlo checks; for exact checks the range
             of the per-instance statistic over all instances.
         holds: whether the claim held.
+        data: optional JSON-ready measurements behind the claim (curves for ``paper_figures``);
+            ``robustdistill verify`` writes it to ``DIR/data/NAME.json`` instead of ``verify.json``.
     """
 
     name: str
@@ -38,6 +40,7 @@ class CheckResult(Result):
     measured: float
     interval: tuple[float, float]
     holds: bool
+    data: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ spec section it checks:
   Massart-halfspace simulator (``spec/weighted.md`` §6).
 - :mod:`~robustdistill.theory.slam_checks`: SLaM, S0 (identities) and S1 (consistency)
   (``spec/slam.md`` §7).
+- :mod:`~robustdistill.theory.halfspace_checks`: SLaM, S2 (sample complexity on margin halfspaces under
+  RCN, the Long-Servedio separation) and S3 (convergence of forward adjustment) (``spec/slam.md`` §6-§7).
 
 Every check is deterministic given ``rng`` (default seed 0): each gets its own child stream, so a
 check's result does not depend on which checks ran before it.
@@ -21,14 +23,14 @@ from collections.abc import Sequence
 from robustdistill.algorithms.typing import RNGLike
 from robustdistill.algorithms.validation import check_rng
 
-from . import rad_checks, slam_checks, weighted_checks
+from . import halfspace_checks, rad_checks, slam_checks, weighted_checks
 from .checks import GROUPS, Check, CheckResult
 from .rad_checks import SPEC_GAINS, random_game
 
 __all__ = ["CHECKS", "GROUPS", "Check", "CheckResult", "SPEC_GAINS", "random_game", "run_checks"]
 
 #: Every registered check, in the order `verify` prints them.
-CHECKS: list[Check] = [*rad_checks.CHECKS, *weighted_checks.CHECKS, *slam_checks.CHECKS]
+CHECKS: list[Check] = [*rad_checks.CHECKS, *weighted_checks.CHECKS, *slam_checks.CHECKS, *halfspace_checks.CHECKS]
 
 
 def run_checks(

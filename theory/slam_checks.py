@@ -128,9 +128,24 @@ def binary_risk(t: FloatArray, p: FloatArray, alpha: FloatArray) -> FloatArray:
 
 
 def binary_grad(t: FloatArray, y: FloatArray, alpha: FloatArray) -> FloatArray:
-    r""":math:`\partial\ell/\partial t = \beta f(1-f)(m - y)/(m(1-m))` (linear in ``y``)."""
-    m, m1 = binary_mix(t, alpha)
-    return (2.0 * alpha - 1.0) * special.expit(t) * special.expit(-t) * (m - y) / (m * m1)
+    r""":math:`\partial\ell/\partial t = \beta f(1-f)(m - y)/(m(1-m))` (linear in ``y``), evaluated as
+
+    .. math::
+
+        \frac{\partial\ell}{\partial t} = (1-y)\,\frac{\beta\,\sigma(t)}{\alpha + (1-\alpha)e^{t}}
+            - y\,\frac{\beta\,\sigma(-t)}{\beta + (1-\alpha)(1 + e^{-t})}
+
+    (the two labels' terms, :math:`f/m` and :math:`(1-f)/(1-m)` divided out), which is finite for every
+    finite :math:`t` and every :math:`\alpha \in [1/2, 1]`, including :math:`\alpha = 1` (logistic:
+    :math:`f - y`) where the quotient form is 0/0 once :math:`\sigma(t)` underflows."""
+    t = np.asarray(t, dtype=float)
+    a = np.asarray(alpha, dtype=float)
+    b = 2.0 * a - 1.0
+    with np.errstate(divide="ignore", over="ignore"):  # log(0) at alpha = 1; exp overflow gives 1/inf = 0
+        lc = np.log1p(-a)  # (1 - alpha) e^{+-t} = exp(log(1 - alpha) +- t): 0 at alpha = 1 for finite t
+        down = b * special.expit(t) / (a + np.exp(lc + t))
+        up = b * special.expit(-t) / (b + (1.0 - a) + np.exp(lc - t))
+    return (1.0 - y) * down - y * up
 
 
 def omega(t: FloatArray, alpha: FloatArray) -> FloatArray:
