@@ -1007,6 +1007,23 @@ def _fixed_transition(transition: object) -> torch.Tensor:
     return tm
 
 
+def _with_fixed_matrix(
+    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    logits: torch.Tensor,
+    noisy_targets: object,
+    matrix: torch.Tensor,
+) -> torch.Tensor:
+    """A module's per-example loss ``loss(z, t, matrix)`` with its fixed (K, K) buffer (T or its inverse),
+    checked against the logits' K and moved to their device and compute dtype."""
+    z = _check_logits(logits, "logits", True)
+    dtype = _compute_dtype(z)
+    t = _targets(noisy_targets, "noisy_targets", z, dtype, True)
+    if matrix.shape != (z.shape[1], z.shape[1]):
+        raise ValueError(f"the transition is {tuple(matrix.shape)} but the logits have {z.shape[1]} classes")
+    with _autocast_off(z.device):
+        return loss(z.to(dtype), t, matrix.to(device=z.device, dtype=dtype))
+
+
 class _ReducedLoss(nn.Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
@@ -1087,12 +1104,7 @@ class ForwardCorrectedLoss(_ReducedLoss):
     def forward(
         self, logits: torch.Tensor, noisy_targets: object, weight: object | None = None
     ) -> torch.Tensor:
-        z = _check_logits(logits, "logits", True)
-        dtype = _compute_dtype(z)
-        t = _targets(noisy_targets, "noisy_targets", z, dtype, True)
-        tm = self.transition.to(device=z.device, dtype=dtype)
-        with _autocast_off(z.device):
-            loss = _forward_corrected(z.to(dtype), t, tm)
+        loss = _with_fixed_matrix(_forward_corrected, logits, noisy_targets, self.transition)
         return reduce_loss(loss, weight, self.reduction)
 
 
@@ -1111,16 +1123,7 @@ class BackwardCorrectedLoss(_ReducedLoss):
     def forward(
         self, logits: torch.Tensor, noisy_targets: object, weight: object | None = None
     ) -> torch.Tensor:
-        z = _check_logits(logits, "logits", True)
-        dtype = _compute_dtype(z)
-        t = _targets(noisy_targets, "noisy_targets", z, dtype, True)
-        if self.inverse.shape != (z.shape[1], z.shape[1]):
-            raise ValueError(
-                f"the transition is {tuple(self.inverse.shape)} but the logits have {z.shape[1]} classes"
-            )
-        inverse = self.inverse.to(device=z.device, dtype=dtype)
-        with _autocast_off(z.device):
-            loss = _backward_corrected(z.to(dtype), t, inverse)
+        loss = _with_fixed_matrix(_backward_corrected, logits, noisy_targets, self.inverse)
         return reduce_loss(loss, weight, self.reduction)
 
 

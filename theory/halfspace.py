@@ -254,13 +254,15 @@ def margin_halfspace_data(
     return HalfspaceData(x, y, y_noisy, flip, w_star, gamma, eta, kind, noise)
 
 
-def clean_error(w: object, X: object, y: object) -> float:
+def clean_error(w: object, X: object, y: object) -> float | FloatArray:
     r"""The fraction of points with :math:`\mathrm{sign}\langle w, x\rangle \ne y` (a point on the
-    boundary, :math:`\langle w, x\rangle = 0`, counts as an error)."""
+    boundary, :math:`\langle w, x\rangle = 0`, counts as an error). ``w`` (d,) gives a float; (S, d),
+    one vector per row, gives an (S,) array. ``X`` (n, d), ``y`` (n,) in {-1, +1}."""
     ww = np.asarray(as_numpy(w, "w"), dtype=np.float64)
     x = np.asarray(as_numpy(X, "X"), dtype=np.float64)
-    margins = (x @ ww) * np.asarray(as_numpy(y, "y"), dtype=np.float64)
-    return float(np.mean(margins <= 0))
+    margins = (x @ ww.T) * np.asarray(as_numpy(y, "y"), dtype=np.float64).reshape(-1, *([1] * (ww.ndim - 1)))
+    errors = np.mean(margins <= 0, axis=0)
+    return float(errors) if ww.ndim == 1 else errors
 
 
 def long_servedio_error(w: object, margin: float) -> float:
@@ -336,6 +338,15 @@ def forward_adjusted_sgd(
     )
 
 
+def _radius(radius: object, margin: float) -> float:
+    """The projection radius: ``radius``, finite and > 0, or the spec's default 4/margin."""
+    if radius is None:
+        return 4.0 / margin
+    if isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not (math.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius must be a finite real number > 0, got {radius!r}")
+    return float(radius)
+
+
 def _split(gen: np.random.Generator, n: int, holdout: float) -> tuple[np.ndarray, np.ndarray]:
     order = gen.permutation(n)
     n_hold = int(round(holdout * n))
@@ -406,9 +417,7 @@ def learn_halfspace_rcn(
     rates = NOISE_GRID if noise_rate is None else (_check_noise_rate(noise_rate),)
     if (noise_rate is None or restarts > 1) and holdout <= 0:
         raise ValueError("choosing among candidates (noise_rate=None or restarts > 1) needs holdout > 0")
-    big_r = 4.0 / gamma if radius is None else float(radius)
-    if not (math.isfinite(big_r) and big_r > 0):
-        raise ValueError(f"radius must be finite and > 0, got {radius!r}")
+    big_r = _radius(radius, gamma)
     gen = check_rng(rng)
     train, hold = _split(gen, x.shape[0], float(holdout))
     orders = np.stack([train[gen.permutation(train.size)] for _ in range(restarts)])  # (restarts, n_train)
@@ -418,7 +427,7 @@ def learn_halfspace_rcn(
         labels += [(eta, r) for r in range(restarts)]
     cands = np.concatenate(candidates)  # (|rates| restarts, d)
     if hold.size:
-        hold_err = np.mean((x[hold] @ cands.T) * y[hold][:, None] <= 0, axis=0)
+        hold_err = clean_error(cands, x[hold], y[hold])  # the noisy error: y holds the noisy labels
         best = int(np.argmin(hold_err))
     else:
         hold_err, best = None, 0
@@ -510,7 +519,7 @@ def learn_backward_corrected(
     :math:`R(1-2\eta)/\sqrt n` (the gradient bound is :math:`1/(1-2\eta)`), average iterate, from 0."""
     x, y = _check_sample(X, y_noisy)
     eta = _check_noise_rate(noise_rate)
-    big_r = 4.0 / _check_margin(margin) if radius is None else float(radius)
+    big_r = _radius(radius, _check_margin(margin))
     order = check_rng(rng).permutation(x.shape[0])
     step = big_r * (1.0 - 2.0 * eta) / math.sqrt(x.shape[0])
     avg, _, _ = _projected_sgd(

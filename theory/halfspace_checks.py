@@ -75,7 +75,7 @@ def sample_complexity(
                 reached = {eps: np.full(size, np.inf) for eps in epsilons}
                 for n in grid:
                     w, _, _ = H.forward_adjusted_sgd(xs[:, :n], ys[:, :n], eta, 4.0 / gamma)
-                    err = np.mean((test.X @ w.T) * test.y[:, None] <= 0, axis=0)
+                    err = H.clean_error(w, test.X, test.y)
                     curve.setdefault(n, []).extend(err.tolist())
                     for eps in epsilons:
                         hit = np.isinf(reached[eps]) & (err <= eps)
@@ -203,7 +203,7 @@ def check_s3_convergence(rng: np.random.Generator, size: dict[str, Any]) -> Chec
     _, norms, snaps = H.forward_adjusted_sgd(train.X[None], train.y_noisy[None], eta, 4.0 / gamma, track.tolist())
     bound = float(gradient_bound(1.0 - eta))
     objective = np.array([H.slam_objective(w, fixed.X, fixed.y_noisy, eta) for w in snaps[0]])
-    errors = np.array([H.clean_error(w, test.X, test.y) for w in snaps[0]])
+    errors = H.clean_error(snaps[0], test.X, test.y)
     means = _windowed_means(objective, int(size["window"]))
     rises = np.diff(means)
     excess = objective - objective.min()

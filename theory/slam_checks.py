@@ -595,16 +595,15 @@ def check_s1_binary(rng: np.random.Generator, bins: int) -> CheckResult:
     err_slam = np.abs(f_slam[:, 1] - p)
     err_vanilla = np.abs(f_vanilla[:, 1] - q2[:, 1])
     err = np.maximum(err_slam, err_vanilla)
-    return CheckResult(
+    return _summary(
         "S1-binary",
         f"binary consistency over {bins} bins (p~U(0,1), alpha~U(0.55,0.95), y~Bernoulli(q)): one free logit "
         "per bin fitted by L-BFGS from t = 0 on the exact expected loss; SLaM f -> p and vanilla CE (alpha = 1) "
         "f -> q, max "
         f"|error| <= {FIT_TOL:g} (our formulation)",
         FIT_TOL,
-        float(err.max()),
-        (float(err.min()), float(err.max())),
-        bool(err.max() <= FIT_TOL),
+        err.tolist(),
+        upper=True,
     )
 
 
@@ -636,7 +635,7 @@ def check_s1_multiclass_normalized(rng: np.random.Generator, size: tuple[int, in
     q = topk_noise_expectation(p_star, alpha, mask)
     f, _ = fit_slam_probs(q, alpha, mask, normalize=True, init=_teacher_init(q))
     err = np.abs(f - p_star).max(axis=1)
-    return CheckResult(
+    return _summary(
         "S1-multiclass-2",
         f"multiclass consistency of the normalised mix (2) (paper form): K = {num_classes}, k = {k}, {bins} bins, "
         "p* ~ Dirichlet(1) on a random top-k set M, alpha~U(0.55,0.95), E[label] from model (1); all K "
@@ -644,9 +643,8 @@ def check_s1_multiclass_normalized(rng: np.random.Generator, size: tuple[int, in
         f"{FIT_TOL:g} "
         "(our formulation)",
         FIT_TOL,
-        float(err.max()),
-        (float(err.min()), float(err.max())),
-        bool(err.max() <= FIT_TOL),
+        err.tolist(),
+        upper=True,
     )
 
 
@@ -663,7 +661,7 @@ def check_s1_multiclass_unnormalized(rng: np.random.Generator, size: tuple[int, 
     clear = top2[:, 0] - top2[:, 1] > 1e-5
     kept = np.argmax(f, axis=1) == np.argmax(p_star, axis=1)
     err = np.where(clear & ~kept, np.inf, err)
-    return CheckResult(
+    return _summary(
         "S1-multiclass-2'",
         f"multiclass fit of the un-normalised mix (2') (paper form): K = {num_classes}, k = {k}, {bins} bins, "
         "p* ~ Dirichlet(1) on M, alpha~U(0.55,0.95), E[label] from model (1); L-BFGS minimiser (all K logits, "
@@ -671,9 +669,8 @@ def check_s1_multiclass_unnormalized(rng: np.random.Generator, size: tuple[int, 
         "water-filling f_i = (s q_i - (1-alpha)/(2alpha-1))_+ on M, max |error| <= "
         f"{FIT_TOL:g}, and argmax f = argmax p* ({int(clear.sum())} bins with a clear argmax) (our formulation)",
         FIT_TOL,
-        float(err.max()),
-        (float(err.min()), float(err.max())),
-        bool(err.max() <= FIT_TOL),
+        err.tolist(),
+        upper=True,
     )
 
 
