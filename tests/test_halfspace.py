@@ -464,3 +464,17 @@ def test_sq_perceptron_keeps_its_best_iterate():
     pocket keeps the iterate with the fewest noisy mistakes."""
     d = H.margin_halfspace_data(20_000, 2, 0.02, 0.3, rng=2, kind="long_servedio")
     assert H.long_servedio_error(H.learn_sq_perceptron(d.X, d.y_noisy, 0.3), 0.02) == 0.0
+
+
+def test_forward_adjusted_sgd_checks_its_inputs():
+    x, y = np.zeros((2, 5, 3)), np.ones((2, 5))
+    with pytest.raises(ValueError, match=r"\(S, n, d\)"):
+        H.forward_adjusted_sgd(x[0], y[0], 0.1, 1.0)
+    with pytest.raises(ValueError, match="-1 or \\+1"):
+        H.forward_adjusted_sgd(x, np.zeros((2, 5)), 0.1, 1.0)
+    with pytest.raises(ValueError, match="noise_rate"):
+        H.forward_adjusted_sgd(x, y, 0.5, 1.0)
+    with pytest.raises(ValueError, match="radius"):
+        H.forward_adjusted_sgd(x, y, 0.1, None)
+    with pytest.raises(ValueError, match="radius"):
+        H.forward_adjusted_sgd(x, y, 0.1, -1.0)

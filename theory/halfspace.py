@@ -326,16 +326,25 @@ def _projected_sgd(
 def forward_adjusted_sgd(
     X: FloatArray, y_noisy: FloatArray, noise_rate: float, radius: float, track: Sequence[int] = ()
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    r"""The core of :func:`learn_halfspace_rcn` for ``S`` runs at once, without validation: one pass in
-    the given row order over ``X`` (S, n, d) with labels ``y_noisy`` (S, n) in {-1, +1}; the SLaM
+    r"""The core of :func:`learn_halfspace_rcn` for ``S`` runs at once: one pass in the given row order
+    over ``X`` (S, n, d) with labels ``y_noisy`` (S, n) in {-1, +1} (shapes, labels, the noise rate and
+    the radius are checked; the row norms are the caller's business); the SLaM
     derivative with :math:`\alpha = 1 - \eta` (``slam_checks.binary_grad``), step
     :math:`R/(G_\alpha\sqrt n)`, projection on :math:`\|w\| \le R`. Returns what :func:`_projected_sgd`
     returns (average iterates (S, d), gradient norms (S, n), tracked running averages)."""
-    alpha = 1.0 - float(noise_rate)
-    step = float(radius) / (float(gradient_bound(alpha)) * math.sqrt(X.shape[1]))
-    return _projected_sgd(
-        X, (np.asarray(y_noisy) + 1.0) / 2.0, lambda t, y01: binary_grad(t, y01, alpha), float(radius), step, track
-    )
+    X, y_noisy = np.asarray(X, dtype=np.float64), np.asarray(y_noisy, dtype=np.float64)
+    if X.ndim != 3 or y_noisy.shape != X.shape[:2] or 0 in X.shape:
+        raise ValueError(
+            f"X must be (S, n, d) and y_noisy (S, n), non-empty; got {X.shape} and {y_noisy.shape}"
+        )
+    if not np.all(np.abs(y_noisy) == 1.0):
+        raise ValueError("labels must be -1 or +1")
+    alpha = 1.0 - _check_noise_rate(noise_rate)
+    if radius is None:
+        raise ValueError("radius is required (learn_halfspace_rcn defaults it to 4/margin)")
+    radius = _radius(radius, 1.0)
+    step = radius / (float(gradient_bound(alpha)) * math.sqrt(X.shape[1]))
+    return _projected_sgd(X, (y_noisy + 1.0) / 2.0, lambda t, y01: binary_grad(t, y01, alpha), radius, step, track)
 
 
 def _radius(radius: object, margin: float) -> float:
