@@ -35,6 +35,7 @@ verify: install
 bench: install
 	$(BIN)/robustdistill bench game
 	$(BIN)/robustdistill bench losses
+	$(BIN)/robustdistill bench halfspace
 
 ## The test suite (README command 2; .ci/run calls it). Slow checks are excluded.
 test: install-test

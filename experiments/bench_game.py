@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from robustdistill.algorithms.validation import check_int
 
-from .reporting import environment_info, format_table, format_targets
+from .reporting import environment_info, evaluate_targets, format_table, format_targets
 
 __all__ = ["TARGETS", "make_instance", "pin_to_one_core", "run", "table"]
 
@@ -180,13 +180,7 @@ def run(
         "value_gap": max((r["value_gap"] for r in rows if r["value_gap"] is not None), default=None),
         "certificate_gap": max((r["certificate_gap"] for r in rows), default=None),
     }
-    targets: dict[str, dict[str, Any]] = {}
-    met: dict[str, bool | None] = {}
-    for name, (description, bound, kind) in TARGETS.items():
-        value = measured[name]
-        ok = None if value is None else bool(value <= bound if kind == "max" else value >= bound)
-        targets[name] = {"description": description, "bound": bound, "kind": kind, "measured": value}
-        met[name] = ok
+    targets, met = evaluate_targets(TARGETS, measured)
     return {
         "benchmark": "query_game",
         "rows": rows,

@@ -56,7 +56,7 @@ from tqdm import tqdm
 from robustdistill.algorithms import losses as L
 from robustdistill.algorithms.validation import check_int
 
-from .reporting import environment_info, format_table, format_targets, write_json_atomic
+from .reporting import environment_info, evaluate_targets, format_table, format_targets, write_json_atomic
 
 __all__ = ["DEFAULT_SHAPES", "QUICK_SHAPES", "TARGETS", "loss_cases", "make_teacher_data", "run", "table"]
 
@@ -306,12 +306,7 @@ def run(
     }
     at_full_size = quality.get("status") == "ok" and quality.get("n_val") == TEACHER_QUALITY_N
     measured["teacher_quality_s"] = quality["total_s"] if at_full_size else None
-    targets: dict[str, dict[str, Any]] = {}
-    met: dict[str, bool | None] = {}
-    for name, (description, bound, kind) in TARGETS.items():
-        value = measured[name]
-        met[name] = None if value is None else bool(value <= bound if kind == "max" else value >= bound)
-        targets[name] = {"description": description, "bound": bound, "kind": kind, "measured": value}
+    targets, met = evaluate_targets(TARGETS, measured)
     return {
         "benchmark": "losses",
         "rows": rows,

@@ -174,7 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(1024 x 1000), float32, on CPU and on CUDA when present, as ratios; time fit_teacher_accuracy + "
         "predict on 10^6 points; write DIR/bench_losses.json.",
     )
-    for command in (game, losses):
+    halfspace = targets.add_parser(
+        "halfspace",
+        help="forward-adjusted halfspace learner: run time against n and d",
+        description="Time learn_halfspace_rcn (and logistic L-BFGS, the peer) on an (n, d) grid and fit "
+        "t = n (a + b d); write DIR/bench_halfspace.json.",
+    )
+    for command in (game, losses, halfspace):
         command.add_argument("--quick", action="store_true", help="small sizes, one repeat (for tests)")
         _add_common_options(command)
         command.set_defaults(func=cmd_bench)

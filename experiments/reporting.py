@@ -112,6 +112,21 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(out)
 
 
+def evaluate_targets(
+    targets: dict[str, tuple[str, float, str]], measured: dict[str, float | None]
+) -> tuple[dict[str, dict[str, Any]], dict[str, bool | None]]:
+    """A benchmark's ``targets`` (name -> {"description", "bound", "kind", "measured"}) and ``targets_met``
+    (name -> bool, or None when nothing measured it) from its TARGETS (name -> (description, bound,
+    "max" | "min")) and the measured values."""
+    out: dict[str, dict[str, Any]] = {}
+    met: dict[str, bool | None] = {}
+    for name, (description, bound, kind) in targets.items():
+        value = measured.get(name)
+        met[name] = None if value is None else bool(value <= bound if kind == "max" else value >= bound)
+        out[name] = {"description": description, "bound": bound, "kind": kind, "measured": value}
+    return out, met
+
+
 def format_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows ``target, bound, measured, met`` for :func:`format_table` from a benchmark result holding
     ``targets`` (name -> {"kind": "max" | "min", "bound", "measured"}) and ``targets_met``."""

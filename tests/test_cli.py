@@ -149,6 +149,27 @@ def test_bench_losses_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "fit_teacher_accuracy" in out or "teacher" in out
 
 
+def test_bench_halfspace_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "halfspace", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "bench_halfspace.json").read_text())
+    assert {"environment", "rows", "fit", "targets", "targets_met"} <= set(result)
+    assert len(result["rows"]) == 4 and all(r["learner_s"] > 0 for r in result["rows"])
+    assert "us per step" in out and "max_rel_residual" in out
+
+
+def test_halfspace_linear_model_fit() -> None:
+    """The time model t = n (a + b d) is recovered exactly from exact timings, and a quadratic cell shows."""
+    from robustdistill.experiments.bench_halfspace import fit_linear_model
+
+    rows = [{"n": n, "d": d, "learner_s": n * (2e-5 + 3e-9 * d)} for n in (100, 400) for d in (5, 500)]
+    fit = fit_linear_model(rows)
+    assert fit["a_us_per_step"] == pytest.approx(20.0) and fit["b_ns_per_coordinate"] == pytest.approx(3.0)
+    assert fit["max_rel_residual"] < 1e-9
+    rows.append({"n": 1600, "d": 500, "learner_s": 1600 * (2e-5 + 3e-9 * 500) * 4})  # super-linear cell
+    assert fit_linear_model(rows)["max_rel_residual"] > 0.3
+
+
 def test_bench_losses_thread_counts() -> None:
     """Several thread counts in one run: every case at each count, the setting restored afterwards."""
     from robustdistill.experiments import bench_losses

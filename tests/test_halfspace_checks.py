@@ -12,16 +12,17 @@ from robustdistill.theory import halfspace as H
 from robustdistill.theory import halfspace_checks as HC
 
 
-def _rows(gamma_exp: float, eps_exp: float, noise_exp: float = 0.0, etas=(0.2,)):
-    """Sample-complexity rows with n = 30 gamma^-a eps^-b (1 - 2 eta)^-c exactly."""
+def _rows(gamma_exp: float, eps_exp: float, noise_exp: float = 0.0, etas=(0.2,), dim_exp: float = 0.0, dims=(10,)):
+    """Sample-complexity rows with n = 30 gamma^-a eps^-b (1 - 2 eta)^-c d^e exactly."""
     rows = []
-    for gamma in (0.2, 0.1, 0.05):
-        for eta in etas:
-            med = {
-                str(eps): 30.0 * gamma**-gamma_exp * eps**-eps_exp * (1 - 2 * eta) ** -noise_exp
-                for eps in (0.1, 0.05, 0.02)
-            }
-            rows.append({"margin": gamma, "noise_rate": eta, "median": med})
+    for dim in dims:
+        for gamma in (0.2, 0.1, 0.05):
+            for eta in etas:
+                med = {
+                    str(eps): 30.0 * gamma**-gamma_exp * eps**-eps_exp * (1 - 2 * eta) ** -noise_exp * dim**dim_exp
+                    for eps in (0.1, 0.05, 0.02)
+                }
+                rows.append({"dim": dim, "margin": gamma, "noise_rate": eta, "median": med})
     return rows
 
 
@@ -32,6 +33,11 @@ def test_fit_recovers_exact_exponents():
     assert fit["cells"] == 9 and fit["censored"] == [] and "noise_slope" not in fit
     fit = HC.fit_exponents(_rows(0.5, 2.0, 3.0, etas=(0.1, 0.3)))
     assert (fit["gamma_slope"], fit["eps_slope"], fit["noise_slope"]) == pytest.approx((0.5, 2.0, 3.0), abs=1e-10)
+    fit = HC.fit_exponents(_rows(1.5, 1.0, 2.0, etas=(0.1, 0.3), dim_exp=0.5, dims=(10, 50)))
+    assert (fit["gamma_slope"], fit["eps_slope"], fit["noise_slope"], fit["dim_slope"]) == pytest.approx(
+        (1.5, 1.0, 2.0, 0.5), abs=1e-10
+    )
+    assert fit["cells"] == 36
 
 
 def test_censored_cells_are_reported_and_fail_the_scaling_check(monkeypatch):
@@ -40,7 +46,7 @@ def test_censored_cells_are_reported_and_fail_the_scaling_check(monkeypatch):
     fit = HC.fit_exponents(rows)
     assert fit["censored"] == [[0.2, 0.02, 0.2]] and fit["cells"] == 8
     monkeypatch.setattr(HC, "sample_complexity", lambda rng, **size: rows)
-    result = HC.check_s2_scaling(np.random.default_rng(0), {"dim": 2, "margins": (), "epsilons": (),
+    result = HC.check_s2_scaling(np.random.default_rng(0), {"dims": (2,), "margins": (), "epsilons": (),
                                                             "noise_rates": (), "seeds": 1})  # fmt: skip
     assert not result.holds
 

@@ -10,6 +10,7 @@ from robustdistill.algorithms.slam import mix
 from robustdistill.theory import halfspace_checks as hc
 from robustdistill.theory import slam_checks as sc
 from robustdistill.theory.simulators import CheckResult, run_checks
+from robustdistill.theory.teacher_noise import topk_noise_expectation
 
 NAMES = [
     "S0-F1",
@@ -200,7 +201,7 @@ def test_torch_parity_check_fails_on_a_wrong_loss(monkeypatch):
 def test_noise_model_expectation_matches_sampling_and_the_normalised_mix():
     rng = np.random.default_rng(5)
     p_star, mask, alpha = _random_instance(rng)
-    q = sc.topk_noise_expectation(p_star, alpha, mask)
+    q = topk_noise_expectation(p_star, alpha, mask)
     np.testing.assert_allclose(q.sum(axis=1), 1.0, atol=1e-12)
     np.testing.assert_allclose(q, mix(p_star, alpha, mask, normalize=True), atol=1e-12)  # (1) = (2)(p*)
     # simulate model (1) directly on one bin: keep y* w.p. alpha, else uniform over M \ {y*}
@@ -220,7 +221,7 @@ def test_noise_model_expectation_matches_sampling_and_the_normalised_mix():
 def test_water_filling_satisfies_the_kkt_conditions():
     rng = np.random.default_rng(2)
     p_star, mask, alpha = _random_instance(rng, bins=200, num_classes=7, k=4)
-    q = sc.topk_noise_expectation(p_star, alpha, mask)
+    q = topk_noise_expectation(p_star, alpha, mask)
     f = sc.water_filling(q, alpha, mask)
     np.testing.assert_allclose(f.sum(axis=1), 1.0, atol=1e-12)
     assert np.all(f >= 0) and np.all(f[mask == 0] == 0)

@@ -34,7 +34,7 @@ from robustdistill.algorithms.weighting import (
     importance_targets,
     normalize_weights,
 )
-from robustdistill.theory.weighted_checks import synthetic_teacher, true_accuracy
+from robustdistill.theory.teacher_noise import synthetic_teacher, true_accuracy
 
 # --------------------------------------------------------------------------------------------------------
 # Strategies and helpers

@@ -41,7 +41,7 @@ LS_TARGET, LS_DEFEATED = 0.05, 0.45
 def sample_complexity(
     rng: np.random.Generator,
     *,
-    dim: int,
+    dims: tuple[int, ...],
     margins: tuple[float, ...],
     epsilons: tuple[float, ...],
     noise_rates: tuple[float, ...],
@@ -51,7 +51,7 @@ def sample_complexity(
     test_size: int = 20_000,
     batch: int = 5,
 ) -> list[dict[str, Any]]:
-    r"""For each margin and noise rate, the smallest n on the doubling grid ``n_min, 2 n_min, ..., n_max``
+    r"""For each dimension, margin and noise rate, the smallest n on the doubling grid ``n_min, 2 n_min, ..., n_max``
     at which :func:`~robustdistill.theory.halfspace.learn_halfspace_rcn` (one pass, average iterate,
     R = 4/gamma) reaches clean test error <= eps, per seed, for every eps (sphere data, ``w* = e_1``).
 
@@ -59,57 +59,62 @@ def sample_complexity(
     batches of ``batch`` (one vectorised pass). Doubling stops once every seed of the batch is below the
     smallest eps. A seed that never gets there has n = inf (censored at ``n_max``).
 
-    Returns one row per (gamma, eta): ``{"margin", "noise_rate", "n": {eps: [n per seed]}, "median":
-    {eps: median n}, "curve": [[n, median clean error]]}``."""
+    Returns one row per (d, gamma, eta): ``{"dim", "margin", "noise_rate", "n": {eps: [n per seed]},
+    "median": {eps: median n}, "curve": [[n, median clean error]]}``."""
     rows = []
     grid = [n_min * 2**j for j in range(int(np.log2(n_max // n_min)) + 1)]
-    for gamma in margins:
-        for eta in noise_rates:
-            test = H.margin_halfspace_data(test_size, dim, gamma, 0.0, rng)
-            need = {eps: [] for eps in epsilons}
-            curve: dict[int, list[float]] = {}
-            for start in range(0, seeds, batch):
-                size = min(batch, seeds - start)
-                samples = [H.margin_halfspace_data(grid[-1], dim, gamma, eta, rng) for _ in range(size)]
-                xs, ys = np.stack([s.X for s in samples]), np.stack([s.y_noisy for s in samples])
-                reached = {eps: np.full(size, np.inf) for eps in epsilons}
-                for n in grid:
-                    w, _, _ = H.forward_adjusted_sgd(xs[:, :n], ys[:, :n], eta, 4.0 / gamma)
-                    err = H.clean_error(w, test.X, test.y)
-                    curve.setdefault(n, []).extend(err.tolist())
-                    for eps in epsilons:
-                        hit = np.isinf(reached[eps]) & (err <= eps)
-                        reached[eps][hit] = n
-                    if np.all(np.isfinite(reached[min(epsilons)])):
-                        break
+    cells = [(dim, gamma, eta) for dim in dims for gamma in margins for eta in noise_rates]
+    for dim, gamma, eta in cells:
+        test = H.margin_halfspace_data(test_size, dim, gamma, 0.0, rng)
+        need = {eps: [] for eps in epsilons}
+        curve: dict[int, list[float]] = {}
+        for start in range(0, seeds, batch):
+            size = min(batch, seeds - start)
+            samples = [H.margin_halfspace_data(grid[-1], dim, gamma, eta, rng) for _ in range(size)]
+            xs, ys = np.stack([s.X for s in samples]), np.stack([s.y_noisy for s in samples])
+            reached = {eps: np.full(size, np.inf) for eps in epsilons}
+            for n in grid:
+                w, _, _ = H.forward_adjusted_sgd(xs[:, :n], ys[:, :n], eta, 4.0 / gamma)
+                err = H.clean_error(w, test.X, test.y)
+                curve.setdefault(n, []).extend(err.tolist())
                 for eps in epsilons:
-                    need[eps] += reached[eps].tolist()
-            rows.append(
-                {
-                    "margin": gamma,
-                    "noise_rate": eta,
-                    "n": {str(eps): need[eps] for eps in epsilons},
-                    "median": {str(eps): float(np.median(need[eps])) for eps in epsilons},
-                    "curve": [[n, float(np.median(v))] for n, v in sorted(curve.items())],
-                }
-            )
+                    hit = np.isinf(reached[eps]) & (err <= eps)
+                    reached[eps][hit] = n
+                if np.all(np.isfinite(reached[min(epsilons)])):
+                    break
+            for eps in epsilons:
+                need[eps] += reached[eps].tolist()
+        rows.append(
+            {
+                "dim": dim,
+                "margin": gamma,
+                "noise_rate": eta,
+                "n": {str(eps): need[eps] for eps in epsilons},
+                "median": {str(eps): float(np.median(need[eps])) for eps in epsilons},
+                "curve": [[n, float(np.median(v))] for n, v in sorted(curve.items())],
+            }
+        )
     return rows
 
 
 def fit_exponents(rows: list[dict[str, Any]]) -> dict[str, Any]:
     r"""Least squares of :math:`\log n` on :math:`1, \log(1/\gamma), \log(1/\varepsilon)` and, when several
-    noise rates were run, :math:`\log(1/(1-2\eta))`, over the cells with a finite median n. Returns the
-    slopes, the number of cells used and the censored cells."""
+    noise rates (dimensions) were run, :math:`\log(1/(1-2\eta))` (:math:`\log d`), over the cells with a
+    finite median n. Returns the slopes (``dim_slope``: the SGD bound behind the target does not depend on
+    d), the number of cells used and the censored cells."""
     feats, target, censored = [], [], []
     etas = sorted({r["noise_rate"] for r in rows})
+    dims = sorted({r.get("dim") for r in rows})
     for r in rows:
         for eps, med in r["median"].items():
             if not np.isfinite(med):
-                censored.append([r["margin"], float(eps), r["noise_rate"]])
+                censored.append([r["margin"], float(eps), r["noise_rate"]] + ([r["dim"]] if len(dims) > 1 else []))
                 continue
             f = [1.0, np.log(1.0 / r["margin"]), np.log(1.0 / float(eps))]
             if len(etas) > 1:
                 f.append(np.log(1.0 / (1.0 - 2.0 * r["noise_rate"])))
+            if len(dims) > 1:
+                f.append(np.log(r["dim"]))
             feats.append(f)
             target.append(np.log(med))
     a, b = np.asarray(feats), np.asarray(target)
@@ -117,6 +122,8 @@ def fit_exponents(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out = {"gamma_slope": float(coef[1]), "eps_slope": float(coef[2]), "cells": len(b), "censored": censored}
     if len(etas) > 1:
         out["noise_slope"] = float(coef[3])
+    if len(dims) > 1:
+        out["dim_slope"] = float(coef[-1])
     return out
 
 
@@ -131,10 +138,11 @@ def check_s2_scaling(rng: np.random.Generator, size: dict[str, Any]) -> CheckRes
     measured = max(fit["gamma_slope"], fit["eps_slope"])
     holds = bool(measured <= SLOPE_BOUND and not fit["censored"])
     claim = (
-        f"S2: median n for clean error <= eps (sphere, d = {size['dim']}, gamma in {list(size['margins'])}, eps "
-        f"in {list(size['epsilons'])}, eta in {list(size['noise_rates'])}, {size['seeds']} seeds) fits "
-        f"n ~ gamma^-{fit['gamma_slope']:.2f} eps^-{fit['eps_slope']:.2f}: both exponents <= {SLOPE_BOUND} "
-        "(target O~(1/(gamma^2 eps^2))) (our formulation)"
+        f"S2: median n for clean error <= eps (sphere, d in {list(size['dims'])}, gamma in "
+        f"{list(size['margins'])}, eps in {list(size['epsilons'])}, eta in {list(size['noise_rates'])}, {size['seeds']} seeds) fits "
+        f"n ~ gamma^-{fit['gamma_slope']:.2f} eps^-{fit['eps_slope']:.2f}"
+        + (f" d^{fit['dim_slope']:.2f}" if "dim_slope" in fit else "")
+        + f": both exponents <= {SLOPE_BOUND} (target O~(1/(gamma^2 eps^2))) (our formulation)"
     )
     slopes = (fit["gamma_slope"], fit["eps_slope"])
     return CheckResult(
@@ -258,9 +266,9 @@ def check_s3_gradient_spread(rng: np.random.Generator, size: dict[str, Any]) -> 
     )  # fmt: skip
 
 
-_S2_QUICK = {"dim": 10, "margins": (0.1, 0.05), "epsilons": (0.05, 0.02), "noise_rates": (0.2,), "seeds": 5,
+_S2_QUICK = {"dims": (10,), "margins": (0.1, 0.05), "epsilons": (0.05, 0.02), "noise_rates": (0.2,), "seeds": 5,
              "n_max": 2**14, "test_size": 10_000}  # fmt: skip
-_S2_FULL = {"dim": 10, "margins": (0.2, 0.1, 0.05, 0.025), "epsilons": (0.1, 0.05, 0.02, 0.01),
+_S2_FULL = {"dims": (10, 50), "margins": (0.2, 0.1, 0.05, 0.025), "epsilons": (0.1, 0.05, 0.02, 0.01),
             "noise_rates": (0.1, 0.2, 0.3, 0.4), "seeds": 20, "n_max": 2**17, "test_size": 20_000}  # fmt: skip
 
 CHECKS = [

@@ -40,6 +40,7 @@ from .checks import EXACT as _EXACT
 from .checks import Check, CheckResult
 from .checks import rel as _rel
 from .checks import summary as _summary
+from .teacher_noise import topk_noise_expectation
 
 __all__ = [
     "CHECKS",
@@ -54,7 +55,6 @@ __all__ = [
     "gradient_bound",
     "noisy_posterior",
     "omega",
-    "topk_noise_expectation",
     "water_filling",
 ]
 
@@ -173,20 +173,6 @@ def binary_kl(q: FloatArray, m: FloatArray, m1: FloatArray | None = None) -> Flo
 # --------------------------------------------------------------------------------------------------
 # Multiclass references (spec §1 model (1), §2 water-filling; our formulation)
 # --------------------------------------------------------------------------------------------------
-
-
-def topk_noise_expectation(p_star: FloatArray, alpha: FloatArray, mask: FloatArray) -> FloatArray:
-    r""":math:`E[\text{teacher label} \mid x]` under the top-k noise model (1), built from the model
-    itself (not from :func:`mix`): the true class :math:`y^* \sim p^*` is kept with probability
-    :math:`\alpha`, else replaced by a uniform draw among the other :math:`k-1` classes of :math:`M`,
-    i.e. :math:`q = p^* T(x)` with :math:`T = \alpha I + (1-\alpha)(M M^\top - \mathrm{diag}\,M)/(k-1)`."""
-    p_star, mask = np.asarray(p_star, dtype=float), np.asarray(mask, dtype=float)
-    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), p_star.shape[:1])
-    k = mask.sum(axis=1)
-    eye = np.eye(p_star.shape[1])
-    other = (mask[:, :, None] * mask[:, None, :]) * (1.0 - eye)  # the other classes of M
-    T = alpha[:, None, None] * eye + ((1.0 - alpha) / (k - 1.0))[:, None, None] * other
-    return np.einsum("ni,nij->nj", p_star, T)
 
 
 def water_filling(q: FloatArray, alpha: FloatArray, mask: FloatArray) -> FloatArray:

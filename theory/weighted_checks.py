@@ -48,6 +48,7 @@ from .checks import Check, CheckResult
 from .checks import interval_check as _interval_check
 from .checks import rel as _rel
 from .checks import summary as _summary
+from .teacher_noise import synthetic_teacher, true_accuracy
 
 __all__ = [
     "CHECKS",
@@ -66,8 +67,6 @@ __all__ = [
     "check_massart_halfspace",
     "massart_data",
     "massart_halfspace_angles",
-    "synthetic_teacher",
-    "true_accuracy",
 ]
 
 #: Weight schemes compared by the Massart-halfspace simulator, in table order.
@@ -605,30 +604,6 @@ def check_lemma7(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
         (float(low), float(high)),
         bool(pvalue > _BINOM_ALPHA),
     )
-
-
-def true_accuracy(s: FloatArray) -> FloatArray:
-    """The §2.1 synthetic teacher's accuracy at margin s: 0.3 + 0.65 s^0.7 (our formulation)."""
-    return 0.3 + 0.65 * np.asarray(s, dtype=np.float64) ** 0.7
-
-
-def synthetic_teacher(
-    rng: np.random.Generator, n: int, num_classes: int = 10, margins: FloatArray | None = None
-) -> tuple[FloatArray, IntArray, FloatArray]:
-    r"""The §2.1 synthetic teacher (our formulation): margin :math:`s \sim U(0, 1)` (or the given
-    ``margins``), predicted class uniform, probabilities :math:`(1-s)/K` on every class plus :math:`s` on
-    the predicted one (so the margin :math:`t_{(1)} - t_{(2)}` is s); the true label equals the prediction
-    with probability :math:`0.3 + 0.65 s^{0.7}`, else is uniform over the other classes.
-
-    Returns ``(teacher_probs (n, K), labels (n,), margins (n,))``."""
-    s = rng.uniform(0.0, 1.0, n) if margins is None else np.asarray(margins, dtype=np.float64)
-    k = num_classes
-    predicted = rng.integers(0, k, s.size)
-    probs = np.repeat(((1.0 - s) / k)[:, None], k, axis=1)
-    probs[np.arange(s.size), predicted] += s
-    correct = rng.random(s.size) < true_accuracy(s)
-    labels = np.where(correct, predicted, (predicted + rng.integers(1, k, s.size)) % k)
-    return probs, labels.astype(np.int64), s
 
 
 def check_lemma7_isotonic(rng: np.random.Generator, size: dict[str, Any]) -> CheckResult:
