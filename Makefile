@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/robustdistill bench game
 	$(BIN)/robustdistill bench losses
 	$(BIN)/robustdistill bench halfspace
+	$(BIN)/robustdistill bench throughput
 
 ## The test suite (README command 2; .ci/run calls it). Slow checks are excluded.
 test: install-test

@@ -8,6 +8,13 @@ Commands:
   ``reports/bench_game.json``.
 - ``robustdistill bench losses``: forward+backward time of every loss against soft cross-entropy (CPU, and
   CUDA when present) and the teacher-accuracy fit at 10^6 points; write ``reports/bench_losses.json``.
+- ``robustdistill bench halfspace``: run time of the forward-adjusted halfspace learner against n and d.
+- ``robustdistill bench throughput``: the resident training loop against a per-item DataLoader.
+- ``robustdistill bench distill`` / ``ablation``: the distillation benchmark and the Weighted Distillation
+  ablation (``experiments.bench_distill``).
+- ``robustdistill distill CONFIG [--method M] [--seeds S ...]``: the distillation pipeline of a TOML config
+  (``experiments.distill.run_distillation``); print the per-seed and mean test accuracies and write
+  ``OUT/NAME.json``.
 
 Exit codes: 0 success, 1 a check failed, 2 bad usage or an error (one line on stderr, no traceback),
 130 interrupted.
@@ -107,16 +114,62 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``robustdistill bench TARGET``: target -> (module ``bench_MODULE``, extra keyword arguments of its ``run``,
+#: help line). Each module's docstring states its protocol.
+BENCH_TARGETS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "game": ("game", {}, "RAD query game: solver and DepRound at n = 1e4..1e6, the cvxpy LP at 1e3, 1e4"),
+    "losses": ("losses", {}, "per-example losses vs soft cross-entropy (4096 x 100, 1024 x 1000); teacher-"
+               "accuracy fit at 10^6 points"),
+    "halfspace": ("halfspace", {}, "forward-adjusted halfspace learner: run time against n and d"),
+    "throughput": ("throughput", {}, "student training on CIFAR-shaped data: resident loop vs per-item "
+                   "DataLoader, images per second and peak memory"),
+    "distill": ("distill", {"grid": "methods"}, "every method on digits, gaussian_mixture and mnist1d, three "
+                "labeled-set sizes, 3 seeds (about 20 minutes on 2 cores)"),
+    "ablation": ("distill", {"grid": "ablation"}, "Weighted Distillation ablation: every weight scheme on soft and "
+                 "hard targets, same grid; mean ranks and the winner"),
+}  # fmt: skip
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """``robustdistill bench TARGET``: run the benchmark, print its table, write ``bench_TARGET.json``."""
     import importlib
 
-    bench = importlib.import_module(f"{__package__}.bench_{args.target}")
-    result = bench.run(seed=args.seed, quick=args.quick, progress=_show_progress(args.quiet))
+    module, kwargs, _ = BENCH_TARGETS[args.target]
+    bench = importlib.import_module(f"{__package__}.bench_{module}")
+    result = bench.run(seed=args.seed, quick=args.quick, progress=_show_progress(args.quiet), **kwargs)
     print(bench.table(result))
     path = write_json_atomic(Path(args.out) / f"bench_{args.target}.json", result)
     if not args.quiet:
         print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """``robustdistill distill CONFIG``: run the config (with the command line's overrides), print a summary."""
+    from .distill import load_config, run_distillation
+
+    config = load_config(args.config)
+    if args.method is not None:
+        config["method"], config["method_options"] = args.method, {}
+    if args.seeds:
+        config["seeds"] = args.seeds
+    if args.out is not None:
+        config["out"] = args.out
+    if args.device is not None:
+        config["device"] = args.device
+    result = run_distillation(config, progress=_show_progress(args.quiet))
+    rows = [
+        {"seed": s, "student_acc": a, "teacher_acc": t}
+        for s, a, t in zip(result.seeds, result.student_accuracy, result.teacher_accuracy)
+    ]
+    print(format_table(rows, ["seed", "student_acc", "teacher_acc"]))
+    student = "-" if result.student_mean is None else f"{result.student_mean:.4f} +- {result.student_std:.4f}"
+    print(
+        f"{result.name}: method {result.method}, student {student}, teacher {result.teacher_mean:.4f} +- "
+        f"{result.teacher_std:.4f}, {result.teacher_queries} teacher queries per seed, {result.wall_time_s:.1f} s"
+    )
+    if not args.quiet:
+        print(f"wrote {result.path}", file=sys.stderr)
     return 0
 
 
@@ -161,29 +214,25 @@ def build_parser() -> argparse.ArgumentParser:
         "its header) and writes DIR/bench_TARGET.json.",
     )
     targets = bench.add_subparsers(dest="target", metavar="TARGET", required=True)
-    game = targets.add_parser(
-        "game",
-        help="RAD query game: solver, DepRound, LP speed-up",
-        description="Time solve_query_game and depround at n = 1e4..1e6 and the cvxpy LP at "
-        "n = 1e3, 1e4; write DIR/bench_game.json.",
-    )
-    losses = targets.add_parser(
-        "losses",
-        help="per-example losses vs soft cross-entropy; teacher-accuracy fit at 10^6 points",
-        description="Time forward+backward of every loss against soft_cross_entropy at (4096 x 100) and "
-        "(1024 x 1000), float32, on CPU and on CUDA when present, as ratios; time fit_teacher_accuracy + "
-        "predict on 10^6 points; write DIR/bench_losses.json.",
-    )
-    halfspace = targets.add_parser(
-        "halfspace",
-        help="forward-adjusted halfspace learner: run time against n and d",
-        description="Time learn_halfspace_rcn (and logistic L-BFGS, the peer) on an (n, d) grid and fit "
-        "t = n (a + b d); write DIR/bench_halfspace.json.",
-    )
-    for command in (game, losses, halfspace):
-        command.add_argument("--quick", action="store_true", help="small sizes, one repeat (for tests)")
+    for name, (_, _, help_line) in BENCH_TARGETS.items():
+        command = targets.add_parser(name, help=help_line, description=f"{help_line}; write DIR/bench_{name}.json.")
+        command.add_argument("--quick", action="store_true", help="small sizes, one repeat (seconds; for tests)")
         _add_common_options(command)
         command.set_defaults(func=cmd_bench)
+
+    distill = commands.add_parser(
+        "distill",
+        help="run a distillation config: teacher, teacher outputs, method, student",
+        description="Run the distillation pipeline of a TOML config (keys: see "
+        "robustdistill.experiments.distill), print per-seed and mean test accuracies, write OUT/NAME.json.",
+    )
+    distill.add_argument("config", help="TOML config file (e.g. one of experiments/configs/)")
+    distill.add_argument("--method", default=None, help="override the method (its options reset to defaults)")
+    distill.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None, help="override the seeds")
+    distill.add_argument("--device", default=None, help="auto, cpu or cuda")
+    distill.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the config's out)")
+    distill.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+    distill.set_defaults(func=cmd_distill)
     return parser
 
 

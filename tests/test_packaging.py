@@ -20,7 +20,8 @@ def test_wheel_maps_folders_into_the_namespace(tmp_path):
     (wheel,) = tmp_path.glob("robustdistill-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for module in ("algorithms/rad.py", "algorithms/query_game.py", "algorithms/depround.py",
-                   "theory/query_game.py", "theory/simulators.py", "theory/rad_checks.py", "experiments/cli.py"):
+                   "theory/query_game.py", "theory/simulators.py", "theory/rad_checks.py", "experiments/cli.py",
+                   "experiments/configs/digits.toml", "experiments/configs/mnist1d.toml"):
         assert f"robustdistill/{module}" in names
     top_level = {name.split("/")[0] for name in names}
     # nothing installs as a generic top-level name (`import algorithms` must never work)

@@ -1,0 +1,117 @@
+"""The distillation pipeline (experiments.distill): config checks before any training, a tiny end-to-end
+run with the teacher-output cache and resume, own data, TOML configs, the CLI command and the benchmark
+grid's smoke run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robustdistill.experiments import teacher_cache
+from robustdistill.experiments.bench_distill import rank_rows
+from robustdistill.experiments.bench_distill import run as bench_run
+from robustdistill.experiments.cli import main
+from robustdistill.experiments.distill import load_config, run_distillation
+
+
+def _config(tmp_path: Path, **overrides):
+    cfg = {
+        "name": "tiny", "dataset": "digits", "labeled": 30, "validation": 100, "unlabeled": 150, "test": 100,
+        "teacher": {"name": "mlp", "hidden": [16]}, "student": {"name": "mlp", "hidden": [8]}, "epochs": 3,
+        "method": "vanilla", "seeds": [0, 1], "train": {"optimizer": "adamw", "lr": 0.01, "batch_size": 32},
+        "out": str(tmp_path / "out"), "cache": str(tmp_path / "cache"),
+    }  # fmt: skip
+    cfg.update(overrides)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epoch": 3}, "unknown config key"),
+        ({"method": None}, "missing method"),
+        ({"dataset": "mnist"}, "unknown dataset"),
+        ({"student": "transformer"}, "unknown student"),
+        ({"method": "slam", "method_options": {"k": 1}}, "k"),
+        ({"train": {"lr": -1.0}}, "lr"),
+        ({"train": {"momentum": 0.9}}, "unknown train option"),
+        ({"seeds": []}, "seeds"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_bad_configs_fail_before_training(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        run_distillation(_config(tmp_path, **overrides))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_sizes_larger_than_the_data_fail_before_training(tmp_path):
+    with pytest.raises(ValueError, match="unlabeled"):
+        run_distillation(_config(tmp_path, unlabeled=5000))
+    assert not (tmp_path / "cache").exists()
+
+
+def test_end_to_end_cache_and_resume(tmp_path):
+    first = run_distillation(_config(tmp_path), progress=False)
+    assert first.seeds == (0, 1) and len(first.student_accuracy) == 2
+    assert all(0.0 <= a <= 1.0 for a in first.student_accuracy + first.teacher_accuracy)
+    assert first.teacher_queries == 250 and not any(r["teacher"]["cached"] for r in first.per_seed)
+    summary = json.loads(Path(first.path).read_text())
+    assert summary["student_accuracy"] == list(first.student_accuracy) and "environment" in summary
+    # another method reuses the cached teacher outputs: the same teacher accuracy, no teacher training
+    slam = run_distillation(_config(tmp_path, name="tiny-slam", method="slam"), progress=False)
+    assert all(r["teacher"]["cached"] for r in slam.per_seed)
+    assert slam.teacher_accuracy == first.teacher_accuracy
+    # the same config again: finished seeds are read back, not retrained
+    again = run_distillation(_config(tmp_path), progress=False)
+    assert all(r["resumed"] for r in again.per_seed) and again.student_accuracy == first.student_accuracy
+    # a changed config retrains
+    changed = run_distillation(_config(tmp_path, epochs=2), progress=False)
+    assert not any(r["resumed"] for r in changed.per_seed)
+    teacher_only = run_distillation(_config(tmp_path, name="t", method="teacher"), progress=False)
+    assert teacher_only.student_mean is None and teacher_only.teacher_accuracy == first.teacher_accuracy
+
+
+def test_teacher_cache_key_changes_with_inputs_and_damaged_entries_are_ignored(tmp_path):
+    key = teacher_cache.cache_key({"a": 1, "b": [1, 2]})
+    assert key == teacher_cache.cache_key({"b": [1, 2], "a": 1}) != teacher_cache.cache_key({"a": 2, "b": [1, 2]})
+    outputs = {name: np.full((3, 2), 0.5, dtype=np.float32) for name in ("val", "pool", "test")}
+    teacher_cache.save(tmp_path, key, outputs)
+    np.testing.assert_array_equal(teacher_cache.load(tmp_path, key)["pool"], outputs["pool"])
+    next(tmp_path.glob("teacher-*.npz")).write_bytes(b"not an npz")
+    assert teacher_cache.load(tmp_path, key) is None
+    assert teacher_cache.array_digest(np.zeros(3)) != teacher_cache.array_digest(np.zeros(3, dtype=np.float32))
+
+
+def test_own_data_and_toml_config(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    result = run_distillation(_config(tmp_path, dataset="arrays", labeled=20, validation=100, unlabeled=40, test=40),
+                              data=(X, y), progress=False)  # fmt: skip
+    assert result.student_mean is not None
+    toml = tmp_path / "run.toml"
+    toml.write_text(
+        'dataset = "digits"\nlabeled = 30\nvalidation = 100\nunlabeled = 100\ntest = 100\nteacher = "mlp"\n'
+        'student = { name = "mlp", hidden = [8] }\nepochs = 2\nmethod = "weighted"\nseeds = 1\n'
+        f'out = "{tmp_path / "toml_out"}"\ncache = false\n'
+    )
+    cfg = load_config(toml)
+    assert cfg["name"] == "run" and cfg["seeds"] == [0] and cfg["method_options"]["scheme"] == "accuracy"
+    assert main(["distill", str(toml), "--method", "slam", "--seeds", "3", "--quiet"]) == 0
+    assert json.loads((tmp_path / "toml_out" / "run.json").read_text())["method"] == "slam"
+    assert main(["distill", str(tmp_path / "missing.toml"), "--quiet"]) == 2
+
+
+def test_ablation_ranks():
+    ranks = rank_rows({"a": {"x": 0.9, "y": 0.8, "z": 0.8}, "b": {"x": 0.7, "y": 0.9, "z": 0.6}})
+    assert ranks == {"x": 1.5, "y": 1.75, "z": 2.75}
+
+
+def test_benchmark_smoke_run(tmp_path):
+    result = bench_run(quick=True, grid="ablation", out=str(tmp_path / "o"), cache=str(tmp_path / "c"), progress=False)
+    assert {r["method"] for r in result["rows"]} >= {"accuracy (soft)", "debiased (soft)"}
+    assert result["winner"] in result["ranks"] and len(result["seeds"]) == 2

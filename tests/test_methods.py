@@ -1,0 +1,85 @@
+"""The distillation methods (experiments.methods): option checks, plan shapes, per-example losses, and the
+reductions that tie methods together (SLaM on labeled rows is cross-entropy; uniform weights are vanilla)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robustdistill.algorithms import losses as L
+from robustdistill.algorithms.teacher_quality import choose_top_k
+from robustdistill.experiments.methods import METHODS, check_method, plan_student
+from robustdistill.theory.teacher_noise import synthetic_teacher
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    rng = np.random.default_rng(0)
+    t_val, y_val, _ = synthetic_teacher(rng, 300, 5)
+    t_pool, _, _ = synthetic_teacher(rng, 200, 5)
+    return {"labels_labeled": rng.integers(0, 5, 40), "teacher_val": t_val, "labels_val": y_val, "teacher_pool": t_pool}
+
+
+def _batch(plan):
+    return {k: torch.as_tensor(v) for k, v in plan.arrays.items()}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_plan_gives_finite_per_example_losses_with_gradients(method, inputs):
+    plan = plan_student(method, None, **inputs)
+    if method == "teacher":
+        assert plan is None
+        return
+    n = 40 if method == "labeled_only" else 240
+    assert plan.rows.shape == (n,) and all(v.shape[0] == n for v in plan.arrays.values())
+    assert np.allclose(plan.arrays["targets"].sum(axis=1), 1.0, atol=1e-6)
+    z = torch.randn(n, 5, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    loss = plan.loss_fn(z, _batch(plan))
+    assert loss.shape == (n,) and torch.isfinite(loss).all()
+    loss.mean().backward()
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+    labeled = plan.arrays["labeled"]
+    np.testing.assert_array_equal(plan.arrays["targets"][labeled].argmax(axis=1), inputs["labels_labeled"])
+    assert np.all(plan.arrays["weights"][labeled] == 1.0)
+
+
+def test_labeled_rows_get_cross_entropy_in_every_method(inputs):
+    z = torch.randn(240, 5, generator=torch.Generator().manual_seed(2))
+    for method in ("vanilla", "weighted", "slam", "forward", "backward", "taylor", "confidence_threshold"):
+        plan = plan_student(method, None, **inputs)
+        batch = _batch(plan)
+        ce = L.soft_cross_entropy(z[:40], batch["targets"][:40])
+        torch.testing.assert_close(plan.loss_fn(z, batch)[:40], ce, rtol=1e-5, atol=1e-6)
+
+
+def test_uniform_weights_are_vanilla_and_slam_uses_the_validation_k(inputs):
+    z = torch.randn(240, 5, generator=torch.Generator().manual_seed(3))
+    vanilla = plan_student("vanilla", None, **inputs)
+    uniform = plan_student("weighted", {"scheme": "uniform"}, **inputs)
+    torch.testing.assert_close(uniform.loss_fn(z, _batch(uniform)), vanilla.loss_fn(z, _batch(vanilla)))
+    slam = plan_student("slam", None, **inputs)
+    assert slam.info["k"] == choose_top_k(inputs["teacher_val"], inputs["labels_val"], 0.9)
+    assert slam.arrays["topk_index"].shape == (240, slam.info["k"])
+    assert np.all(slam.arrays["alpha"][40:] >= 0.6 - 1e-7) and np.all(slam.arrays["alpha"][:40] == 1.0)
+    hard = plan_student("vanilla", {"targets": "hard"}, **inputs)
+    assert set(np.unique(hard.arrays["targets"])) <= {0.0, 1.0}
+    kept = plan_student("confidence_threshold", {"threshold": 0.5}, **inputs)
+    pool_w = kept.arrays["weights"][40:]
+    np.testing.assert_array_equal(pool_w, (inputs["teacher_pool"].max(axis=1) >= 0.5).astype(np.float32))
+
+
+def test_bad_methods_and_options():
+    with pytest.raises(ValueError, match="unknown method"):
+        check_method("distill")
+    with pytest.raises(ValueError, match="unknown option 'temperature'"):
+        check_method("vanilla", {"temperature": 2})
+    with pytest.raises(ValueError, match="scheme"):
+        check_method("weighted", {"scheme": "magic"})
+    with pytest.raises(ValueError, match="targets"):
+        check_method("vanilla", {"targets": "debiased"})
+    with pytest.raises(ValueError, match="k"):
+        check_method("slam", {"k": 1})
+    with pytest.raises(ValueError, match="threshold"):
+        check_method("confidence_threshold", {"threshold": 2.0})
+    assert check_method("weighted", {"targets": "debiased"})[1]["targets"] == "debiased"
