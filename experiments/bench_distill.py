@@ -1,14 +1,15 @@
 r"""The distillation benchmark and the Weighted Distillation ablation (``run_distillation`` over a grid).
 
 Protocol: for every dataset of the grid (the base configs in ``experiments/configs/``: ``digits``,
-``gaussian_mixture``, ``mnist1d``), every labeled-set size and every method row, ``run_distillation`` with
+``gaussian_mixture``, ``mnist1d``, and ``synthetic_teacher``: the Gaussian mixture with the untrained margin
+teacher of known alpha(x)), every labeled-set size and every method row, ``run_distillation`` with
 the grid's seeds (splits, teacher and student initialisation all follow the seed); the teacher of a (dataset,
 size, seed) is trained once and its outputs are cached, so every method distills the same teacher. Reported:
 mean +- std (over seeds, ddof 1) of the student's and the teacher's test accuracy. The validation and pool
 sizes stay fixed across labeled-set sizes (the pool is what the teacher labels).
 
 - ``grid="methods"`` (``robustdistill bench distill``): every method — labeled only, the teacher itself,
-  vanilla soft and hard, weighted (the default scheme, soft), SLaM (un-normalised (2') and normalised (2)),
+  vanilla soft and hard, weighted (W1 "accuracy" weights on soft targets; every scheme is in the ablation), SLaM (un-normalised (2') and normalised (2)),
   forward and backward correction, Taylor cross-entropy (order 2), confidence thresholding (0.9).
 - ``grid="ablation"`` (``robustdistill bench ablation``, ``spec/weighted.md`` §7): every weight scheme on soft
   and hard targets and the debiased soft targets; per (dataset, size) cell the rows are ranked by mean student
@@ -38,11 +39,14 @@ from .reporting import environment_info, format_table, write_json_atomic
 
 __all__ = ["ABLATION_ROWS", "DATASETS", "METHOD_ROWS", "rank_rows", "run", "table"]
 
-#: dataset -> (base config in experiments/configs/, labeled-set sizes, validation, unlabeled pool).
-DATASETS: dict[str, tuple[str, tuple[int, ...], int, int]] = {
-    "digits": ("digits.toml", (50, 100, 200), 200, 1000),
-    "gaussian_mixture": ("gaussian_mixture.toml", (50, 100, 200), 300, 3000),
-    "mnist1d": ("mnist1d.toml", (500, 1000, 2000), 300, 1700),
+#: row name -> (base config in experiments/configs/, labeled-set sizes, validation, unlabeled pool, config
+#: overrides). ``synthetic_teacher``: the Gaussian mixture distilled from the untrained margin teacher with
+#: known alpha(x) (``teacher = "synthetic"``; spec weighted.md §7's synthetic teacher-noise dataset).
+DATASETS: dict[str, tuple[str, tuple[int, ...], int, int, dict[str, Any]]] = {
+    "digits": ("digits.toml", (50, 100, 200), 200, 900, {}),
+    "gaussian_mixture": ("gaussian_mixture.toml", (50, 100, 200), 500, 10000, {}),
+    "mnist1d": ("mnist1d.toml", (500, 1000, 2000), 500, 5000, {}),
+    "synthetic_teacher": ("gaussian_mixture.toml", (50, 100, 200), 500, 10000, {"teacher": "synthetic"}),
 }
 SEEDS = (0, 1, 2)
 
@@ -52,7 +56,7 @@ METHOD_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("teacher", "teacher", {}),
     ("vanilla (soft)", "vanilla", {"targets": "soft"}),
     ("vanilla (hard)", "vanilla", {"targets": "hard"}),
-    ("weighted", "weighted", {}),
+    ("weighted (accuracy)", "weighted", {"scheme": "accuracy"}),
     ("slam (2')", "slam", {"normalize": False}),
     ("slam (2)", "slam", {"normalize": True}),
     ("forward", "forward", {}),
@@ -69,12 +73,12 @@ ABLATION_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = tuple(
 
 
 def _base_config(dataset: str, labeled: int, quick: bool) -> dict[str, Any]:
-    file, _, validation, unlabeled = DATASETS[dataset]
+    file, _, validation, unlabeled, overrides = DATASETS[dataset]
     text = resources.files("robustdistill.experiments").joinpath("configs", file).read_text()
     from .distill import tomllib
 
     cfg = tomllib.loads(text)
-    cfg.update(labeled=labeled, validation=validation, unlabeled=unlabeled)
+    cfg.update(labeled=labeled, validation=validation, unlabeled=unlabeled, **overrides)
     if quick:
         cfg.update(epochs=2, teacher_epochs=2, unlabeled=min(unlabeled, 300), validation=min(validation, 100))
     return cfg
@@ -110,7 +114,7 @@ def run(
     datasets = {"digits": DATASETS["digits"]} if quick else DATASETS
     jobs = [
         (name, labeled, row)
-        for name, (_, sizes, _, _) in datasets.items()
+        for name, (_, sizes, _, _, _) in datasets.items()
         for labeled in (sizes[1:2] if quick else sizes)
         for row in method_rows
     ]
@@ -133,8 +137,8 @@ def run(
     out_dict: dict[str, Any] = {
         "benchmark": "distill" if grid == "methods" else "ablation", "grid": grid, "rows": rows, "cells": cells,
         "seeds": seeds, "quick": quick,
-        "protocol": {"datasets": {k: {"config": v[0], "labeled": list(v[1]), "validation": v[2], "unlabeled": v[3]}
-                                  for k, v in datasets.items()}},
+        "protocol": {"datasets": {k: {"config": v[0], "labeled": list(v[1]), "validation": v[2], "unlabeled": v[3],
+                                      "overrides": v[4]} for k, v in datasets.items()}},
         "seconds": time.perf_counter() - started, "environment": environment_info(),
     }  # fmt: skip
     if grid == "ablation":

@@ -33,7 +33,9 @@ Config (a dict or a TOML file; unknown keys are errors):
 ``test``
 ``stratify``       draw the labeled set evenly per class (default false)
 ``teacher``,       a model name of :data:`~robustdistill.experiments.models.MODELS` or a table ``{name,
-``student``        ...options}``
+``student``        ...options}``; the teacher may also be ``"synthetic"``: not trained, its outputs drawn by
+                   :func:`~robustdistill.theory.teacher_noise.margin_teacher_probs` from the true labels
+                   (known alpha(x) = 0.3 + 0.65 s^0.7 at margin s; ``spec/weighted.md`` §7)
 ``epochs``         student epochs; ``teacher_epochs`` the teacher's (default: ``epochs``)
 ``train``          :class:`~robustdistill.experiments.training.TrainConfig` fields for both (``batch_size``,
                    ``optimizer``, ``lr``, ``weight_decay``, ``schedule``, ``augment``, ``amp``, ``compile``,
@@ -63,6 +65,7 @@ import torch
 
 from robustdistill.algorithms.results import Result
 from robustdistill.algorithms.validation import check_int
+from robustdistill.theory.teacher_noise import margin_teacher_probs
 
 from . import teacher_cache
 from .data import DATASETS, Dataset, from_arrays, load_dataset, make_splits
@@ -85,6 +88,9 @@ CONFIG_KEYS: dict[str, Any] = {
     "teacher_train": {}, "method": None, "method_options": {}, "seeds": 3, "device": "auto",
     "out": "reports/distill", "cache": "reports/cache", "checkpoints": False, "resume": True,
 }  # fmt: skip
+#: The teacher that is not trained: :func:`~robustdistill.theory.teacher_noise.margin_teacher_probs` on the
+#: true labels (known alpha(x); ``spec/weighted.md`` §7's synthetic teacher-noise dataset).
+SYNTHETIC_TEACHER = "synthetic"
 _REQUIRED = ("dataset", "labeled", "validation", "unlabeled", "teacher", "student", "epochs", "method")
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("epochs", "seed"))
 
@@ -114,8 +120,10 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike[str], *, own_data:
         raise ValueError(f"config is missing {', '.join(missing)}")
     cfg["name"] = str(cfg["name"] or "distill")
     cfg["dataset"] = _model_or_dataset(cfg["dataset"], "dataset", None if own_data else DATASETS)
-    for role in ("teacher", "student"):
-        cfg[role] = _model_or_dataset(cfg[role], role, tuple(MODELS))
+    cfg["teacher"] = _model_or_dataset(cfg["teacher"], "teacher", (*MODELS, SYNTHETIC_TEACHER))
+    cfg["student"] = _model_or_dataset(cfg["student"], "student", tuple(MODELS))
+    if cfg["teacher"]["name"] == SYNTHETIC_TEACHER and len(cfg["teacher"]) > 1:
+        raise ValueError(f"the {SYNTHETIC_TEACHER!r} teacher takes no options, got {cfg['teacher']}")
     cfg["method"], cfg["method_options"] = check_method(cfg["method"], cfg["method_options"])
     cfg["epochs"] = check_int(cfg["epochs"], "epochs", low=1)
     cfg["teacher_epochs"] = check_int(cfg["teacher_epochs"] or cfg["epochs"], "teacher_epochs", low=1)
@@ -236,7 +244,7 @@ def _run_seed(
     checkpoints = (lambda role: run_dir / "checkpoints" / f"seed_{seed}_{role}") if cfg["checkpoints"] else (
         lambda role: None)  # fmt: skip
 
-    # teacher: trained on A, its outputs on V, U and the test set cached
+    # teacher: trained on A (or synthetic), its outputs on V, U and the test set cached
     description = {
         "dataset": ds.to_dict(), "data_digest": teacher_cache.array_digest(ds.X, ds.y), "splits": splits.to_dict(),
         "teacher": cfg["teacher"], "train": teacher_cfg.to_dict(), "version": environment_info()["versions"].get(
@@ -245,7 +253,11 @@ def _run_seed(
     key = teacher_cache.cache_key(description)
     outputs = teacher_cache.load(cfg["cache"] or None, key)
     teacher_info: dict[str, Any] = {"cache_key": key, "cached": outputs is not None}
-    if outputs is None:
+    if outputs is None and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
+        gen = np.random.default_rng([seed, 7])
+        outputs = {name: margin_teacher_probs(labels, ds.num_classes, rng=gen)[0] for name, labels in
+                   (("val", ds.y[splits.validation]), ("pool", ds.y[splits.unlabeled]), ("test", y_test))}  # fmt: skip
+    elif outputs is None:
         teacher = _model(cfg["teacher"], labeled_inputs.input_shape, ds.num_classes, seed)
         fit = train(
             teacher, labeled_inputs, {"labels": ds.y[splits.labeled]}, cross_entropy_loss, teacher_cfg,

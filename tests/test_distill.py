@@ -75,6 +75,14 @@ def test_end_to_end_cache_and_resume(tmp_path):
     assert teacher_only.student_mean is None and teacher_only.teacher_accuracy == first.teacher_accuracy
 
 
+def test_synthetic_teacher_is_not_trained(tmp_path):
+    result = run_distillation(_config(tmp_path, teacher="synthetic", method="weighted", seeds=[0]), progress=False)
+    record = result.per_seed[0]
+    assert "train" not in record["teacher"] and 0.4 <= result.teacher_accuracy[0] <= 0.95  # alpha averages 0.68
+    with pytest.raises(ValueError, match="no options"):
+        run_distillation(_config(tmp_path, teacher={"name": "synthetic", "depth": 3}))
+
+
 def test_teacher_cache_key_changes_with_inputs_and_damaged_entries_are_ignored(tmp_path):
     key = teacher_cache.cache_key({"a": 1, "b": [1, 2]})
     assert key == teacher_cache.cache_key({"b": [1, 2], "a": 1}) != teacher_cache.cache_key({"a": 2, "b": [1, 2]})
@@ -100,7 +108,7 @@ def test_own_data_and_toml_config(tmp_path):
         f'out = "{tmp_path / "toml_out"}"\ncache = false\n'
     )
     cfg = load_config(toml)
-    assert cfg["name"] == "run" and cfg["seeds"] == [0] and cfg["method_options"]["scheme"] == "accuracy"
+    assert cfg["name"] == "run" and cfg["seeds"] == [0] and cfg["method_options"]["scheme"] == "uniform"
     assert main(["distill", str(toml), "--method", "slam", "--seeds", "3", "--quiet"]) == 0
     assert json.loads((tmp_path / "toml_out" / "run.json").read_text())["method"] == "slam"
     assert main(["distill", str(tmp_path / "missing.toml"), "--quiet"]) == 2

@@ -11,6 +11,7 @@ from scipy import stats
 
 from robustdistill.algorithms.slam import topk_mask
 from robustdistill.theory.teacher_noise import (
+    margin_teacher_probs,
     sample_topk_noise,
     sample_topk_teacher,
     topk_noise_expectation,
@@ -104,3 +105,16 @@ def test_bad_input():
         topk_noise_expectation([[0.5, 0.5]], 0.9, mask)
     with pytest.raises(TypeError, match="rng"):
         sample_topk_noise([0], 0.9, mask, rng="seed")
+
+
+def test_margin_teacher_for_given_labels():
+    """The predicted class equals the label with probability alpha = 0.3 + 0.65 s^0.7: the mean of the
+    indicator minus alpha over 1e5 draws is within 5 standard errors (false-failure probability 5.7e-7)."""
+    y = np.random.default_rng(0).integers(0, 4, 100_000)
+    probs, alpha = margin_teacher_probs(y, 4, rng=1)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
+    correct = probs.argmax(axis=1) == y
+    se = np.sqrt(np.mean(alpha * (1 - alpha)) / y.size)
+    assert abs(np.mean(correct - alpha)) <= 5 * se
+    with pytest.raises(ValueError, match="num_classes"):
+        margin_teacher_probs([0], 1, rng=0)

@@ -15,7 +15,8 @@ r"""Teacher-noise models of the specs, as reusable generators for the simulators
   :func:`topk_transition`, :func:`topk_noise_expectation` (exact), :func:`sample_topk_noise` (labels),
   :func:`sample_topk_teacher` (clean and noisy labels from :math:`p^*`).
 - **The margin teacher** of ``spec/weighted.md`` §2.1 (our formulation): :func:`synthetic_teacher`, whose
-  accuracy at margin s is :func:`true_accuracy`.
+  accuracy at margin s is :func:`true_accuracy`; :func:`margin_teacher_probs` is the same teacher for given
+  true labels (the synthetic teacher-noise dataset with known alpha(x) of ``spec/weighted.md`` §7).
 
 Conventions: ``mask`` is an (n, K) 0/1 array with at least 2 ones per row
 (:func:`robustdistill.algorithms.slam.topk_mask` builds it from teacher probabilities); ``alpha`` is a
@@ -31,6 +32,7 @@ from robustdistill.algorithms.typing import ArrayLike, FloatArray, IntArray, RNG
 from robustdistill.algorithms.validation import check_alpha, check_labels, check_probs, check_rng
 
 __all__ = [
+    "margin_teacher_probs",
     "sample_topk_noise",
     "sample_topk_teacher",
     "synthetic_teacher",
@@ -175,3 +177,30 @@ def synthetic_teacher(
     correct = rng.random(s.size) < true_accuracy(s)
     labels = np.where(correct, predicted, (predicted + rng.integers(1, k, s.size)) % k)
     return probs, labels.astype(np.int64), s
+
+
+def margin_teacher_probs(
+    labels: ArrayLike, num_classes: int, *, rng: RNGLike = None
+) -> tuple[FloatArray, FloatArray]:
+    r"""The §2.1 margin teacher for given true labels (our formulation): margin :math:`s \sim U(0, 1)`; the
+    predicted class is the label with probability :func:`true_accuracy` :math:`(s)`, else uniform over the
+    other classes; probabilities :math:`(1-s)/K` on every class plus :math:`s` on the predicted one. So the
+    teacher's accuracy given its output is known exactly: :math:`\alpha(x) = 0.3 + 0.65 s^{0.7}`.
+
+    Args:
+        labels: (n,) true classes in 0..K-1; ``num_classes``: K >= 2; ``rng``: Generator, int seed or None.
+
+    Returns:
+        ``(teacher_probs (n, K), alpha (n,))``.
+    """
+    k = int(num_classes)
+    if k < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    y = check_labels(labels, np.asarray(labels).shape[0], k)
+    gen = check_rng(rng)
+    s = gen.uniform(0.0, 1.0, y.size)
+    alpha = true_accuracy(s)
+    predicted = np.where(gen.random(y.size) < alpha, y, (y + gen.integers(1, k, y.size)) % k)
+    probs = np.repeat(((1.0 - s) / k)[:, None], k, axis=1)
+    probs[np.arange(y.size), predicted] += s
+    return probs, alpha
