@@ -59,6 +59,7 @@ __all__ = [
     "backward_corrected_loss",
     "forward_corrected_loss",
     "kd_loss",
+    "negative_learning_loss",
     "reduce_loss",
     "slam_binary_log_mix",
     "slam_loss",
@@ -935,6 +936,43 @@ def _log1m_softmax(z: torch.Tensor, lf: torch.Tensor) -> torch.Tensor:
     return out.scatter(1, top, at_top)
 
 
+def negative_learning_loss(
+    logits: torch.Tensor, negative_mask: object, *, validate: bool = True
+) -> torch.Tensor:
+    r"""Negative learning (Kim et al., ICCV 2019; UPS, Rizve et al., ICLR 2021): the mean over an example's
+    negative labels ("not class c") of :math:`-\log(1 - f_c)`, :math:`f = \mathrm{softmax}(z)`; 0 for an
+    example without negative labels (``spec/slam.md`` §8, our formulation of the UPS baseline).
+
+    .. math:: \ell_i = \frac{1}{\max(1, |N_i|)} \sum_{c \in N_i} -\log(1 - f_{ic})
+
+    :math:`\log(1 - f_c)` is computed stably (``log1p(-f)`` off the row's argmax, a log-sum-exp at it), so it
+    is finite for logits up to +-100.
+
+    Args:
+        logits: (n, K) float tensor.
+        negative_mask: (n, K) 0/1 (bool, integer or float): the negative labels N_i.
+        validate: check values (finite logits, 0/1 mask); shapes always.
+
+    Returns:
+        (n,) float32 tensor (float64 for float64 logits), non-negative.
+
+    >>> negative_learning_loss(torch.tensor([[2.0, 0.0, 0.0]]), [[0, 1, 1]])
+    tensor([0.1126])
+    """
+    z = _check_logits(logits, "logits", validate)
+    dtype = _compute_dtype(z)
+    mask = _as_tensor(negative_mask, "negative_mask", z)
+    if mask.shape != z.shape:
+        raise ValueError(f"negative_mask must have shape {tuple(z.shape)} like the logits, got {tuple(mask.shape)}")
+    if validate and mask.dtype != torch.bool and bool(((mask != 0) & (mask != 1)).any()):
+        raise ValueError("negative_mask must hold only 0 and 1")
+    with _autocast_off(z.device):
+        zc = z.to(dtype)
+        m = mask.to(dtype)
+        total = -(_log1m_softmax(zc, torch.log_softmax(zc, dim=1)) * m).sum(dim=1)
+        return total / m.sum(dim=1).clamp_min(1.0)
+
+
 def taylor_cross_entropy(
     logits: torch.Tensor, targets: object, order: int = 2, *, validate: bool = True
 ) -> torch.Tensor:
@@ -1167,4 +1205,5 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "forward_corrected_loss": forward_corrected_loss,
     "backward_corrected_loss": backward_corrected_loss,
     "taylor_cross_entropy": taylor_cross_entropy,
+    "negative_learning_loss": negative_learning_loss,
 }

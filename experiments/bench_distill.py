@@ -10,7 +10,8 @@ sizes stay fixed across labeled-set sizes (the pool is what the teacher labels).
 
 - ``grid="methods"`` (``robustdistill bench distill``): every method — labeled only, the teacher itself,
   vanilla soft and hard, weighted (W1 "accuracy" weights on soft targets; every scheme is in the ablation), SLaM (un-normalised (2') and normalised (2)),
-  forward and backward correction, Taylor cross-entropy (order 2), confidence thresholding (0.9).
+  forward and backward correction, Taylor cross-entropy (order 2), confidence thresholding (0.9), UPS (the
+  benchmark's teachers have no dropout, so its uncertainty is 0 and it selects by confidence alone).
 - ``grid="ablation"`` (``robustdistill bench ablation``, ``spec/weighted.md`` §7): every weight scheme on soft
   and hard targets and the debiased soft targets; per (dataset, size) cell the rows are ranked by mean student
   accuracy (rank 1 = best, ties share the mean rank); the winner has the best mean rank over the cells, ties
@@ -63,6 +64,7 @@ METHOD_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("backward", "backward", {}),
     ("taylor", "taylor", {}),
     ("confidence_threshold", "confidence_threshold", {}),
+    ("ups", "ups", {}),
 )
 #: The ablation rows: every scheme on soft and hard targets, and the debiased soft targets.
 ABLATION_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = tuple(

@@ -72,7 +72,16 @@ from .data import DATASETS, Dataset, from_arrays, load_dataset, make_splits
 from .methods import check_method, plan_student
 from .models import MODELS, build_model
 from .reporting import environment_info, write_json_atomic
-from .training import ResidentInputs, TrainConfig, cross_entropy_loss, predict_probs, resolve_device, train
+from .training import (
+    ResidentInputs,
+    TrainConfig,
+    cross_entropy_loss,
+    has_dropout,
+    mc_dropout_std,
+    predict_probs,
+    resolve_device,
+    train,
+)
 
 try:  # Python 3.11+
     import tomllib
@@ -263,11 +272,14 @@ def _run_seed(
             teacher, labeled_inputs, {"labels": ds.y[splits.labeled]}, cross_entropy_loss, teacher_cfg,
             checkpoint_dir=checkpoints("teacher"), progress=progress, desc=f"teacher seed {seed}",
         )  # fmt: skip
+        pool_inputs = base.like(ds.X[splits.unlabeled])
         outputs = {
             "val": predict_probs(teacher, base.like(ds.X[splits.validation])),
-            "pool": predict_probs(teacher, base.like(ds.X[splits.unlabeled])),
+            "pool": predict_probs(teacher, pool_inputs),
             "test": predict_probs(teacher, base.like(X_test)),
         }
+        if has_dropout(teacher):  # the UPS baseline's uncertainty: std over 10 MC-dropout passes
+            outputs["pool_std"] = mc_dropout_std(teacher, pool_inputs, passes=10, seed=seed)
         teacher_cache.save(cfg["cache"] or None, key, outputs)
         teacher_info["train"] = fit.to_dict()
     teacher_acc = _accuracy(outputs["test"], y_test)
@@ -276,7 +288,7 @@ def _run_seed(
     plan = plan_student(
         cfg["method"], cfg["method_options"], labels_labeled=ds.y[splits.labeled],
         teacher_val=_renormalise(outputs["val"]), labels_val=ds.y[splits.validation],
-        teacher_pool=_renormalise(outputs["pool"]),
+        teacher_pool=_renormalise(outputs["pool"]), teacher_pool_std=outputs.get("pool_std"),
     )  # fmt: skip
     record: dict[str, Any] = {
         "seed": seed, "splits": splits.to_dict(), "teacher_accuracy": teacher_acc, "teacher": teacher_info,

@@ -23,6 +23,11 @@ Labeled rows always contribute cross-entropy with their true label, weight 1 (``
 ``forward`` / ``backward`` forward / backward correction with T = ``estimate_transition`` on the validation set
 ``taylor``                 ``taylor_cross_entropy`` of the given order
 ``confidence_threshold``   weight ``1[max_j t_j >= threshold]`` (``confidence_weights``)
+``ups``                    UPS (Rizve et al., ICLR 2021; ``spec/slam.md`` §8): the positive pseudo-label
+                           ``argmax t`` kept (cross-entropy) if ``t_c >= tau_p`` and ``u_c <= kappa_p``;
+                           negative labels for the classes with ``t_c <= tau_n`` and ``u_c <= kappa_n``
+                           (``negative_learning_loss``, added); ``u`` = the per-class std over 10 MC-dropout
+                           teacher passes (``teacher_pool_std``), 0 for a teacher without dropout
 =========================  ==========================================================================
 
 alpha(x) is :func:`~robustdistill.algorithms.teacher_quality.fit_teacher_accuracy` fitted on the validation
@@ -72,6 +77,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "backward": {"targets": "soft", "smoothing": 1.0},
     "taylor": {"targets": "soft", "order": 2},
     "confidence_threshold": {"targets": "soft", "threshold": 0.9},
+    "ups": {"tau_p": 0.7, "kappa_p": 0.05, "tau_n": 0.05, "kappa_n": 0.005},
 }  # fmt: skip
 METHODS = tuple(OPTIONS)
 
@@ -104,6 +110,10 @@ def check_method(method: object, options: Mapping[str, Any] | None = None) -> tu
         opts["k"] = check_int(opts["k"], "slam option k", low=2)
     if method == "taylor":
         opts["order"] = check_int(opts["order"], "taylor option order", low=1)
+    if method == "ups":
+        for key in ("tau_p", "kappa_p", "tau_n", "kappa_n"):
+            if not 0.0 <= float(opts[key]) <= 1.0:
+                raise ValueError(f"ups option {key} must lie in [0, 1], got {opts[key]!r}")
     if method == "confidence_threshold" and not 0.0 <= float(opts["threshold"]) <= 1.0:
         raise ValueError(f"confidence_threshold option threshold must lie in [0, 1], got {opts['threshold']!r}")
     return method, opts
@@ -156,6 +166,7 @@ def plan_student(
     teacher_val: np.ndarray,
     labels_val: np.ndarray,
     teacher_pool: np.ndarray,
+    teacher_pool_std: np.ndarray | None = None,
 ) -> StudentPlan | None:
     """The :class:`StudentPlan` of ``method`` (None for ``"teacher"``: no student).
 
@@ -164,6 +175,8 @@ def plan_student(
         labels_labeled: (n_A,) true labels of the labeled set.
         teacher_val: (n_V, K) teacher probabilities on the validation set; ``labels_val`` (n_V,) its labels.
         teacher_pool: (n_U, K) teacher probabilities on the unlabeled pool.
+        teacher_pool_std: (n_U, K) the teacher's uncertainty on the pool (UPS; None = 0, a deterministic
+            teacher).
     """
     method, opts = check_method(method, options)
     if method == "teacher":
@@ -209,6 +222,20 @@ def plan_student(
         else:
             module = L.BackwardCorrectedLoss(transition, reduction="none")
             loss_fn = _labeled_or(lambda z, t: module.to(z.device)(z, t))
+    elif method == "ups":
+        u = np.zeros_like(t_pool) if teacher_pool_std is None else np.asarray(teacher_pool_std, dtype=np.float64)
+        if u.shape != t_pool.shape:
+            raise ValueError(f"teacher_pool_std has shape {u.shape} but teacher_pool has {t_pool.shape}")
+        top = t_pool.argmax(axis=1)
+        rows_u = np.arange(n_u)
+        positive = (t_pool[rows_u, top] >= float(opts["tau_p"])) & (u[rows_u, top] <= float(opts["kappa_p"]))
+        negative = (t_pool <= float(opts["tau_n"])) & (u <= float(opts["kappa_n"]))
+        pool_targets, pool_weights = eye[top], positive.astype(np.float64)
+        info.update(positive_fraction=float(positive.mean()), negatives_per_example=float(negative.sum(1).mean()),
+                    uncertainty="mc_dropout" if teacher_pool_std is not None else "none (deterministic teacher)")
+
+        def loss_fn(z: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+            return _soft_ce(z, batch) + L.negative_learning_loss(z, batch["negative"], validate=False)
     elif method == "taylor":
         order = opts["order"]
         loss_fn = _labeled_or(lambda z, t: L.taylor_cross_entropy(z, t, order, validate=False))
@@ -218,6 +245,8 @@ def plan_student(
         "weights": np.r_[np.ones(n_a), pool_weights],
         "labeled": labeled,
     }
+    if method == "ups":
+        arrays["negative"] = np.concatenate([np.zeros((n_a, num_classes), dtype=bool), negative])
     if method == "slam":
         k = choose_top_k(t_val, y_val, float(opts["top_k_target"])) if opts["k"] == "auto" else opts["k"]
         if k > num_classes:

@@ -24,6 +24,7 @@ from robustdistill.algorithms.results import to_jsonable
 __all__ = ["array_digest", "cache_key", "load", "save"]
 
 _FIELDS = ("val", "pool", "test")
+_OPTIONAL = ("pool_std",)  # MC-dropout uncertainty on the pool, for teachers with dropout (UPS)
 
 
 def array_digest(*arrays: np.ndarray) -> str:
@@ -47,8 +48,8 @@ def _path(folder: str | os.PathLike[str], key: str) -> Path:
 
 
 def load(folder: str | os.PathLike[str] | None, key: str) -> dict[str, np.ndarray] | None:
-    """The cached outputs ``{"val", "pool", "test"}`` (float32 (n, K) each), or None when absent or unreadable
-    (a damaged entry is recomputed, never trusted)."""
+    """The cached outputs ``{"val", "pool", "test"}`` (float32 (n, K) each; and ``"pool_std"`` when saved), or
+    None when absent or unreadable (a damaged entry is recomputed, never trusted)."""
     if folder is None:
         return None
     path = _path(folder, key)
@@ -56,7 +57,9 @@ def load(folder: str | os.PathLike[str] | None, key: str) -> dict[str, np.ndarra
         with np.load(path, allow_pickle=False) as f:
             if str(f["key"]) != key:
                 return None
-            return {name: np.asarray(f[name]) for name in _FIELDS}
+            out = {name: np.asarray(f[name]) for name in _FIELDS}
+            out.update({name: np.asarray(f[name]) for name in _OPTIONAL if name in f.files})
+            return out
     except (OSError, KeyError, ValueError):
         return None
 
@@ -70,7 +73,8 @@ def save(folder: str | os.PathLike[str] | None, key: str, outputs: dict[str, np.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, key=np.array(key), **{name: np.asarray(outputs[name], dtype=np.float32) for name in _FIELDS})
+            fields = _FIELDS + tuple(name for name in _OPTIONAL if name in outputs)
+            np.savez(fh, key=np.array(key), **{name: np.asarray(outputs[name], dtype=np.float32) for name in fields})
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

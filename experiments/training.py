@@ -39,6 +39,7 @@ On CUDA, cuDNN and atomics make runs close but not bit-identical.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -67,8 +68,10 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "cross_entropy_loss",
+    "has_dropout",
     "image_stats",
     "make_optimizer",
+    "mc_dropout_std",
     "predict_probs",
     "resolve_device",
     "train",
@@ -813,13 +816,16 @@ def train(
 
 
 def predict_probs(
-    model: nn.Module, inputs: ResidentInputs, *, batch_size: int = 1024, amp: str = "auto"
-) -> np.ndarray:
+    model: nn.Module, inputs: ResidentInputs, *, batch_size: int = 1024, amp: str = "auto",
+    mc_dropout_seed: int | None = None,
+) -> np.ndarray:  # fmt: skip
     """Softmax probabilities ``(n, K)`` float32 of ``model`` on ``inputs``, in eval mode and without gradients.
 
     The model is moved to ``inputs.device`` (``channels_last`` for images on CUDA) and its train/eval mode
     is restored afterwards. ``amp`` as in :class:`TrainConfig` (the forward pass may run in bfloat16; the
-    softmax is always computed in float32).
+    softmax is always computed in float32). ``mc_dropout_seed``: keep the ``nn.Dropout`` layers active (MC
+    dropout; everything else, BatchNorm included, stays in eval mode), their masks drawn under
+    :func:`torch.random.fork_rng` seeded with it (the global RNG state is left as it was).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -835,8 +841,15 @@ def predict_probs(
     was_training = model.training
     model.eval()
     chunks: list[torch.Tensor] = []
+    rng_scope = contextlib.nullcontext() if mc_dropout_seed is None else torch.random.fork_rng(
+        devices=[device] if device.type == "cuda" else [])  # fmt: skip
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), rng_scope:
+            if mc_dropout_seed is not None:
+                torch.manual_seed(check_int(mc_dropout_seed, "mc_dropout_seed"))
+                for module in model.modules():
+                    if isinstance(module, nn.Dropout):
+                        module.train()
             for start in range(0, len(inputs), batch_size):
                 index = torch.arange(start, min(start + batch_size, len(inputs)), device=device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -847,3 +860,20 @@ def predict_probs(
     finally:
         model.train(was_training)
     return torch.cat(chunks).cpu().numpy()
+
+
+def has_dropout(model: nn.Module) -> bool:
+    """Whether ``model`` has an ``nn.Dropout`` layer with p > 0 (so MC dropout is stochastic)."""
+    return any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
+
+
+def mc_dropout_std(model: nn.Module, inputs: ResidentInputs, *, passes: int = 10, seed: int = 0) -> np.ndarray:
+    """Per-class standard deviation ``(n, K)`` of the softmax over ``passes`` MC-dropout passes (seeds
+    ``seed .. seed + passes - 1``; :func:`predict_probs`): the teacher uncertainty ``u`` of the UPS baseline
+    (``spec/slam.md`` §8). Zeros when the model has no active dropout (every pass is the same)."""
+    passes = check_int(passes, "passes", low=2)
+    if not has_dropout(model):
+        probs = predict_probs(model, inputs)
+        return np.zeros_like(probs)
+    draws = np.stack([predict_probs(model, inputs, mc_dropout_seed=seed + i) for i in range(passes)])
+    return draws.std(axis=0).astype(np.float32)

@@ -83,6 +83,15 @@ def test_synthetic_teacher_is_not_trained(tmp_path):
         run_distillation(_config(tmp_path, teacher={"name": "synthetic", "depth": 3}))
 
 
+def test_ups_with_a_dropout_teacher_caches_its_uncertainty(tmp_path):
+    cfg = _config(tmp_path, teacher={"name": "mlp", "hidden": [16], "dropout": 0.3}, method="ups", seeds=[0])
+    first = run_distillation(cfg, progress=False)
+    info = first.per_seed[0]["plan"]["info"]
+    assert info["uncertainty"] == "mc_dropout" and 0 <= info["positive_fraction"] <= 1
+    key = first.per_seed[0]["teacher"]["cache_key"]
+    assert teacher_cache.load(tmp_path / "cache", key)["pool_std"].shape == (150, 10)
+
+
 def test_teacher_cache_key_changes_with_inputs_and_damaged_entries_are_ignored(tmp_path):
     key = teacher_cache.cache_key({"a": 1, "b": [1, 2]})
     assert key == teacher_cache.cache_key({"b": [1, 2], "a": 1}) != teacher_cache.cache_key({"a": 2, "b": [1, 2]})

@@ -659,9 +659,31 @@ def test_doctests():
 def test_losses_registry_lists_the_public_functions():
     assert set(L.LOSSES) == {
         "soft_cross_entropy", "kd_loss", "slam_loss", "forward_corrected_loss", "backward_corrected_loss",
-        "taylor_cross_entropy",
+        "taylor_cross_entropy", "negative_learning_loss",
     }  # fmt: skip
     assert all(callable(fn) for fn in L.LOSSES.values())
+
+
+def test_negative_learning_loss():
+    """The mean over the negative labels of -log(1 - f_c) (float64 numpy reference), 0 without negatives,
+    finite with finite gradients at logits +-100, gradcheck in float64, and a clear error for a non-0/1 mask."""
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(50, 6, generator=gen, dtype=torch.float64) * 3
+    mask = torch.rand(50, 6, generator=gen) < 0.4
+    f = torch.softmax(z, dim=1).numpy()
+    m = mask.numpy()
+    ref = -(np.log1p(-f) * m).sum(axis=1) / np.maximum(1, m.sum(axis=1))
+    np.testing.assert_allclose(L.negative_learning_loss(z, mask).numpy(), ref, rtol=1e-12, atol=1e-14)
+    assert L.negative_learning_loss(z, torch.zeros(50, 6)).abs().max() == 0
+    extreme = torch.tensor([[100.0, -100.0, 0.0]], requires_grad=True)
+    loss = L.negative_learning_loss(extreme, [[1, 1, 1]])
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(extreme.grad).all()
+    assert torch.autograd.gradcheck(lambda x: L.negative_learning_loss(x, mask), (z.clone().requires_grad_(True),))
+    with pytest.raises(ValueError, match="0 and 1"):
+        L.negative_learning_loss(z, torch.full((50, 6), 0.5))
+    with pytest.raises(ValueError, match="shape"):
+        L.negative_learning_loss(z, torch.ones(50, 5))
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def test_every_plan_gives_finite_per_example_losses_with_gradients(method, input
 
 def test_labeled_rows_get_cross_entropy_in_every_method(inputs):
     z = torch.randn(240, 5, generator=torch.Generator().manual_seed(2))
-    for method in ("vanilla", "weighted", "slam", "forward", "backward", "taylor", "confidence_threshold"):
+    for method in ("vanilla", "weighted", "slam", "forward", "backward", "taylor", "confidence_threshold", "ups"):
         plan = plan_student(method, None, **inputs)
         batch = _batch(plan)
         ce = L.soft_cross_entropy(z[:40], batch["targets"][:40])
@@ -69,6 +69,26 @@ def test_uniform_weights_are_vanilla_and_slam_uses_the_validation_k(inputs):
     np.testing.assert_array_equal(pool_w, (inputs["teacher_pool"].max(axis=1) >= 0.5).astype(np.float32))
 
 
+def test_ups_selects_by_confidence_and_uncertainty(inputs):
+    t_pool = inputs["teacher_pool"]
+    plan = plan_student("ups", None, **inputs)
+    top = t_pool.max(axis=1)
+    np.testing.assert_array_equal(plan.arrays["weights"][40:], (top >= 0.7).astype(np.float32))
+    np.testing.assert_array_equal(plan.arrays["negative"][40:], t_pool <= 0.05)
+    assert not plan.arrays["negative"][:40].any()
+    # an uncertain teacher keeps fewer labels: std 0.1 on every class drops every positive and negative
+    uncertain = plan_student("ups", None, **inputs, teacher_pool_std=np.full_like(t_pool, 0.1))
+    assert uncertain.arrays["weights"][40:].sum() == 0 and not uncertain.arrays["negative"].any()
+    z = torch.randn(240, 5, generator=torch.Generator().manual_seed(4))
+    batch = _batch(plan)
+    expected = batch["weights"] * L.soft_cross_entropy(z, batch["targets"]) + L.negative_learning_loss(
+        z, batch["negative"]
+    )
+    torch.testing.assert_close(plan.loss_fn(z, batch), expected)
+    with pytest.raises(ValueError, match="teacher_pool_std"):
+        plan_student("ups", None, **inputs, teacher_pool_std=np.zeros((3, 5)))
+
+
 def test_bad_methods_and_options():
     with pytest.raises(ValueError, match="unknown method"):
         check_method("distill")
@@ -82,4 +102,6 @@ def test_bad_methods_and_options():
         check_method("slam", {"k": 1})
     with pytest.raises(ValueError, match="threshold"):
         check_method("confidence_threshold", {"threshold": 2.0})
+    with pytest.raises(ValueError, match="tau_p"):
+        check_method("ups", {"tau_p": 1.5})
     assert check_method("weighted", {"targets": "debiased"})[1]["targets"] == "debiased"

@@ -556,3 +556,19 @@ def test_bench_throughput_quick(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert bench_throughput.main(["--quick", "--n", "0", "--quiet"]) == 2
     with pytest.raises(ValueError, match="model"):
         bench_throughput.run(quick=True, model="vgg")
+
+
+def test_mc_dropout_std_is_seeded_and_leaves_the_global_rng_alone():
+    from robustdistill.experiments.training import has_dropout, mc_dropout_std
+
+    X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    inputs = ResidentInputs(X, "tabular", "cpu")
+    model = build_model("mlp", (4,), 3, hidden=[16], dropout=0.5)
+    state = torch.random.get_rng_state()
+    u = mc_dropout_std(model, inputs, passes=5, seed=3)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert u.shape == (40, 3) and np.all(u >= 0) and u.max() > 0
+    np.testing.assert_array_equal(u, mc_dropout_std(model, inputs, passes=5, seed=3))
+    assert has_dropout(model)
+    plain = build_model("mlp", (4,), 3, hidden=[16])
+    assert not has_dropout(plain) and mc_dropout_std(plain, inputs).max() == 0
