@@ -11,7 +11,8 @@ sizes stay fixed across labeled-set sizes (the pool is what the teacher labels).
 - ``grid="methods"`` (``robustdistill bench distill``): every method — labeled only, the teacher itself,
   vanilla soft and hard, weighted (W1 "accuracy" weights on soft targets; every scheme is in the ablation), SLaM (un-normalised (2') and normalised (2)),
   forward and backward correction, Taylor cross-entropy (order 2), confidence thresholding (0.9), UPS (the
-  benchmark's teachers have no dropout, so its uncertainty is 0 and it selects by confidence alone).
+  benchmark's teachers have no dropout, so its uncertainty is 0 and it selects by confidence alone) and VID
+  (penultimate features; not on ``synthetic_teacher``, which has none).
 - ``grid="ablation"`` (``robustdistill bench ablation``, ``spec/weighted.md`` §7): every weight scheme on soft
   and hard targets and the debiased soft targets; per (dataset, size) cell the rows are ranked by mean student
   accuracy (rank 1 = best, ties share the mean rank); the winner has the best mean rank over the cells, ties
@@ -65,6 +66,7 @@ METHOD_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("taylor", "taylor", {}),
     ("confidence_threshold", "confidence_threshold", {}),
     ("ups", "ups", {}),
+    ("vid", "vid", {}),
 )
 #: The ablation rows: every scheme on soft and hard targets, and the debiased soft targets.
 ABLATION_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = tuple(
@@ -119,6 +121,7 @@ def run(
         for name, (_, sizes, _, _, _) in datasets.items()
         for labeled in (sizes[1:2] if quick else sizes)
         for row in method_rows
+        if not (row[1] == "vid" and datasets[name][4].get("teacher") == "synthetic")
     ]
     started = time.perf_counter()
     rows = []

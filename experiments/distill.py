@@ -261,6 +261,10 @@ def _run_seed(
     }  # fmt: skip
     key = teacher_cache.cache_key(description)
     outputs = teacher_cache.load(cfg["cache"] or None, key)
+    if cfg["method"] == "vid" and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
+        raise ValueError("method 'vid' needs a trained teacher's features; the synthetic teacher has none")
+    if outputs is not None and cfg["method"] == "vid" and "pool_features" not in outputs:
+        outputs = None  # an entry written before features were cached: train the teacher again
     teacher_info: dict[str, Any] = {"cache_key": key, "cached": outputs is not None}
     if outputs is None and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
         gen = np.random.default_rng([seed, 7])
@@ -273,10 +277,12 @@ def _run_seed(
             checkpoint_dir=checkpoints("teacher"), progress=progress, desc=f"teacher seed {seed}",
         )  # fmt: skip
         pool_inputs = base.like(ds.X[splits.unlabeled])
+        pool_probs, pool_features = predict_probs(teacher, pool_inputs, features=True)
         outputs = {
             "val": predict_probs(teacher, base.like(ds.X[splits.validation])),
-            "pool": predict_probs(teacher, pool_inputs),
+            "pool": pool_probs,
             "test": predict_probs(teacher, base.like(X_test)),
+            "pool_features": pool_features,
         }
         if has_dropout(teacher):  # the UPS baseline's uncertainty: std over 10 MC-dropout passes
             outputs["pool_std"] = mc_dropout_std(teacher, pool_inputs, passes=10, seed=seed)
@@ -289,6 +295,7 @@ def _run_seed(
         cfg["method"], cfg["method_options"], labels_labeled=ds.y[splits.labeled],
         teacher_val=_renormalise(outputs["val"]), labels_val=ds.y[splits.validation],
         teacher_pool=_renormalise(outputs["pool"]), teacher_pool_std=outputs.get("pool_std"),
+        teacher_pool_features=outputs.get("pool_features") if cfg["method"] == "vid" else None,
     )  # fmt: skip
     record: dict[str, Any] = {
         "seed": seed, "splits": splits.to_dict(), "teacher_accuracy": teacher_acc, "teacher": teacher_info,
@@ -297,8 +304,9 @@ def _run_seed(
     if plan is not None:
         inputs = base.like(ds.X[train_rows[plan.rows]]) if plan.rows.size != train_rows.size else base
         student = _model(cfg["student"], inputs.input_shape, ds.num_classes, seed)
+        student, loss_fn = plan.wrap(student, seed) if plan.wrap is not None else (student, plan.loss_fn)
         fit = train(
-            student, inputs, plan.arrays, plan.loss_fn, student_cfg, checkpoint_dir=checkpoints("student"),
+            student, inputs, plan.arrays, loss_fn, student_cfg, checkpoint_dir=checkpoints("student"),
             progress=progress, desc=f"{cfg['method']} seed {seed}",
         )  # fmt: skip
         record["student_accuracy"] = _accuracy(predict_probs(student, base.like(X_test)), y_test)

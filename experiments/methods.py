@@ -28,6 +28,11 @@ Labeled rows always contribute cross-entropy with their true label, weight 1 (``
                            negative labels for the classes with ``t_c <= tau_n`` and ``u_c <= kappa_n``
                            (``negative_learning_loss``, added); ``u`` = the per-class std over 10 MC-dropout
                            teacher passes (``teacher_pool_std``), 0 for a teacher without dropout
+``vid``                    VID (Ahn et al., CVPR 2019; ``spec/slam.md`` §8): vanilla soft distillation plus
+                           ``weight * mean_c[log sigma_c + (t_c - mu_c(s))^2 / (2 sigma_c^2)]`` between the
+                           teacher's penultimate features t (``teacher_pool_features``) and the student's s:
+                           ``mu`` a one-hidden-layer MLP, ``sigma_c^2 = softplus(a_c) + 1e-6``, both learned
+                           with the student (:class:`VIDStudent`; ``StudentPlan.wrap``)
 =========================  ==========================================================================
 
 alpha(x) is :func:`~robustdistill.algorithms.teacher_quality.fit_teacher_accuracy` fitted on the validation
@@ -42,6 +47,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from torch import nn
+from torch.nn import functional as F
 
 from robustdistill.algorithms import losses as L
 from robustdistill.algorithms.slam import DEFAULT_ALPHA_FLOOR, clip_alpha
@@ -61,7 +69,7 @@ from robustdistill.algorithms.weighting import (
     normalize_weights,
 )
 
-__all__ = ["METHODS", "OPTIONS", "StudentPlan", "check_method", "plan_student"]
+__all__ = ["METHODS", "OPTIONS", "StudentPlan", "VIDStudent", "check_method", "plan_student"]
 
 LossFn = Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]
 
@@ -78,6 +86,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "taylor": {"targets": "soft", "order": 2},
     "confidence_threshold": {"targets": "soft", "threshold": 0.9},
     "ups": {"tau_p": 0.7, "kappa_p": 0.05, "tau_n": 0.05, "kappa_n": 0.005},
+    "vid": {"weight": 1.0},
 }  # fmt: skip
 METHODS = tuple(OPTIONS)
 
@@ -110,6 +119,8 @@ def check_method(method: object, options: Mapping[str, Any] | None = None) -> tu
         opts["k"] = check_int(opts["k"], "slam option k", low=2)
     if method == "taylor":
         opts["order"] = check_int(opts["order"], "taylor option order", low=1)
+    if method == "vid" and not float(opts["weight"]) >= 0.0:
+        raise ValueError(f"vid option weight must be >= 0, got {opts['weight']!r}")
     if method == "ups":
         for key in ("tau_p", "kappa_p", "tau_n", "kappa_n"):
             if not 0.0 <= float(opts[key]) <= 1.0:
@@ -132,6 +143,9 @@ class StudentPlan:
     arrays: dict[str, np.ndarray]
     loss_fn: LossFn = field(repr=False)
     info: dict[str, Any] = field(default_factory=dict)
+    #: ``wrap(student, seed) -> (model, loss_fn)`` for methods that train extra parameters with the student
+    #: (VID); the training uses the returned model and loss.
+    wrap: Callable[[nn.Module, int], tuple[nn.Module, LossFn]] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Method, options, training-set size and diagnostics (no arrays)."""
@@ -142,6 +156,45 @@ def _summary(x: np.ndarray) -> dict[str, float]:
     q = np.quantile(x, [0.0, 0.1, 0.5, 0.9, 1.0]) if x.size else np.full(5, np.nan)
     return {"min": float(q[0]), "p10": float(q[1]), "median": float(q[2]), "p90": float(q[3]), "max": float(q[4]),
             "mean": float(x.mean()) if x.size else float("nan")}  # fmt: skip
+
+
+class VIDStudent(nn.Module):
+    r"""A student with VID's variational feature regressor (Ahn et al., CVPR 2019; ``spec/slam.md`` §8, our
+    formulation): ``forward`` is the student's; the input of its classifier head (the penultimate features
+    s, (B, d_s)) is kept at each call, and :meth:`feature_nll` is, per example,
+
+    .. math:: \frac{1}{d_t}\sum_c \Bigl[\log\sigma_c + \frac{(t_c - \mu_c(s))^2}{2\sigma_c^2}\Bigr],
+        \qquad \sigma_c^2 = \mathrm{softplus}(a_c) + 10^{-6},
+
+    with :math:`\mu` a one-hidden-layer MLP (``d_s -> d_t -> d_t``) and ``a`` initialised so that
+    :math:`\sigma_c = 1`. Regressor weights are seeded without touching the global RNG."""
+
+    def __init__(self, student: nn.Module, teacher_dim: int, *, seed: int = 0) -> None:
+        super().__init__()
+        from .models import classifier_head
+
+        self.student = student
+        d_s = classifier_head(student).in_features
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            self.regressor = nn.Sequential(nn.Linear(d_s, teacher_dim), nn.ReLU(), nn.Linear(teacher_dim, teacher_dim))
+        self.raw_variance = nn.Parameter(torch.full((teacher_dim,), float(np.log(np.expm1(1.0)))))
+        self._features: torch.Tensor | None = None
+        classifier_head(student).register_forward_pre_hook(self._keep)
+
+    def _keep(self, _: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        self._features = args[0].flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student(x)
+
+    def feature_nll(self, teacher_features: torch.Tensor) -> torch.Tensor:
+        """(B,) the VID term of the last forward's batch against the teacher's features (B, d_t)."""
+        if self._features is None:
+            raise RuntimeError("feature_nll needs a forward pass first")
+        mu = self.regressor(self._features.float())
+        var = F.softplus(self.raw_variance) + 1e-6
+        return (0.5 * torch.log(var) + (teacher_features.float() - mu) ** 2 / (2.0 * var)).mean(dim=1)
 
 
 def _soft_ce(z: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -167,6 +220,7 @@ def plan_student(
     labels_val: np.ndarray,
     teacher_pool: np.ndarray,
     teacher_pool_std: np.ndarray | None = None,
+    teacher_pool_features: np.ndarray | None = None,
 ) -> StudentPlan | None:
     """The :class:`StudentPlan` of ``method`` (None for ``"teacher"``: no student).
 
@@ -177,6 +231,7 @@ def plan_student(
         teacher_pool: (n_U, K) teacher probabilities on the unlabeled pool.
         teacher_pool_std: (n_U, K) the teacher's uncertainty on the pool (UPS; None = 0, a deterministic
             teacher).
+        teacher_pool_features: (n_U, d_t) the teacher's penultimate features on the pool (VID; required).
     """
     method, opts = check_method(method, options)
     if method == "teacher":
@@ -247,6 +302,23 @@ def plan_student(
     }
     if method == "ups":
         arrays["negative"] = np.concatenate([np.zeros((n_a, num_classes), dtype=bool), negative])
+    wrap = None
+    if method == "vid":
+        if teacher_pool_features is None or np.asarray(teacher_pool_features).shape[0] != n_u:
+            raise ValueError("method 'vid' needs teacher_pool_features: (n_U, d_t) penultimate teacher features")
+        feats = np.asarray(teacher_pool_features, dtype=np.float64)
+        arrays["teacher_features"] = np.concatenate([np.zeros((n_a, feats.shape[1])), feats])
+        weight = float(opts["weight"])
+        info["teacher_feature_dim"] = int(feats.shape[1])
+
+        def wrap(student: nn.Module, seed: int) -> tuple[nn.Module, LossFn]:
+            model = VIDStudent(student, feats.shape[1], seed=seed)
+
+            def vid_loss(z: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+                term = model.feature_nll(batch["teacher_features"])
+                return _soft_ce(z, batch) + weight * torch.where(batch["labeled"], torch.zeros_like(term), term)
+
+            return model, vid_loss
     if method == "slam":
         k = choose_top_k(t_val, y_val, float(opts["top_k_target"])) if opts["k"] == "auto" else opts["k"]
         if k > num_classes:
@@ -263,7 +335,7 @@ def plan_student(
                 validate=False,
             )  # fmt: skip
 
-    return StudentPlan(method, opts, rows, _as_float32(arrays), loss_fn, info)
+    return StudentPlan(method, opts, rows, _as_float32(arrays), loss_fn, info, wrap)
 
 
 def _as_float32(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

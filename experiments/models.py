@@ -39,7 +39,7 @@ from torch import nn
 
 from robustdistill.algorithms.validation import check_int
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "count_parameters"]
+__all__ = ["MODELS", "ModelSpec", "build_model", "classifier_head", "count_parameters"]
 
 
 # ----------------------------------------------------------------------------------------------- blocks
@@ -259,6 +259,15 @@ def build_model(
         torch.default_generator.manual_seed(seed)
         model = spec.builder(shape, num_classes, **kwargs)
     return model
+
+
+def classifier_head(model: nn.Module) -> nn.Linear:
+    """The model's final ``nn.Linear`` (the last one registered; every model of :data:`MODELS` ends with it):
+    its input is the penultimate features (feature distillation, VID)."""
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not heads:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear classifier head")
+    return heads[-1]
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:

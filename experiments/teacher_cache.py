@@ -24,7 +24,9 @@ from robustdistill.algorithms.results import to_jsonable
 __all__ = ["array_digest", "cache_key", "load", "save"]
 
 _FIELDS = ("val", "pool", "test")
-_OPTIONAL = ("pool_std",)  # MC-dropout uncertainty on the pool, for teachers with dropout (UPS)
+#: Optional fields: the MC-dropout uncertainty on the pool (teachers with dropout; UPS) and the penultimate
+#: features on the pool (VID).
+_OPTIONAL = ("pool_std", "pool_features")
 
 
 def array_digest(*arrays: np.ndarray) -> str:
@@ -48,7 +50,7 @@ def _path(folder: str | os.PathLike[str], key: str) -> Path:
 
 
 def load(folder: str | os.PathLike[str] | None, key: str) -> dict[str, np.ndarray] | None:
-    """The cached outputs ``{"val", "pool", "test"}`` (float32 (n, K) each; and ``"pool_std"`` when saved), or
+    """The cached outputs ``{"val", "pool", "test"}`` (float32 (n, K) each; and the optional fields when saved), or
     None when absent or unreadable (a damaged entry is recomputed, never trusted)."""
     if folder is None:
         return None

@@ -61,6 +61,8 @@ from tqdm import tqdm
 from robustdistill.algorithms.results import Result
 from robustdistill.algorithms.validation import check_int
 
+from .models import classifier_head
+
 __all__ = [
     "CHECKPOINT_NAME",
     "INPUT_KINDS",
@@ -817,15 +819,17 @@ def train(
 
 def predict_probs(
     model: nn.Module, inputs: ResidentInputs, *, batch_size: int = 1024, amp: str = "auto",
-    mc_dropout_seed: int | None = None,
-) -> np.ndarray:  # fmt: skip
+    mc_dropout_seed: int | None = None, features: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Softmax probabilities ``(n, K)`` float32 of ``model`` on ``inputs``, in eval mode and without gradients.
 
     The model is moved to ``inputs.device`` (``channels_last`` for images on CUDA) and its train/eval mode
     is restored afterwards. ``amp`` as in :class:`TrainConfig` (the forward pass may run in bfloat16; the
     softmax is always computed in float32). ``mc_dropout_seed``: keep the ``nn.Dropout`` layers active (MC
     dropout; everything else, BatchNorm included, stays in eval mode), their masks drawn under
-    :func:`torch.random.fork_rng` seeded with it (the global RNG state is left as it was).
+    :func:`torch.random.fork_rng` seeded with it (the global RNG state is left as it was). ``features``: also
+    return the penultimate features ``(n, d)`` float32, the input of
+    :func:`~robustdistill.experiments.models.classifier_head`.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -841,6 +845,9 @@ def predict_probs(
     was_training = model.training
     model.eval()
     chunks: list[torch.Tensor] = []
+    feats: list[torch.Tensor] = []
+    hook = classifier_head(model).register_forward_pre_hook(
+        lambda _, args: feats.append(args[0].detach().float().flatten(1))) if features else None  # fmt: skip
     rng_scope = contextlib.nullcontext() if mc_dropout_seed is None else torch.random.fork_rng(
         devices=[device] if device.type == "cuda" else [])  # fmt: skip
     try:
@@ -859,7 +866,10 @@ def predict_probs(
                 chunks.append(torch.softmax(logits.float(), dim=1))
     finally:
         model.train(was_training)
-    return torch.cat(chunks).cpu().numpy()
+        if hook is not None:
+            hook.remove()
+    probs = torch.cat(chunks).cpu().numpy()
+    return (probs, torch.cat(feats).cpu().numpy()) if features else probs
 
 
 def has_dropout(model: nn.Module) -> bool:

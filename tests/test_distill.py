@@ -92,6 +92,13 @@ def test_ups_with_a_dropout_teacher_caches_its_uncertainty(tmp_path):
     assert teacher_cache.load(tmp_path / "cache", key)["pool_std"].shape == (150, 10)
 
 
+def test_vid_trains_with_the_cached_teacher_features(tmp_path):
+    result = run_distillation(_config(tmp_path, method="vid", seeds=[0]), progress=False)
+    assert result.per_seed[0]["plan"]["info"]["teacher_feature_dim"] == 16 and result.student_mean is not None
+    with pytest.raises(ValueError, match="synthetic"):
+        run_distillation(_config(tmp_path, method="vid", teacher="synthetic", seeds=[0]), progress=False)
+
+
 def test_teacher_cache_key_changes_with_inputs_and_damaged_entries_are_ignored(tmp_path):
     key = teacher_cache.cache_key({"a": 1, "b": [1, 2]})
     assert key == teacher_cache.cache_key({"b": [1, 2], "a": 1}) != teacher_cache.cache_key({"a": 2, "b": [1, 2]})

@@ -9,7 +9,7 @@ import torch
 
 from robustdistill.algorithms import losses as L
 from robustdistill.algorithms.teacher_quality import choose_top_k
-from robustdistill.experiments.methods import METHODS, check_method, plan_student
+from robustdistill.experiments.methods import METHODS, VIDStudent, check_method, plan_student
 from robustdistill.theory.teacher_noise import synthetic_teacher
 
 
@@ -27,7 +27,8 @@ def _batch(plan):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_plan_gives_finite_per_example_losses_with_gradients(method, inputs):
-    plan = plan_student(method, None, **inputs)
+    extra = {"teacher_pool_features": np.ones((200, 3))} if method == "vid" else {}
+    plan = plan_student(method, None, **inputs, **extra)
     if method == "teacher":
         assert plan is None
         return
@@ -87,6 +88,29 @@ def test_ups_selects_by_confidence_and_uncertainty(inputs):
     torch.testing.assert_close(plan.loss_fn(z, batch), expected)
     with pytest.raises(ValueError, match="teacher_pool_std"):
         plan_student("ups", None, **inputs, teacher_pool_std=np.zeros((3, 5)))
+
+
+def test_vid_student_learns_its_regressor_and_matches_the_formula(inputs):
+    from robustdistill.experiments.models import build_model
+
+    feats = np.random.default_rng(5).normal(size=(200, 3))
+    plan = plan_student("vid", None, **inputs, teacher_pool_features=feats)
+    student = build_model("mlp", (5,), 5, hidden=[8], seed=0)
+    model, loss_fn = plan.wrap(student, 0)
+    assert isinstance(model, VIDStudent) and len(list(model.parameters())) == len(list(student.parameters())) + 5
+    x = torch.randn(240, 5, generator=torch.Generator().manual_seed(6))
+    batch = _batch(plan)
+    z = model(x)
+    s = student[:-1](x) if isinstance(student, torch.nn.Sequential) else None
+    mu = model.regressor(s)
+    var = torch.nn.functional.softplus(model.raw_variance) + 1e-6
+    nll = (0.5 * torch.log(var) + (batch["teacher_features"] - mu) ** 2 / (2 * var)).mean(dim=1)
+    expected = L.soft_cross_entropy(z, batch["targets"]) + torch.where(batch["labeled"], 0.0, nll)
+    torch.testing.assert_close(loss_fn(z, batch), expected)
+    loss_fn(z, batch).mean().backward()
+    assert model.raw_variance.grad is not None and model.regressor[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="teacher_pool_features"):
+        plan_student("vid", None, **inputs)
 
 
 def test_bad_methods_and_options():
