@@ -124,7 +124,7 @@ BENCH_TARGETS: dict[str, tuple[str, dict[str, Any], str]] = {
     "throughput": ("throughput", {}, "student training on CIFAR-shaped data: resident loop vs per-item "
                    "DataLoader, images per second and peak memory"),
     "distill": ("distill", {"grid": "methods"}, "every method on digits, gaussian_mixture and mnist1d, three "
-                "labeled-set sizes, 3 seeds (about 20 minutes on 2 cores)"),
+                "labeled-set sizes, 3 seeds (about 8 minutes on 2 cores)"),
     "ablation": ("distill", {"grid": "ablation"}, "Weighted Distillation ablation: every weight scheme on soft and "
                  "hard targets, same grid; mean ranks and the winner"),
 }  # fmt: skip
