@@ -4,6 +4,9 @@ The public entry points of the method (DESIGN.md's API contract):
 
 - :func:`solve_query_game` -- the exact minimax query game (our formulation of the paper's game).
 - :func:`depround` -- the paper's Algorithm 2 (DEPROUND), tree-vectorized (our formulation).
+- :func:`informativeness` -- gains in [0, 1] (margin, entropy, least confidence), and :func:`select` --
+  gains -> game -> DepRound, returning a :class:`Selection`; both live in
+  :mod:`~robustdistill.algorithms.selection` with the baselines (``SELECTORS``).
 - :func:`estimate_mistakes` -- the number m of teacher mistakes on the pool, from the validation set
   (the paper estimates m from a validation set (paper); the formula is our formulation). It lives in
   :mod:`~robustdistill.algorithms.teacher_quality` with the rest of the teacher-accuracy logic.
@@ -11,6 +14,15 @@ The public entry points of the method (DESIGN.md's API contract):
 
 from .depround import depround
 from .query_game import QueryGameSolution, solve_query_game
+from .selection import Selection, informativeness, select
 from .teacher_quality import estimate_mistakes
 
-__all__ = ["QueryGameSolution", "depround", "estimate_mistakes", "solve_query_game"]
+__all__ = [
+    "QueryGameSolution",
+    "Selection",
+    "depround",
+    "estimate_mistakes",
+    "informativeness",
+    "select",
+    "solve_query_game",
+]

@@ -1,0 +1,229 @@
+r"""Which pool points to send to the teacher: RAD's ``select`` and the active-learning baselines
+(``spec/rad.md`` §5, §8; our formulation of each).
+
+Every selector takes the current student's probabilities on the pool and a budget ``b`` in 0..n (a larger one is a
+``ValueError``) and returns a :class:`Selection` of exactly ``b`` distinct pool indices:
+
+=====================  ==============================================================================
+``random``             a uniform b-subset
+``margin``             top-b by ``informativeness(P, "margin")`` (likewise ``entropy``,
+                       ``least_confidence``); ties at the b-th score broken uniformly with ``rng``
+``rad``                RAD: gains -> the exact query game with ``mistakes`` -> DepRound (:func:`select`)
+``coreset``            k-center greedy on embeddings (Sener & Savarese 2018); centers = ``center_embeddings``
+``badge``              k-means++ seeding on gradient embeddings (f - onehot(argmax f)) x h (Ash et al. 2020)
+=====================  ==============================================================================
+
+Gains (:func:`informativeness`, higher = more informative, in [0, 1]): ``margin`` :math:`1 - (f_{(1)} -
+f_{(2)})`, ``entropy`` :math:`-\sum_k f_k \log f_k / \log K`, ``least_confidence`` :math:`(1 - \max_k
+f_k) K/(K-1)`. Top-b uses ``np.argpartition`` (never a full sort).
+
+Registry: :data:`SELECTORS` maps a name to ``fn(student_probs, budget, *, rng=None, mistakes=None,
+embeddings=None, center_embeddings=None) -> Selection``; each selector uses what its rule needs
+(``mistakes`` for ``rad``; ``embeddings`` (n, d) for ``coreset`` and ``badge``) and says so when it is
+missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from .depround import depround
+from .query_game import solve_query_game
+from .results import Result
+from .typing import ArrayLike, FloatArray, IntArray, RNGLike
+from .validation import as_numpy, check_budget, check_mistakes, check_probs, check_rng
+
+__all__ = ["GAINS", "SELECTORS", "Selection", "badge", "coreset", "informativeness", "random", "select", "top_b"]
+
+GAINS = ("margin", "entropy", "least_confidence")
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection(Result):
+    """The points to query: ``indices`` (b,) distinct int64 pool indices; ``probabilities`` (n,) the
+    marginal P[i selected] when the selector is randomized by design (RAD: the game's p*; random: b/n),
+    else None (deterministic top-b, greedy)."""
+
+    indices: IntArray
+    probabilities: FloatArray | None = None
+
+
+def informativeness(student_probs: ArrayLike, kind: str = "margin") -> FloatArray:
+    r"""Gains in [0, 1] of the pool points, higher = more informative (``spec/rad.md`` §5, our formulation).
+
+    Args:
+        student_probs: (n, K) student probabilities, rows on the simplex.
+        kind: ``"margin"`` :math:`1 - (f_{(1)} - f_{(2)})`, ``"entropy"`` :math:`-\sum_k f_k\log f_k/\log K`
+            or ``"least_confidence"`` :math:`(1 - \max_k f_k)\,K/(K-1)`.
+
+    Returns:
+        (n,) float64 in [0, 1].
+
+    >>> informativeness([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2]])
+    array([0.5, 1. ])
+    """
+    p = check_probs(student_probs, "student_probs")
+    k = p.shape[1]
+    if kind == "margin":
+        top2 = np.partition(p, k - 2, axis=1)[:, -2:]
+        gains = 1.0 - (top2[:, 1] - top2[:, 0])
+    elif kind == "entropy":
+        gains = -special.xlogy(p, p).sum(axis=1) / np.log(k)
+    elif kind == "least_confidence":
+        gains = (1.0 - p.max(axis=1)) * k / (k - 1)
+    else:
+        raise ValueError(f"kind must be one of {', '.join(GAINS)}, got {kind!r}")
+    return np.clip(gains, 0.0, 1.0)
+
+
+def top_b(scores: ArrayLike, budget: int, *, rng: RNGLike = None) -> IntArray:
+    """Indices of the ``budget`` largest scores, in no particular order, ties at the b-th score broken
+    uniformly with ``rng`` (``np.argpartition``; O(n))."""
+    s = np.asarray(scores, dtype=np.float64)
+    n = s.size
+    b = min(int(budget), n)
+    if b == 0:
+        return np.empty(0, dtype=np.int64)
+    if b == n:
+        return np.arange(n, dtype=np.int64)
+    kth = np.partition(s, n - b)[n - b]  # the b-th largest score
+    above = np.flatnonzero(s > kth)
+    tied = np.flatnonzero(s == kth)
+    pick = check_rng(rng).choice(tied, size=b - above.size, replace=False)
+    return np.sort(np.concatenate([above, pick])).astype(np.int64)
+
+
+def _budget(budget: object, n: int) -> int:
+    return check_budget(budget, n)
+
+
+def select(
+    student_probs: ArrayLike, budget: int, mistakes: int, *, rng: RNGLike = None, kind: str = "margin"
+) -> Selection:
+    """RAD's selection (``spec/rad.md`` §7): gains (:func:`informativeness`) -> the exact query game
+    (:func:`~robustdistill.algorithms.query_game.solve_query_game`) with ``mistakes`` teacher mistakes ->
+    DepRound (:func:`~robustdistill.algorithms.depround.depround`): exactly ``budget`` distinct points with
+    P[i selected] = p*_i. With ``mistakes = 0`` the game is greedy top-b by gain."""
+    gains = informativeness(student_probs, kind)
+    b = _budget(budget, gains.size)
+    solution = solve_query_game(gains, b, check_mistakes(mistakes))
+    p = np.asarray(solution.probabilities, dtype=np.float64)
+    return Selection(np.sort(depround(p, rng=rng)).astype(np.int64), p)
+
+
+def random(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: Any) -> Selection:
+    """A uniform ``budget``-subset of the pool (P[i selected] = b/n)."""
+    n = check_probs(student_probs, "student_probs").shape[0]
+    b = _budget(budget, n)
+    idx = check_rng(rng).choice(n, size=b, replace=False)
+    return Selection(np.sort(idx).astype(np.int64), np.full(n, b / n))
+
+
+def _by_gain(kind: str) -> Callable[..., Selection]:
+    def selector(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: Any) -> Selection:
+        gains = informativeness(student_probs, kind)
+        return Selection(top_b(gains, _budget(budget, gains.size), rng=rng))
+
+    selector.__name__ = kind
+    selector.__doc__ = f"Top-b by ``informativeness(P, {kind!r})``, ties broken uniformly with ``rng``."
+    return selector
+
+
+def _embeddings(embeddings: ArrayLike | None, n: int, who: str) -> FloatArray:
+    if embeddings is None:
+        raise ValueError(f"{who} needs embeddings: (n, d) student penultimate features of the pool points")
+    h = as_numpy(embeddings, "embeddings").astype(np.float64, copy=False)
+    if h.ndim != 2 or h.shape[0] != n or not np.isfinite(h).all():
+        raise ValueError(f"embeddings must be finite of shape ({n}, d), got {h.shape}")
+    return h
+
+
+def _sq_dist(h: FloatArray, c: FloatArray, h_sq: FloatArray) -> FloatArray:
+    """(n,) squared distances of the rows of h to one point c (clipped at 0)."""
+    return np.maximum(h_sq - 2.0 * (h @ c) + c @ c, 0.0)
+
+
+def coreset(
+    student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, embeddings: ArrayLike | None = None,
+    center_embeddings: ArrayLike | None = None, chunk: int = 4096, **_: Any,
+) -> Selection:  # fmt: skip
+    r"""k-center greedy (Sener & Savarese 2018; ``spec/rad.md`` §8): keep :math:`d(x) = \min_c \|h(x) -
+    h(c)\|^2` over the pool against the centers (``center_embeddings``, the labeled and queried points;
+    computed in chunks of ``chunk`` centers, no n x n matrix); ``budget`` times add the farthest point and
+    update ``d``. With no centers the first pick is uniform. O(n b d) time, O(n) memory."""
+    n = check_probs(student_probs, "student_probs").shape[0]
+    b = _budget(budget, n)
+    h = _embeddings(embeddings, n, "coreset")
+    h_sq = np.einsum("nd,nd->n", h, h)
+    d = np.full(n, np.inf)
+    if center_embeddings is not None and np.asarray(center_embeddings).size:
+        c = as_numpy(center_embeddings, "center_embeddings").astype(np.float64, copy=False)
+        for start in range(0, c.shape[0], chunk):
+            block = c[start : start + chunk]
+            dist = h_sq[:, None] - 2.0 * h @ block.T + np.einsum("cd,cd->c", block, block)[None, :]
+            d = np.minimum(d, np.maximum(dist, 0.0).min(axis=1))
+    chosen = np.empty(b, dtype=np.int64)
+    gen = check_rng(rng)
+    for j in range(b):
+        i = int(gen.integers(n)) if np.isinf(d).all() else int(np.argmax(d))
+        chosen[j] = i
+        d = np.minimum(d, _sq_dist(h, h[i], h_sq))
+        d[chosen[: j + 1]] = -1.0  # never again
+    return Selection(np.sort(chosen))
+
+
+def badge(
+    student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, embeddings: ArrayLike | None = None, **_: Any
+) -> Selection:
+    r"""BADGE (Ash et al. 2020; ``spec/rad.md`` §8): k-means++ seeding on the gradient embeddings
+    :math:`e(x) = (f - \mathrm{onehot}(\arg\max f)) \otimes h(x)`, never materialised: :math:`\|a \otimes h -
+    a' \otimes h'\|^2 = \|a\|^2\|h\|^2 + \|a'\|^2\|h'\|^2 - 2\langle a, a'\rangle\langle h, h'\rangle`. The
+    first center is the point with the largest :math:`\|e\|`, then :math:`D^2` sampling with ``rng``."""
+    p = check_probs(student_probs, "student_probs")
+    n = p.shape[0]
+    b = _budget(budget, n)
+    h = _embeddings(embeddings, n, "badge")
+    if b == 0:
+        return Selection(np.empty(0, dtype=np.int64))
+    a = p.copy()
+    a[np.arange(n), p.argmax(axis=1)] -= 1.0
+    a_sq, h_sq = np.einsum("nk,nk->n", a, a), np.einsum("nd,nd->n", h, h)
+    e_sq = a_sq * h_sq
+    gen = check_rng(rng)
+    chosen = [int(np.argmax(e_sq))]
+    d = np.full(n, np.inf)
+    for _ in range(b - 1):
+        i = chosen[-1]
+        dist = e_sq + e_sq[i] - 2.0 * (a @ a[i]) * (h @ h[i])
+        d = np.minimum(d, np.maximum(dist, 0.0))
+        d[chosen] = 0.0
+        total = d.sum()
+        nxt = int(gen.choice(n, p=d / total)) if total > 0 else int(gen.choice(np.setdiff1d(np.arange(n), chosen)))
+        chosen.append(nxt)
+    return Selection(np.sort(np.asarray(chosen, dtype=np.int64)))
+
+
+def _rad(
+    student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, mistakes: int | None = None,
+    kind: str = "margin", **_: Any,
+) -> Selection:  # fmt: skip
+    if mistakes is None:
+        raise ValueError("rad needs mistakes: the estimated number of teacher mistakes on the pool")
+    return select(student_probs, budget, mistakes, rng=rng, kind=kind)
+
+
+#: name -> selector (module docstring for the common signature).
+SELECTORS: dict[str, Callable[..., Selection]] = {
+    "random": random,
+    "margin": _by_gain("margin"),
+    "entropy": _by_gain("entropy"),
+    "least_confidence": _by_gain("least_confidence"),
+    "coreset": coreset,
+    "badge": badge,
+    "rad": _rad,
+}
