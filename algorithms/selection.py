@@ -11,6 +11,7 @@ Every selector takes the current student's probabilities on the pool and a budge
 ``rad``                RAD: gains -> the exact query game with ``mistakes`` -> DepRound (:func:`select`)
 ``coreset``            k-center greedy on embeddings (Sener & Savarese 2018); centers = ``center_embeddings``
 ``badge``              k-means++ seeding on gradient embeddings (f - onehot(argmax f)) x h (Ash et al. 2020)
+``cluster_margin``     lowest-margin candidates round-robin over HAC clusters (Citovsky et al. 2021)
 =====================  ==============================================================================
 
 Gains (:func:`informativeness`, higher = more informative, in [0, 1]): ``margin`` :math:`1 - (f_{(1)} -
@@ -38,7 +39,19 @@ from .results import Result
 from .typing import ArrayLike, FloatArray, IntArray, RNGLike
 from .validation import as_numpy, check_budget, check_mistakes, check_probs, check_rng
 
-__all__ = ["GAINS", "SELECTORS", "Selection", "badge", "coreset", "informativeness", "random", "select", "top_b"]
+__all__ = [
+    "GAINS",
+    "SELECTORS",
+    "Selection",
+    "badge",
+    "cluster_assignments",
+    "cluster_margin",
+    "coreset",
+    "informativeness",
+    "random",
+    "select",
+    "top_b",
+]
 
 GAINS = ("margin", "entropy", "least_confidence")
 
@@ -208,6 +221,57 @@ def badge(
     return Selection(np.sort(np.asarray(chosen, dtype=np.int64)))
 
 
+def cluster_assignments(
+    embeddings: ArrayLike, n_clusters: int, *, rng: RNGLike = None, max_points: int = 5000
+) -> IntArray:
+    """Cluster ids (n,) for cluster-margin (``spec/rad.md`` §8): average-linkage HAC
+    (``scipy.cluster.hierarchy``) on a uniform subsample of at most ``max_points`` rows, cut at
+    ``n_clusters``; every row goes to the nearest cluster centroid (chunked). Computed once per run."""
+    from scipy.cluster import hierarchy
+
+    h = as_numpy(embeddings, "embeddings").astype(np.float64, copy=False)
+    n = h.shape[0]
+    gen = check_rng(rng)
+    sub = gen.choice(n, size=min(n, max_points), replace=False)
+    k = max(1, min(int(n_clusters), sub.size))
+    labels = hierarchy.fcluster(hierarchy.linkage(h[sub], method="average"), t=k, criterion="maxclust") - 1
+    centroids = np.stack([h[sub][labels == c].mean(axis=0) for c in np.unique(labels)])
+    out = np.empty(n, dtype=np.int64)
+    c_sq = np.einsum("cd,cd->c", centroids, centroids)
+    for start in range(0, n, 65536):
+        block = h[start : start + 65536]
+        out[start : start + block.shape[0]] = np.argmin(c_sq[None, :] - 2.0 * block @ centroids.T, axis=1)
+    return out
+
+
+def cluster_margin(
+    student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, embeddings: ArrayLike | None = None,
+    clusters: ArrayLike | None = None, **_: Any,
+) -> Selection:  # fmt: skip
+    """Cluster-margin (Citovsky et al. 2021; ``spec/rad.md`` §8): the ``min(10 b, n)`` lowest-margin points,
+    grouped by cluster (``clusters`` (n,) ids, from :func:`cluster_assignments` once per run; computed from
+    ``embeddings`` with ``b`` clusters when not given), clusters in increasing size, round-robin one uniform
+    point per cluster until ``b`` points are picked."""
+    p = check_probs(student_probs, "student_probs")
+    n = p.shape[0]
+    b = _budget(budget, n)
+    gen = check_rng(rng)
+    if clusters is None:
+        clusters = cluster_assignments(_embeddings(embeddings, n, "cluster_margin"), max(b, 1), rng=gen)
+    ids = np.asarray(clusters, dtype=np.int64)
+    if ids.shape != (n,):
+        raise ValueError(f"clusters must have shape ({n},), got {ids.shape}")
+    candidates = top_b(informativeness(p, "margin"), min(10 * b, n), rng=gen)
+    groups = [gen.permutation(candidates[ids[candidates] == c]).tolist() for c in np.unique(ids[candidates])]
+    groups.sort(key=len)
+    chosen: list[int] = []
+    while len(chosen) < b:
+        for g in groups:
+            if g and len(chosen) < b:
+                chosen.append(g.pop())
+    return Selection(np.sort(np.asarray(chosen, dtype=np.int64)))
+
+
 def _rad(
     student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, mistakes: int | None = None,
     kind: str = "margin", **_: Any,
@@ -225,5 +289,6 @@ SELECTORS: dict[str, Callable[..., Selection]] = {
     "least_confidence": _by_gain("least_confidence"),
     "coreset": coreset,
     "badge": badge,
+    "cluster_margin": cluster_margin,
     "rad": _rad,
 }

@@ -73,6 +73,21 @@ def test_coreset_and_badge_rules():
     assert 2 in badge(p, 1, embeddings=e, rng=0).indices
 
 
+def test_cluster_margin_spreads_over_clusters():
+    """Two far-apart clusters, b = 2: one point from each, both among the lowest-margin candidates."""
+    rng = np.random.default_rng(0)
+    h = np.concatenate([rng.normal(0, 0.1, (30, 2)), rng.normal(10, 0.1, (30, 2))])
+    probs = rng.dirichlet(np.ones(3), 60)
+    from robustdistill.algorithms.selection import cluster_assignments, cluster_margin
+
+    ids = cluster_assignments(h, 2, rng=0)
+    assert set(ids[:30]) != set(ids[30:]) and len(set(ids[:30])) == 1
+    sel = cluster_margin(probs, 2, clusters=ids, rng=0)
+    assert len({int(ids[i]) for i in sel.indices}) == 2
+    candidates = top_b(informativeness(probs, "margin"), 20, rng=0)
+    assert set(sel.indices) <= set(candidates)
+
+
 def test_bad_input():
     probs, h = _pool(0, 10)
     with pytest.raises(ValueError, match="budget"):
