@@ -234,6 +234,8 @@ def cluster_assignments(
     gen = check_rng(rng)
     sub = gen.choice(n, size=min(n, max_points), replace=False)
     k = max(1, min(int(n_clusters), sub.size))
+    if sub.size < 2:  # one point: one cluster (linkage needs two)
+        return np.zeros(n, dtype=np.int64)
     labels = hierarchy.fcluster(hierarchy.linkage(h[sub], method="average"), t=k, criterion="maxclust") - 1
     centroids = np.stack([h[sub][labels == c].mean(axis=0) for c in np.unique(labels)])
     out = np.empty(n, dtype=np.int64)

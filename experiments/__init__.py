@@ -1,17 +1,23 @@
 """Experiments layer: datasets (:mod:`.data`), models (:mod:`.models`), the training loop (:mod:`.training`),
-the distillation methods (:mod:`.methods`) and pipeline (:mod:`.distill`), benchmarks (``bench_*``) and the
+the distillation methods (:mod:`.methods`) and pipeline (:mod:`.distill`), the active loop (:mod:`.active`),
+benchmarks (``bench_*``) and the
 command line (:mod:`.cli`).
 
-``run_distillation``, ``load_dataset`` and ``make_splits`` are importable from here; they load on first use
+``run_distillation``, ``run_active_distillation``, ``load_dataset`` and ``make_splits`` are importable from here; they load on first use
 (so ``robustdistill --help`` does not import torch's training stack)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_dataset", "make_splits", "run_distillation"]
+__all__ = ["load_dataset", "make_splits", "run_active_distillation", "run_distillation"]
 
-_LAZY = {"run_distillation": "distill", "load_dataset": "data", "make_splits": "data"}
+_LAZY = {
+    "run_distillation": "distill",
+    "run_active_distillation": "active",
+    "load_dataset": "data",
+    "make_splits": "data",
+}
 
 
 def __getattr__(name: str) -> Any:

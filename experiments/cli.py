@@ -15,6 +15,8 @@ Commands:
 - ``robustdistill distill CONFIG [--method M] [--seeds S ...]``: the distillation pipeline of a TOML config
   (``experiments.distill.run_distillation``); print the per-seed and mean test accuracies and write
   ``OUT/NAME.json``.
+- ``robustdistill active CONFIG [--selector S] [--seeds S ...]``: the active distillation loop
+  (``experiments.active.run_active_distillation``); accuracy against teacher queries, ``OUT/NAME.json``.
 
 Exit codes: 0 success, 1 a check failed, 2 bad usage or an error (one line on stderr, no traceback),
 130 interrupted.
@@ -173,6 +175,27 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_active(args: argparse.Namespace) -> int:
+    """``robustdistill active CONFIG``: the active distillation loop; print accuracy against teacher queries."""
+    from .active import load_active_config, run_active_distillation
+
+    config = load_active_config(args.config)
+    if args.selector is not None:
+        config["selector"] = args.selector
+    if args.seeds:
+        config["seeds"] = args.seeds
+    if args.out is not None:
+        config["out"] = args.out
+    result = run_active_distillation(config, progress=_show_progress(args.quiet))
+    rows = [{"queries": q, "mean_acc": m, "std": s} for q, m, s in zip(result.queries, result.mean, result.std)]
+    print(format_table(rows, ["queries", "mean_acc", "std"]))
+    print(f"{result.name}: selector {result.selector}, loss {result.loss}, seeds {list(result.seeds)}, "
+          f"{result.wall_time_s:.1f} s")  # fmt: skip
+    if not args.quiet:
+        print(f"wrote {result.path}", file=sys.stderr)
+    return 0
+
+
 def _add_common_options(command: argparse.ArgumentParser) -> None:
     """--out, --seed and --quiet, shared by every command that writes a report."""
     command.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
@@ -233,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the config's out)")
     distill.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
     distill.set_defaults(func=cmd_distill)
+
+    active = commands.add_parser(
+        "active",
+        help="run the active distillation loop of a config: select, query the teacher, retrain",
+        description="Run the active distillation loop (robustdistill.experiments.active) of a TOML config; print "
+        "the student's test accuracy against teacher queries and write OUT/NAME.json.",
+    )
+    active.add_argument("config", help="TOML config file")
+    active.add_argument("--selector", default=None, help="override the selector (a name of SELECTORS)")
+    active.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None, help="override the seeds")
+    active.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the config's out)")
+    active.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+    active.set_defaults(func=cmd_active)
     return parser
 
 

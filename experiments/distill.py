@@ -109,17 +109,7 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike[str], *, own_data:
     unknown dataset, model or method, bad method options or training fields raise ``ValueError`` (one
     message). A path is read as TOML; its stem is the default ``name``. ``own_data``: the data is passed to
     :func:`run_distillation`, so ``dataset`` is only a label (any name)."""
-    if isinstance(config, (str, os.PathLike)):
-        path = Path(config)
-        if not path.is_file():
-            raise ValueError(f"config file {str(path)!r} not found")
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-        raw.setdefault("name", path.stem)
-    elif isinstance(config, Mapping):
-        raw = dict(config)
-    else:
-        raise TypeError(f"config must be a dict or a TOML file path, got {type(config).__name__}")
+    raw = _read_config(config)
     unknown = sorted(set(raw) - set(CONFIG_KEYS))
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}; known: {', '.join(CONFIG_KEYS)}")
@@ -157,6 +147,21 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike[str], *, own_data:
         if not isinstance(cfg[key], bool):
             raise ValueError(f"{key} must be true or false, got {cfg[key]!r}")
     return cfg
+
+
+def _read_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
+    """A config dict, or a TOML file read into one (its stem is the default ``name``)."""
+    if isinstance(config, (str, os.PathLike)):
+        path = Path(config)
+        if not path.is_file():
+            raise ValueError(f"config file {str(path)!r} not found")
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+        raw.setdefault("name", path.stem)
+        return raw
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise TypeError(f"config must be a dict or a TOML file path, got {type(config).__name__}")
 
 
 def _model_or_dataset(value: Any, key: str, names: tuple[str, ...] | None) -> dict[str, Any]:
@@ -236,10 +241,28 @@ def _model(spec: dict[str, Any], input_shape: tuple[int, ...], num_classes: int,
     return build_model(spec["name"], input_shape, num_classes, seed=seed, **options)
 
 
-def _run_seed(
+@dataclasses.dataclass
+class _Seed:
+    """One seed's splits, inputs, training configs and teacher outputs (shared by distillation and the active
+    loop)."""
+
+    splits: Any
+    X_test: np.ndarray
+    y_test: np.ndarray
+    train_rows: np.ndarray
+    base: ResidentInputs
+    teacher_cfg: TrainConfig
+    student_cfg: TrainConfig
+    outputs: dict[str, np.ndarray]
+    teacher_info: dict[str, Any]
+    checkpoints: Any
+
+
+def _prepare_seed(
     cfg: dict[str, Any], ds: Dataset, seed: int, device: torch.device, progress: bool | None, run_dir: Path
-) -> dict[str, Any]:
-    started = time.perf_counter()
+) -> _Seed:
+    """Splits (``rng = seed``), inputs normalised with A and U together, and the teacher's outputs on V, U and
+    the test set (trained on A, or synthetic; cached on disk)."""
     splits = make_splits(
         ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"], test=cfg["test"],
         rng=seed, stratify=cfg["stratify"],
@@ -252,6 +275,7 @@ def _run_seed(
     teacher_cfg, student_cfg = _train_configs(cfg, seed)
     checkpoints = (lambda role: run_dir / "checkpoints" / f"seed_{seed}_{role}") if cfg["checkpoints"] else (
         lambda role: None)  # fmt: skip
+    method = cfg.get("method")
 
     # teacher: trained on A (or synthetic), its outputs on V, U and the test set cached
     description = {
@@ -261,9 +285,9 @@ def _run_seed(
     }  # fmt: skip
     key = teacher_cache.cache_key(description)
     outputs = teacher_cache.load(cfg["cache"] or None, key)
-    if cfg["method"] == "vid" and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
+    if method == "vid" and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
         raise ValueError("method 'vid' needs a trained teacher's features; the synthetic teacher has none")
-    if outputs is not None and cfg["method"] == "vid" and "pool_features" not in outputs:
+    if outputs is not None and method == "vid" and "pool_features" not in outputs:
         outputs = None  # an entry written before features were cached: train the teacher again
     teacher_info: dict[str, Any] = {"cache_key": key, "cached": outputs is not None}
     if outputs is None and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
@@ -288,7 +312,19 @@ def _run_seed(
             outputs["pool_std"] = mc_dropout_std(teacher, pool_inputs, passes=10, seed=seed)
         teacher_cache.save(cfg["cache"] or None, key, outputs)
         teacher_info["train"] = fit.to_dict()
-    teacher_acc = _accuracy(outputs["test"], y_test)
+    teacher_info["accuracy"] = _accuracy(outputs["test"], y_test)
+    return _Seed(splits, X_test, y_test, train_rows, base, teacher_cfg, student_cfg, outputs, teacher_info,
+                 checkpoints)  # fmt: skip
+
+
+def _run_seed(
+    cfg: dict[str, Any], ds: Dataset, seed: int, device: torch.device, progress: bool | None, run_dir: Path
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    ctx = _prepare_seed(cfg, ds, seed, device, progress, run_dir)
+    splits, X_test, y_test, train_rows, base = ctx.splits, ctx.X_test, ctx.y_test, ctx.train_rows, ctx.base
+    outputs, teacher_info, student_cfg, checkpoints = ctx.outputs, ctx.teacher_info, ctx.student_cfg, ctx.checkpoints
+    teacher_acc = teacher_info["accuracy"]
 
     # the method's plan and the student
     plan = plan_student(
