@@ -111,10 +111,6 @@ def top_b(scores: ArrayLike, budget: int, *, rng: RNGLike = None) -> IntArray:
     return np.sort(np.concatenate([above, pick])).astype(np.int64)
 
 
-def _budget(budget: object, n: int) -> int:
-    return check_budget(budget, n)
-
-
 def select(
     student_probs: ArrayLike, budget: int, mistakes: int, *, rng: RNGLike = None, kind: str = "margin"
 ) -> Selection:
@@ -123,7 +119,7 @@ def select(
     DepRound (:func:`~robustdistill.algorithms.depround.depround`): exactly ``budget`` distinct points with
     P[i selected] = p*_i. With ``mistakes = 0`` the game is greedy top-b by gain."""
     gains = informativeness(student_probs, kind)
-    b = _budget(budget, gains.size)
+    b = check_budget(budget, gains.size)
     solution = solve_query_game(gains, b, check_mistakes(mistakes))
     p = np.asarray(solution.probabilities, dtype=np.float64)
     return Selection(np.sort(depround(p, rng=rng)).astype(np.int64), p)
@@ -132,7 +128,7 @@ def select(
 def random(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: Any) -> Selection:
     """A uniform ``budget``-subset of the pool (P[i selected] = b/n)."""
     n = check_probs(student_probs, "student_probs").shape[0]
-    b = _budget(budget, n)
+    b = check_budget(budget, n)
     idx = check_rng(rng).choice(n, size=b, replace=False)
     return Selection(np.sort(idx).astype(np.int64), np.full(n, b / n))
 
@@ -140,7 +136,7 @@ def random(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: A
 def _by_gain(kind: str) -> Callable[..., Selection]:
     def selector(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: Any) -> Selection:
         gains = informativeness(student_probs, kind)
-        return Selection(top_b(gains, _budget(budget, gains.size), rng=rng))
+        return Selection(top_b(gains, check_budget(budget, gains.size), rng=rng))
 
     selector.__name__ = kind
     selector.__doc__ = f"Top-b by ``informativeness(P, {kind!r})``, ties broken uniformly with ``rng``."
@@ -170,7 +166,7 @@ def coreset(
     computed in chunks of ``chunk`` centers, no n x n matrix); ``budget`` times add the farthest point and
     update ``d``. With no centers the first pick is uniform. O(n b d) time, O(n) memory."""
     n = check_probs(student_probs, "student_probs").shape[0]
-    b = _budget(budget, n)
+    b = check_budget(budget, n)
     h = _embeddings(embeddings, n, "coreset")
     h_sq = np.einsum("nd,nd->n", h, h)
     d = np.full(n, np.inf)
@@ -199,7 +195,7 @@ def badge(
     first center is the point with the largest :math:`\|e\|`, then :math:`D^2` sampling with ``rng``."""
     p = check_probs(student_probs, "student_probs")
     n = p.shape[0]
-    b = _budget(budget, n)
+    b = check_budget(budget, n)
     h = _embeddings(embeddings, n, "badge")
     if b == 0:
         return Selection(np.empty(0, dtype=np.int64))
@@ -256,7 +252,7 @@ def cluster_margin(
     point per cluster until ``b`` points are picked."""
     p = check_probs(student_probs, "student_probs")
     n = p.shape[0]
-    b = _budget(budget, n)
+    b = check_budget(budget, n)
     gen = check_rng(rng)
     if clusters is None:
         clusters = cluster_assignments(_embeddings(embeddings, n, "cluster_margin"), max(b, 1), rng=gen)

@@ -9,7 +9,8 @@ Per seed (splits, teacher and its cached outputs exactly as in :mod:`~robustdist
     for round r = 1..R:
         P, h <- student probabilities and penultimate features on the remaining pool U
         m    <- estimate_mistakes(teacher on V, y_V, |U|)
-        sel  <- SELECTORS[selector](P, b, rng, mistakes=m, embeddings=h, center_embeddings=h(A and D))
+        sel  <- SELECTORS[selector](P, b, rng, mistakes=m, embeddings=h, center_embeddings=h(A and D),
+                                    clusters=ids)   # cluster_margin's HAC ids, computed in round 1 only
         D    <- D + oracle.query(sel.indices);  U <- U minus sel.indices      # exactly b teacher queries
         student <- TRAIN(A, D)        # from scratch (the seed's initial weights) or warm start
         log test accuracy and the queries used
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from robustdistill.algorithms.results import Result
-from robustdistill.algorithms.selection import GAINS, SELECTORS
+from robustdistill.algorithms.selection import GAINS, SELECTORS, cluster_assignments
 from robustdistill.algorithms.teacher_quality import estimate_mistakes
 from robustdistill.algorithms.validation import check_int
 
@@ -144,24 +145,28 @@ def _active_seed(
     oracle = TeacherOracle(outputs["pool"], round_budget=cfg["budget"], total_budget=cfg["rounds"] * cfg["budget"])
     labeled_x = ds.X[splits.labeled]
     pool_x = ds.X[splits.unlabeled]
+    labeled_inputs = ctx.base.like(labeled_x)
     pool_inputs = ctx.base.like(pool_x)
     test_inputs = ctx.base.like(ctx.X_test)
     rng = np.random.default_rng([seed, 11])
     chosen = np.empty(0, dtype=np.int64)  # queried pool indices, in query order
     answers = np.empty((0, ds.num_classes))
     accuracy, rounds = [], []
-    student = None
+    student, clusters = None, None
     for r in range(cfg["rounds"] + 1):
         if r > 0:  # select with the current student, then query the teacher
             remaining = np.setdiff1d(np.arange(splits.unlabeled.size), chosen)
             probs, feats = predict_probs(student, pool_inputs, features=True)
-            _, center = predict_probs(student, ctx.base.like(np.concatenate([labeled_x, pool_x[chosen]])),
-                                      features=True)  # fmt: skip
+            # coreset's centers: the labeled points and the queried ones (whose features are in feats)
+            center = np.concatenate([predict_probs(student, labeled_inputs, features=True)[1], feats[chosen]])
+            if cfg["selector"] == "cluster_margin" and clusters is None:  # once per run (spec rad.md §8)
+                clusters = cluster_assignments(feats, cfg["budget"], rng=rng)
             m = estimate_mistakes(t_val, y_val, remaining.size)
             probs_r = probs[remaining].astype(np.float64)
             sel = SELECTORS[cfg["selector"]](
                 probs_r / probs_r.sum(axis=1, keepdims=True), cfg["budget"], rng=rng, mistakes=m,
                 embeddings=feats[remaining], center_embeddings=center, kind=cfg["gain"],
+                clusters=None if clusters is None else clusters[remaining],
             )  # fmt: skip
             picked = remaining[sel.indices]
             answers = np.concatenate([answers, oracle.query(picked)])

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from robustdistill.algorithms.weighting import SCHEMES
 
-from .distill import load_config, run_distillation
+from .distill import load_config, run_distillation, tomllib
 from .reporting import environment_info, format_table, write_json_atomic
 
 __all__ = ["ABLATION_ROWS", "DATASETS", "METHOD_ROWS", "rank_rows", "run", "table"]
@@ -78,10 +78,7 @@ ABLATION_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = tuple(
 
 def _base_config(dataset: str, labeled: int, quick: bool) -> dict[str, Any]:
     file, _, validation, unlabeled, overrides = DATASETS[dataset]
-    text = resources.files("robustdistill.experiments").joinpath("configs", file).read_text()
-    from .distill import tomllib
-
-    cfg = tomllib.loads(text)
+    cfg = tomllib.loads(resources.files("robustdistill.experiments").joinpath("configs", file).read_text())
     cfg.update(labeled=labeled, validation=validation, unlabeled=unlabeled, **overrides)
     if quick:
         cfg.update(epochs=2, teacher_epochs=2, unlabeled=min(unlabeled, 300), validation=min(validation, 100))

@@ -52,7 +52,7 @@ from robustdistill.algorithms.losses import soft_cross_entropy
 from robustdistill.algorithms.validation import check_int
 
 from .models import build_model, count_parameters
-from .reporting import environment_info, format_table, format_targets, write_json_atomic
+from .reporting import environment_info, evaluate_targets, format_table, format_targets, write_json_atomic
 from .training import CROP_PADDING, ResidentInputs, TrainConfig, image_stats, make_optimizer, resolve_device, train
 
 __all__ = ["MODEL_CHOICES", "TARGETS", "make_data", "run", "table"]
@@ -328,12 +328,7 @@ def run(
         )
     cuda_ratios = [r["ratio"] for r in ratios if r["device"].startswith("cuda") and r["ratio"] is not None]
     measured = {"cuda_ratio": min(cuda_ratios) if cuda_ratios else None}
-    targets: dict[str, dict[str, Any]] = {}
-    met: dict[str, bool | None] = {}
-    for name, (description, bound, kind) in TARGETS.items():
-        value = measured[name]
-        met[name] = None if value is None else bool(value <= bound if kind == "max" else value >= bound)
-        targets[name] = {"description": description, "bound": bound, "kind": kind, "measured": value}
+    targets, met = evaluate_targets(TARGETS, measured)
     return {
         "benchmark": "throughput",
         "rows": rows,

@@ -1,4 +1,4 @@
-"""Small pure helpers for writing results: atomic JSON, environment stamps and plain-text tables."""
+"""Small pure helpers for writing results: atomic files and JSON, environment stamps and plain-text tables."""
 
 from __future__ import annotations
 
@@ -9,44 +9,53 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from robustdistill.algorithms.results import to_jsonable
 
-__all__ = ["environment_info", "format_table", "format_targets", "format_value", "write_json_atomic"]
+__all__ = [
+    "environment_info",
+    "evaluate_targets",
+    "format_table",
+    "format_targets",
+    "format_value",
+    "write_atomic",
+    "write_json_atomic",
+]
 
 _PACKAGES = ("numpy", "scipy", "cvxpy", "highspy", "torch", "robustdistill")
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically and return the path.
-
-    Parent folders are created. The text goes to a temporary file in the same folder, is flushed and
-    fsync'ed, then ``os.replace``'d over ``path``: a reader sees the old file or the new one, never a part.
-    numpy scalars and arrays are converted with :func:`~robustdistill.algorithms.results.to_jsonable`.
-    """
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file atomically and return its path: parent folders are created, ``write(fh)`` fills a
+    temporary binary file in the same folder, which is flushed and fsync'ed, then ``os.replace``'d over
+    ``path``: a reader sees the old file or the new one, never a part (the temporary file is removed on
+    failure)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_jsonable(obj), indent=2, allow_nan=True) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as JSON (UTF-8) to ``path`` atomically (:func:`write_atomic`) and return the path.
+    numpy scalars and arrays are converted with :func:`~robustdistill.algorithms.results.to_jsonable`."""
+    text = json.dumps(to_jsonable(obj), indent=2, allow_nan=True) + "\n"
+    return write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _version(package: str) -> str | None:

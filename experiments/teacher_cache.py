@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robustdistill.algorithms.results import to_jsonable
+
+from .reporting import write_atomic
 
 __all__ = ["array_digest", "cache_key", "load", "save"]
 
@@ -70,17 +71,6 @@ def save(folder: str | os.PathLike[str] | None, key: str, outputs: dict[str, np.
     """Write the outputs atomically; returns the path (None when ``folder`` is None)."""
     if folder is None:
         return None
-    path = _path(folder, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fields = _FIELDS + tuple(name for name in _OPTIONAL if name in outputs)
-            np.savez(fh, key=np.array(key), **{name: np.asarray(outputs[name], dtype=np.float32) for name in fields})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    fields = _FIELDS + tuple(name for name in _OPTIONAL if name in outputs)
+    arrays = {name: np.asarray(outputs[name], dtype=np.float32) for name in fields}
+    return write_atomic(_path(folder, key), lambda fh: np.savez(fh, key=np.array(key), **arrays))

@@ -47,7 +47,6 @@ import math
 import numbers
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -62,6 +61,7 @@ from robustdistill.algorithms.results import Result
 from robustdistill.algorithms.validation import check_int
 
 from .models import classifier_head
+from .reporting import write_atomic
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -575,19 +575,7 @@ def _run_hash(
 
 
 def _save_atomic(state: dict[str, Any], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, lambda fh: torch.save(state, fh))
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any] | None:
