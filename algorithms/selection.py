@@ -37,7 +37,7 @@ from .depround import depround
 from .query_game import solve_query_game
 from .results import Result
 from .typing import ArrayLike, FloatArray, IntArray, RNGLike
-from .validation import as_numpy, check_budget, check_mistakes, check_probs, check_rng
+from .validation import as_numpy, check_budget, check_int, check_mistakes, check_probs, check_rng, check_vector
 
 __all__ = [
     "GAINS",
@@ -95,11 +95,12 @@ def informativeness(student_probs: ArrayLike, kind: str = "margin") -> FloatArra
 
 
 def top_b(scores: ArrayLike, budget: int, *, rng: RNGLike = None) -> IntArray:
-    """Indices of the ``budget`` largest scores, in no particular order, ties at the b-th score broken
-    uniformly with ``rng`` (``np.argpartition``; O(n))."""
-    s = np.asarray(scores, dtype=np.float64)
+    """Indices (b,) of the ``budget`` largest of the (n,) finite ``scores``, sorted ascending, ties at the b-th
+    score broken uniformly with ``rng`` (``np.partition``; O(n); our formulation, ``spec/rad.md`` §8).
+    ``budget`` must lie in 0..n."""
+    s = check_vector(scores, "scores")
     n = s.size
-    b = min(int(budget), n)
+    b = check_budget(budget, n)
     if b == 0:
         return np.empty(0, dtype=np.int64)
     if b == n:
@@ -225,8 +226,9 @@ def cluster_assignments(
     ``n_clusters``; every row goes to the nearest cluster centroid (chunked). Computed once per run."""
     from scipy.cluster import hierarchy
 
-    h = as_numpy(embeddings, "embeddings").astype(np.float64, copy=False)
+    h = _embeddings(embeddings, as_numpy(embeddings, "embeddings").shape[0], "cluster_assignments")
     n = h.shape[0]
+    n_clusters = check_int(n_clusters, "n_clusters", low=1)
     gen = check_rng(rng)
     sub = gen.choice(n, size=min(n, max_points), replace=False)
     k = max(1, min(int(n_clusters), sub.size))

@@ -98,5 +98,9 @@ def test_bad_input():
         SELECTORS["coreset"](probs, 3, rng=0)
     with pytest.raises(ValueError, match="embeddings"):
         SELECTORS["badge"](probs, 3, rng=0, embeddings=h[:5])
+    with pytest.raises(ValueError, match="finite"):
+        top_b([0.1, np.nan], 1, rng=0)
+    with pytest.raises(ValueError, match="budget"):
+        top_b([0.1, 0.2], 3, rng=0)
     with pytest.raises(ValueError, match="sum to 1"):
         SELECTORS["random"](probs * 2, 3, rng=0)
