@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # Pytest workers: 2 cores on the reference machine.
 WORKERS ?= 2
 
-.PHONY: install install-test reproduce verify bench test check-all clean
+.PHONY: install install-test reproduce verify bench bench-selection test check-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ bench: install
 	$(BIN)/robustdistill bench losses
 	$(BIN)/robustdistill bench halfspace
 	$(BIN)/robustdistill bench throughput
+
+## Selection time of every selector beside margin sampling in scikit-activeml (issue 6). The peer goes into a
+## throw-away venv in a mktemp -d folder, removed afterwards (also on failure); .venv never gets it.
+PEER ?= scikit-activeml==1.0.1 scikit-learn==1.9.1 numpy==2.4.6 scipy==1.17.1
+bench-selection: install
+	peer=$$(mktemp -d) && trap 'rm -rf "$$peer"' EXIT && \
+	$(PYTHON) -m venv "$$peer" && \
+	"$$peer/bin/pip" install --quiet $(PEER) && \
+	$(BIN)/python -m robustdistill.experiments.bench_selection --peer-python "$$peer/bin/python" \
+		--json reports/bench_selection.json
 
 ## The test suite (README command 2; .ci/run calls it). Slow checks are excluded.
 test: install-test

@@ -12,6 +12,9 @@ Every selector takes the current student's probabilities on the pool and a budge
 ``coreset``            k-center greedy on embeddings (Sener & Savarese 2018); centers = ``center_embeddings``
 ``badge``              k-means++ seeding on gradient embeddings (f - onehot(argmax f)) x h (Ash et al. 2020)
 ``cluster_margin``     lowest-margin candidates round-robin over HAC clusters (Citovsky et al. 2021)
+``unixkd``             top-b by entropy, then rank-dependent mixup within chunks of 48 (UNIXKD, Xu et al.
+                       2020, adapted to pool rounds); ``Selection.mix`` holds the partners and weights and
+                       :func:`mix_inputs` builds the inputs the teacher is queried on
 =====================  ==============================================================================
 
 Gains (:func:`informativeness`, higher = more informative, in [0, 1]): ``margin`` :math:`1 - (f_{(1)} -
@@ -48,9 +51,11 @@ __all__ = [
     "cluster_margin",
     "coreset",
     "informativeness",
+    "mix_inputs",
     "random",
     "select",
     "top_b",
+    "unixkd",
 ]
 
 GAINS = ("margin", "entropy", "least_confidence")
@@ -60,10 +65,13 @@ GAINS = ("margin", "entropy", "least_confidence")
 class Selection(Result):
     """The points to query: ``indices`` (b,) distinct int64 pool indices; ``probabilities`` (n,) the
     marginal P[i selected] when the selector is randomized by design (RAD: the game's p*; random: b/n),
-    else None (deterministic top-b, greedy)."""
+    else None (deterministic top-b, greedy); ``mix`` only for :func:`unixkd`: ``(partner, mu)``, both (b,)
+    and aligned with ``indices``, meaning the teacher is queried on ``(1 - mu) x[indices] + mu x[partner]``
+    (:func:`mix_inputs`)."""
 
     indices: IntArray
     probabilities: FloatArray | None = None
+    mix: tuple[IntArray, FloatArray] | None = None
 
 
 def informativeness(student_probs: ArrayLike, kind: str = "margin") -> FloatArray:
@@ -272,6 +280,72 @@ def cluster_margin(
     return Selection(np.sort(np.asarray(chosen, dtype=np.int64)))
 
 
+#: UNIXKD's constants (``spec/rad.md`` §8 and decision 11): chunk size k, unmixed ranks b', sigmoid slope w.
+UNIXKD_CHUNK, UNIXKD_UNMIXED, UNIXKD_SLOPE = 48, 32, 1000.0
+
+
+def unixkd(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: Any) -> Selection:
+    r"""UNIXKD adapted to pool rounds (Xu et al. 2020; ``spec/rad.md`` §8, our formulation of the adaptation).
+
+    1. Take the top ``b`` pool points by ``informativeness(P, "entropy")`` and split them at random into
+       chunks of :math:`k = 48`; within a chunk rank by entropy (:math:`r = 0` the most uncertain).
+    2. Per chunk draw :math:`\lambda \sim \mathrm{Beta}(1, 1)` and a random permutation :math:`\pi` of the
+       chunk; point :math:`r` is mixed with point :math:`\pi(r)` with weight
+
+       .. math:: \mu_r = (1 - \lambda)\,\sigma\big(w (r - b') / k\big), \qquad w = 1000,\ b' = 32,
+
+       so the :math:`b'` most uncertain points of a chunk stay (almost exactly) unmixed.
+    3. The teacher is queried on :math:`\tilde x_r = (1 - \mu_r) x_r + \mu_r x_{\pi(r)}`
+       (:func:`mix_inputs`).
+
+    Args:
+        student_probs: (n, K) student probabilities.
+        budget: b in 0..n.
+        rng: seed or Generator (chunks, lambdas, permutations, entropy ties).
+
+    Returns:
+        :class:`Selection` with ``indices`` (b,) the source points (sorted) and ``mix = (partner, mu)`` (b,)
+        each, aligned with ``indices``; partners are pool indices among the selected points.
+    """
+    gen = check_rng(rng)
+    gains = informativeness(student_probs, "entropy")
+    b = check_budget(budget, gains.size)
+    top = gen.permutation(top_b(gains, b, rng=gen))  # random chunks
+    partner = np.empty(b, dtype=np.int64)
+    mu = np.empty(b)
+    for start in range(0, b, UNIXKD_CHUNK):
+        chunk = top[start : start + UNIXKD_CHUNK]
+        chunk = chunk[np.argsort(-gains[chunk], kind="stable")]  # rank r = 0: the most uncertain
+        rank = np.arange(chunk.size)
+        weight = (1.0 - gen.beta(1.0, 1.0)) * special.expit(UNIXKD_SLOPE * (rank - UNIXKD_UNMIXED) / UNIXKD_CHUNK)
+        partner[start : start + chunk.size] = chunk[gen.permutation(chunk.size)]
+        mu[start : start + chunk.size] = weight
+        top[start : start + chunk.size] = chunk
+    order = np.argsort(top)
+    return Selection(top[order], None, (partner[order], mu[order]))
+
+
+def mix_inputs(inputs: ArrayLike, selection: Selection) -> np.ndarray:
+    r"""The inputs the teacher is queried on: ``inputs[indices]`` for a plain selection, and
+    :math:`(1 - \mu) x_i + \mu x_{\mathrm{partner}(i)}` for a :func:`unixkd` one.
+
+    Args:
+        inputs: (n, ...) the pool's raw inputs (any numeric dtype; integer inputs such as uint8 images are
+            mixed in float and rounded back to their dtype).
+        selection: a :class:`Selection` over the same n points.
+
+    Returns:
+        (b, ...) array of ``inputs``' dtype.
+    """
+    x = np.asarray(inputs)
+    if selection.mix is None:
+        return x[selection.indices]
+    partner, mu = selection.mix
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    mixed = (1.0 - mu.reshape(shape)) * x[selection.indices] + mu.reshape(shape) * x[partner]
+    return np.rint(mixed).astype(x.dtype) if np.issubdtype(x.dtype, np.integer) else mixed.astype(x.dtype)
+
+
 def _rad(
     student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, mistakes: int | None = None,
     kind: str = "margin", **_: Any,
@@ -291,4 +365,5 @@ SELECTORS: dict[str, Callable[..., Selection]] = {
     "badge": badge,
     "cluster_margin": cluster_margin,
     "rad": _rad,
+    "unixkd": unixkd,
 }

@@ -13,7 +13,18 @@ Per seed (splits, teacher and its cached outputs exactly as in :mod:`~robustdist
                                     clusters=ids)   # cluster_margin's HAC ids, computed in round 1 only
         D    <- D + oracle.query(sel.indices);  U <- U minus sel.indices      # exactly b teacher queries
         student <- TRAIN(A, D)        # from scratch (the seed's initial weights) or warm start
-        log test accuracy and the queries used
+        log test accuracy, the queries used and how many queried labels were wrong (an evaluation-only
+        diagnostic against the true pool labels; for UNIXKD, against the source point's label)
+        save the round's state (resume)
+
+UNIXKD (``selector = "unixkd"``) queries the teacher on mixed inputs
+(:func:`~robustdistill.algorithms.selection.mix_inputs`), so its runs keep the trained teacher model (trained
+again when only its outputs are cached) and D holds the mixed inputs with the teacher's answers on them.
+
+Resume: after every round the seed's state (selections, teacher answers, queried inputs, the RNG state,
+accuracies and the student's weights) is written atomically to ``OUT/NAME/seed_S_state.pt``; a run of the
+same config (``resume = true``, the default) continues after the last finished round, and the result is the
+same as an uninterrupted run's (bit for bit on the CPU: every step is seeded).
 
 The teacher is a budgeted oracle (:class:`TeacherOracle`): it answers only for the selected pool points,
 counts every query, and raises when a round asks for more than its budget or for a point already queried.
@@ -30,20 +41,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from robustdistill.algorithms.results import Result
-from robustdistill.algorithms.selection import GAINS, SELECTORS, cluster_assignments
+from robustdistill.algorithms.selection import GAINS, SELECTORS, cluster_assignments, mix_inputs
 from robustdistill.algorithms.teacher_quality import estimate_mistakes
 from robustdistill.algorithms.validation import check_int
 
 from . import distill as D
+from . import teacher_cache
 from .methods import check_method, plan_student
-from .reporting import environment_info, write_json_atomic
+from .reporting import environment_info, write_atomic, write_json_atomic
 from .training import predict_probs, resolve_device, train
 
 __all__ = ["ACTIVE_KEYS", "ActiveResult", "TeacherOracle", "load_active_config", "run_active_distillation"]
@@ -60,10 +73,15 @@ class TeacherOracle:
     """The teacher as a budgeted oracle over the pool: :meth:`query` returns the teacher's probabilities for
     the asked pool indices and counts them. Asking for more than ``round_budget`` points in one round, for a
     point already queried, or past ``total_budget`` raises ``RuntimeError`` (nothing is returned or
-    counted)."""
+    counted). ``teacher``: optional ``inputs -> (b, K) probabilities``, the live teacher, for queries on
+    inputs built from the asked points (UNIXKD's mixed inputs)."""
 
-    def __init__(self, pool_probs: np.ndarray, *, round_budget: int, total_budget: int) -> None:
+    def __init__(
+        self, pool_probs: np.ndarray, *, round_budget: int, total_budget: int,
+        teacher: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:  # fmt: skip
         self._probs = np.asarray(pool_probs)
+        self._teacher = teacher
         self.round_budget, self.total_budget = int(round_budget), int(total_budget)
         self.queried = np.zeros(self._probs.shape[0], dtype=bool)
         self.per_round: list[int] = []
@@ -73,9 +91,12 @@ class TeacherOracle:
         """Teacher queries so far."""
         return int(self.queried.sum())
 
-    def query(self, indices: np.ndarray) -> np.ndarray:
-        """The teacher's (b, K) probabilities at the pool indices (one round)."""
+    def query(self, indices: np.ndarray, inputs: np.ndarray | None = None) -> np.ndarray:
+        """The teacher's (b, K) probabilities at the pool indices (one round); with ``inputs`` (b, ...), its
+        probabilities on those inputs, which stand for the asked points (each counts as one query)."""
         idx = np.asarray(indices, dtype=np.int64)
+        if inputs is not None and (self._teacher is None or len(inputs) != idx.size):
+            raise ValueError("queries on new inputs need the live teacher and one input per asked point")
         if idx.size > self.round_budget or self.queries + idx.size > self.total_budget:
             raise RuntimeError(
                 f"teacher query over budget: {idx.size} points asked, round budget {self.round_budget}, "
@@ -83,9 +104,10 @@ class TeacherOracle:
             )
         if np.unique(idx).size != idx.size or self.queried[idx].any():
             raise RuntimeError("teacher query repeats a point: every pool point may be queried once")
+        answer = self._probs[idx] if inputs is None else np.asarray(self._teacher(inputs))
         self.queried[idx] = True
         self.per_round.append(int(idx.size))
-        return self._probs[idx]
+        return answer
 
 
 def load_active_config(config: Mapping[str, Any] | str | os.PathLike[str], *, own_data: bool = False) -> dict[str, Any]:
@@ -108,6 +130,8 @@ def load_active_config(config: Mapping[str, Any] | str | os.PathLike[str], *, ow
     if cfg["loss"] not in _LOSSES:
         raise ValueError(f"loss must be one of {', '.join(_LOSSES)}, got {cfg['loss']!r}")
     _, cfg["loss_options"] = check_method(cfg["loss"], cfg["loss_options"])
+    if cfg["selector"] == "unixkd" and cfg["teacher"]["name"] == D.SYNTHETIC_TEACHER:
+        raise ValueError("selector 'unixkd' queries the teacher on mixed inputs; the synthetic teacher has no model")
     if cfg["retrain"] not in ("scratch", "warm"):
         raise ValueError(f"retrain must be 'scratch' or 'warm', got {cfg['retrain']!r}")
     return cfg
@@ -136,31 +160,47 @@ class ActiveResult(Result):
 
 
 def _active_seed(
-    cfg: dict[str, Any], ds: Any, seed: int, device: Any, progress: bool | None, run_dir: Path
+    cfg: dict[str, Any], ds: Any, seed: int, device: Any, progress: bool | None, run_dir: Path, config_key: str
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    ctx = D._prepare_seed(cfg, ds, seed, device, progress, run_dir)
+    live = cfg["selector"] == "unixkd"  # queries on mixed inputs: the teacher model itself is needed
+    ctx = D._prepare_seed(cfg, ds, seed, device, progress, run_dir, need_teacher=live)
     splits, outputs = ctx.splits, ctx.outputs
     t_val, y_val = D._renormalise(outputs["val"]), ds.y[splits.validation]
-    oracle = TeacherOracle(outputs["pool"], round_budget=cfg["budget"], total_budget=cfg["rounds"] * cfg["budget"])
-    labeled_x = ds.X[splits.labeled]
-    pool_x = ds.X[splits.unlabeled]
-    labeled_inputs = ctx.base.like(labeled_x)
-    pool_inputs = ctx.base.like(pool_x)
-    test_inputs = ctx.base.like(ctx.X_test)
-    rng = np.random.default_rng([seed, 11])
-    chosen = np.empty(0, dtype=np.int64)  # queried pool indices, in query order
-    answers = np.empty((0, ds.num_classes))
-    accuracy, rounds = [], []
-    student, clusters = None, None
-    for r in range(cfg["rounds"] + 1):
+    labeled_x, pool_x = ds.X[splits.labeled], ds.X[splits.unlabeled]
+    labeled_inputs, pool_inputs, test_inputs = (ctx.base.like(x) for x in (labeled_x, pool_x, ctx.X_test))
+    oracle = TeacherOracle(
+        outputs["pool"], round_budget=cfg["budget"], total_budget=cfg["rounds"] * cfg["budget"],
+        teacher=(lambda x: predict_probs(ctx.teacher, ctx.base.like(x))) if live else None,
+    )  # fmt: skip
+    state_path = run_dir / f"seed_{seed}_state.pt"
+    state = _load_state(state_path, config_key) if cfg["resume"] else None
+    if state is None:
+        state = {
+            "config_key": config_key, "round": -1, "rng": np.random.default_rng([seed, 11]).bit_generator.state,
+            "chosen": np.empty(0, dtype=np.int64), "queried_x": pool_x[:0], "answers": np.empty((0, ds.num_classes)),
+            "clusters": None, "accuracy": [], "rounds": [], "per_round": [], "student": None,
+        }  # fmt: skip
+    resumed_from = state["round"]
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    oracle.queried[state["chosen"]] = True
+    oracle.per_round = list(state["per_round"])
+    student = None
+    if state["student"] is not None:
+        student = D._model(cfg["student"], ctx.base.input_shape, ds.num_classes, seed)
+        student.load_state_dict(state["student"])
+        student.to(device)
+    for r in range(state["round"] + 1, cfg["rounds"] + 1):
+        chosen, answers, queried_x = state["chosen"], state["answers"], state["queried_x"]
         if r > 0:  # select with the current student, then query the teacher
             remaining = np.setdiff1d(np.arange(splits.unlabeled.size), chosen)
             probs, feats = predict_probs(student, pool_inputs, features=True)
             # coreset's centers: the labeled points and the queried ones (whose features are in feats)
             center = np.concatenate([predict_probs(student, labeled_inputs, features=True)[1], feats[chosen]])
-            if cfg["selector"] == "cluster_margin" and clusters is None:  # once per run (spec rad.md §8)
-                clusters = cluster_assignments(feats, cfg["budget"], rng=rng)
+            if cfg["selector"] == "cluster_margin" and state["clusters"] is None:  # once per run (spec rad.md §8)
+                state["clusters"] = cluster_assignments(feats, cfg["budget"], rng=rng)
+            clusters = state["clusters"]
             m = estimate_mistakes(t_val, y_val, remaining.size)
             probs_r = probs[remaining].astype(np.float64)
             sel = SELECTORS[cfg["selector"]](
@@ -169,9 +209,12 @@ def _active_seed(
                 clusters=None if clusters is None else clusters[remaining],
             )  # fmt: skip
             picked = remaining[sel.indices]
-            answers = np.concatenate([answers, oracle.query(picked)])
-            chosen = np.concatenate([chosen, picked])
-            rounds.append({"round": r, "mistakes": int(m), "selected": picked.tolist()})
+            x_new = mix_inputs(pool_x[remaining], sel)  # pool_x[picked], or UNIXKD's mixed inputs
+            answers = np.concatenate([answers, oracle.query(picked, x_new if sel.mix is not None else None)])
+            chosen, queried_x = np.concatenate([chosen, picked]), np.concatenate([queried_x, x_new])
+            wrong = int((answers[-picked.size :].argmax(axis=1) != ds.y[splits.unlabeled][picked]).sum())
+            state["rounds"].append({"round": r, "mistakes": int(m), "selected": picked.tolist(),
+                                    "mixed": sel.mix is not None, "teacher_wrong": wrong})  # fmt: skip
         if student is None or cfg["retrain"] == "scratch":
             student = D._model(cfg["student"], ctx.base.input_shape, ds.num_classes, seed)
         method, options = ("labeled_only", {}) if chosen.size == 0 else (cfg["loss"], cfg["loss_options"])
@@ -179,16 +222,43 @@ def _active_seed(
             method, options, labels_labeled=ds.y[splits.labeled], teacher_val=t_val, labels_val=y_val,
             teacher_pool=D._renormalise(answers) if chosen.size else None,
         )  # fmt: skip
-        inputs = ctx.base.like(np.concatenate([labeled_x, pool_x[chosen]])[plan.rows])
+        inputs = ctx.base.like(np.concatenate([labeled_x, queried_x])[plan.rows])
         train(student, inputs, plan.arrays, plan.loss_fn, ctx.student_cfg, progress=progress,
               desc=f"{cfg['selector']} seed {seed} round {r}")  # fmt: skip
-        accuracy.append(D._accuracy(predict_probs(student, test_inputs), ctx.y_test))
+        state["accuracy"].append(D._accuracy(predict_probs(student, test_inputs), ctx.y_test))
+        state.update(round=r, chosen=chosen, answers=answers, queried_x=queried_x, rng=rng.bit_generator.state,
+                     per_round=list(oracle.per_round), student=student.state_dict())  # fmt: skip
+        if cfg["resume"]:
+            _save_state(state_path, state)
     return {
-        "seed": seed, "accuracy": accuracy, "queries": [0, *np.cumsum(oracle.per_round).tolist()],
+        "seed": seed, "accuracy": state["accuracy"], "queries": [0, *np.cumsum(oracle.per_round).tolist()],
         "oracle_per_round": oracle.per_round, "teacher_accuracy": ctx.teacher_info["accuracy"],
-        "teacher": ctx.teacher_info, "rounds": rounds, "splits": splits.to_dict(),
-        "seconds": time.perf_counter() - started,
+        "teacher": ctx.teacher_info, "rounds": state["rounds"], "splits": splits.to_dict(),
+        "resumed_from_round": resumed_from, "seconds": time.perf_counter() - started,
     }  # fmt: skip
+
+
+_ARRAYS = ("chosen", "answers", "queried_x", "clusters")
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    """One round's state (selections, teacher answers, queried inputs, RNG, accuracies, student weights),
+    written atomically; numpy arrays travel as tensors so the file loads with ``weights_only=True``."""
+    data = {k: (torch.from_numpy(np.ascontiguousarray(v)) if k in _ARRAYS and v is not None else v)
+            for k, v in state.items()}  # fmt: skip
+    data["student"] = {k: v.detach().cpu() for k, v in state["student"].items()}
+    write_atomic(path, lambda fh: torch.save(data, fh))
+
+
+def _load_state(path: Path, config_key: str) -> dict[str, Any] | None:
+    """The saved state of the same config, or None (absent, unreadable or another config's)."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError):
+        return None
+    if not isinstance(data, dict) or data.get("config_key") != config_key:
+        return None
+    return {k: (v.numpy() if k in _ARRAYS and v is not None else v) for k, v in data.items()}
 
 
 def run_active_distillation(
@@ -205,7 +275,8 @@ def run_active_distillation(
     D.make_splits(ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"],
                   test=cfg["test"], rng=cfg["seeds"][0], stratify=cfg["stratify"])  # fmt: skip
     run_dir = Path(cfg["out"]) / cfg["name"]
-    records = [_active_seed(cfg, ds, seed, device, progress, run_dir) for seed in cfg["seeds"]]
+    config_key = teacher_cache.cache_key({k: v for k, v in cfg.items() if k not in ("seeds", "resume", "out")})
+    records = [_active_seed(cfg, ds, seed, device, progress, run_dir, config_key) for seed in cfg["seeds"]]
     acc = np.array([r["accuracy"] for r in records])
     result = ActiveResult(
         name=cfg["name"], selector=cfg["selector"], loss=cfg["loss"], config=cfg, seeds=tuple(cfg["seeds"]),

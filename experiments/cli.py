@@ -123,12 +123,15 @@ BENCH_TARGETS: dict[str, tuple[str, dict[str, Any], str]] = {
     "losses": ("losses", {}, "per-example losses vs soft cross-entropy (4096 x 100, 1024 x 1000); teacher-"
                "accuracy fit at 10^6 points"),
     "halfspace": ("halfspace", {}, "forward-adjusted halfspace learner: run time against n and d"),
+    "selection": ("selection", {}, "every selector's time at n = 1e4..1e6 on one core; RAD's select at 1e6 <= 1 s"),
     "throughput": ("throughput", {}, "student training on CIFAR-shaped data: resident loop vs per-item "
                    "DataLoader, images per second and peak memory"),
     "distill": ("distill", {"grid": "methods"}, "every method on digits, gaussian_mixture and mnist1d, three "
                 "labeled-set sizes, 3 seeds (about 8 minutes on 2 cores)"),
     "ablation": ("distill", {"grid": "ablation"}, "Weighted Distillation ablation: every weight scheme on soft and "
                  "hard targets, same grid; mean ranks and the winner"),
+    "active": ("active", {}, "accuracy vs teacher queries for every selector with the vanilla and SLaM losses on "
+               "digits and mnist1d, 5 seeds (about 8 minutes on 2 cores)"),
 }  # fmt: skip
 
 

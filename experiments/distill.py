@@ -256,13 +256,17 @@ class _Seed:
     outputs: dict[str, np.ndarray]
     teacher_info: dict[str, Any]
     checkpoints: Any
+    teacher: torch.nn.Module | None = None
 
 
 def _prepare_seed(
-    cfg: dict[str, Any], ds: Dataset, seed: int, device: torch.device, progress: bool | None, run_dir: Path
+    cfg: dict[str, Any], ds: Dataset, seed: int, device: torch.device, progress: bool | None, run_dir: Path,
+    *, need_teacher: bool = False,
 ) -> _Seed:
     """Splits (``rng = seed``), inputs normalised with A and U together, and the teacher's outputs on V, U and
-    the test set (trained on A, or synthetic; cached on disk)."""
+    the test set (trained on A, or synthetic; cached on disk). ``need_teacher``: the trained teacher model is
+    returned too (trained again when only its outputs are cached; training is deterministic, so the outputs
+    match the cache's)."""
     splits = make_splits(
         ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"], test=cfg["test"],
         rng=seed, stratify=cfg["stratify"],
@@ -287,6 +291,10 @@ def _prepare_seed(
     outputs = teacher_cache.load(cfg["cache"] or None, key)
     if method == "vid" and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
         raise ValueError("method 'vid' needs a trained teacher's features; the synthetic teacher has none")
+    if need_teacher and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
+        raise ValueError("this run queries the teacher on new inputs; the synthetic teacher has no model")
+    if need_teacher:
+        outputs = None
     if outputs is not None and method == "vid" and "pool_features" not in outputs:
         outputs = None  # an entry written before features were cached: train the teacher again
     teacher_info: dict[str, Any] = {"cache_key": key, "cached": outputs is not None}
@@ -314,7 +322,7 @@ def _prepare_seed(
         teacher_info["train"] = fit.to_dict()
     teacher_info["accuracy"] = _accuracy(outputs["test"], y_test)
     return _Seed(splits, X_test, y_test, train_rows, base, teacher_cfg, student_cfg, outputs, teacher_info,
-                 checkpoints)  # fmt: skip
+                 checkpoints, teacher if need_teacher else None)  # fmt: skip
 
 
 def _run_seed(

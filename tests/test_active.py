@@ -71,3 +71,49 @@ def test_cli_active(tmp_path):
     )
     assert main(["active", str(toml), "--quiet"]) == 0
     assert json.loads((tmp_path / "o" / "a.json").read_text())["queries"] == [0, 10]
+
+
+def test_resume_after_an_interrupted_round_gives_the_same_result(tmp_path, monkeypatch):
+    from robustdistill.experiments import active
+
+    cfg = _config(tmp_path, selector="margin", rounds=3, budget=10, retrain="warm")
+    whole = run_active_distillation({**cfg, "out": str(tmp_path / "whole")}, progress=False)
+    calls = {"n": 0}
+    real_train = active.train
+
+    def interrupted(*args, **kwargs):  # rounds 0 and 1 finish, round 2's training is cut off
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(active, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_active_distillation(cfg, progress=False)
+    monkeypatch.setattr(active, "train", real_train)
+    again = run_active_distillation(cfg, progress=False)
+    record = again.per_seed[0]
+    assert record["resumed_from_round"] == 1 and record["oracle_per_round"] == [10, 10, 10]
+    assert again.accuracy == whole.accuracy
+    assert record["rounds"] == whole.per_seed[0]["rounds"]
+    # another config does not read the state: it starts afresh
+    other = run_active_distillation({**cfg, "budget": 5}, progress=False)
+    assert other.per_seed[0]["resumed_from_round"] == -1
+
+
+def test_unixkd_queries_the_teacher_on_mixed_inputs(tmp_path):
+    result = run_active_distillation(_config(tmp_path, selector="unixkd", budget=40, rounds=1), progress=False)
+    record = result.per_seed[0]
+    assert record["oracle_per_round"] == [40] and record["rounds"][0]["mixed"]
+    with pytest.raises(ValueError, match="synthetic teacher has no model"):
+        run_active_distillation(_config(tmp_path, selector="unixkd", teacher="synthetic"))
+
+
+def test_oracle_on_new_inputs_needs_the_live_teacher():
+    oracle = TeacherOracle(np.eye(2)[[0, 1, 0]], round_budget=2, total_budget=3)
+    with pytest.raises(ValueError, match="live teacher"):
+        oracle.query([0], np.zeros((1, 4)))
+    live = TeacherOracle(np.eye(2)[[0, 1, 0]], round_budget=2, total_budget=3,
+                         teacher=lambda x: np.tile([0.25, 0.75], (len(x), 1)))  # fmt: skip
+    np.testing.assert_array_equal(live.query([0, 2], np.zeros((2, 4))), [[0.25, 0.75]] * 2)
+    assert live.queries == 2

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from robustdistill.algorithms.rad import informativeness, select
-from robustdistill.algorithms.selection import SELECTORS, badge, coreset, top_b
+from robustdistill.algorithms.selection import SELECTORS, Selection, badge, coreset, mix_inputs, top_b, unixkd
 
 
 def _pool(seed: int, n: int, k: int = 5, d: int = 4):
@@ -86,6 +86,36 @@ def test_cluster_margin_spreads_over_clusters():
     assert len({int(ids[i]) for i in sel.indices}) == 2
     candidates = top_b(informativeness(probs, "margin"), 20, rng=0)
     assert set(sel.indices) <= set(candidates)
+
+
+def test_unixkd_rule():
+    rng = np.random.default_rng(5)
+    probs = rng.dirichlet(np.ones(10), 400)
+    sel = unixkd(probs, 120, rng=3)  # chunks of 48, 48, 24
+    entropy = informativeness(probs, "entropy")
+    np.testing.assert_array_equal(sel.indices, np.sort(np.argsort(-entropy)[:120]))  # top-b by entropy (no ties)
+    partner, mu = sel.mix
+    assert partner.shape == mu.shape == (120,) and set(partner) <= set(sel.indices)
+    assert np.all((mu >= 0) & (mu < 1))
+    # per chunk: partner is a permutation of the chunk; the 32 most uncertain stay unmixed (mu < 1e-8), and
+    # the ranks past 32 share one weight 1 - lambda (sigma(1000 (r - 32) / 48) = 1 to float precision)
+    unmixed = mu < 1e-8
+    assert unmixed.sum() == 32 + 32 + 24
+    mixed = np.unique(np.round(mu[mu > 1e-8], 6))
+    assert mixed.size == 4  # rank 32 of each full chunk at (1 - lambda) / 2, the rest at 1 - lambda
+    again = unixkd(probs, 120, rng=3)
+    np.testing.assert_array_equal(again.mix[0], partner)
+    np.testing.assert_array_equal(again.mix[1], mu)
+
+
+def test_mix_inputs():
+    x = np.arange(12.0).reshape(4, 3)
+    mixed = mix_inputs(x, Selection(np.array([0, 2]), None, (np.array([2, 3]), np.array([0.0, 0.25]))))
+    np.testing.assert_allclose(mixed, [x[0], 0.75 * x[2] + 0.25 * x[3]])
+    np.testing.assert_array_equal(mix_inputs(x, Selection(np.array([1, 3]))), x[[1, 3]])
+    img = np.array([[0, 255], [255, 0]], dtype=np.uint8)
+    out = mix_inputs(img, Selection(np.array([0]), None, (np.array([1]), np.array([0.5]))))
+    assert out.dtype == np.uint8 and out.tolist() == [[128, 128]]
 
 
 def test_bad_input():

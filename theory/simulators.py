@@ -11,6 +11,8 @@ spec section it checks:
   (``spec/slam.md`` §7).
 - :mod:`~robustdistill.theory.halfspace_checks`: SLaM, S2 (sample complexity on margin halfspaces under
   RCN, the Long-Servedio separation) and S3 (convergence of forward adjustment) (``spec/slam.md`` §6-§7).
+- :mod:`~robustdistill.theory.rad_selection_checks`: RAD vs margin (greedy top-b) and uniform selection under
+  gain-correlated teacher mistakes, R1-R4 (``spec/rad.md`` §9 P3, P5, P6); group ``rad``, registered last.
 
 Every check is deterministic given ``rng`` (default seed 0): each gets its own child stream, so a
 check's result does not depend on which checks ran before it.
@@ -23,14 +25,21 @@ from collections.abc import Sequence
 from robustdistill.algorithms.typing import RNGLike
 from robustdistill.algorithms.validation import check_rng
 
-from . import halfspace_checks, rad_checks, slam_checks, weighted_checks
+from . import halfspace_checks, rad_checks, rad_selection_checks, slam_checks, weighted_checks
 from .checks import GROUPS, Check, CheckResult
 from .rad_checks import SPEC_GAINS, random_game
 
 __all__ = ["CHECKS", "GROUPS", "Check", "CheckResult", "SPEC_GAINS", "random_game", "run_checks"]
 
-#: Every registered check, in the order `verify` prints them.
-CHECKS: list[Check] = [*rad_checks.CHECKS, *weighted_checks.CHECKS, *slam_checks.CHECKS, *halfspace_checks.CHECKS]
+#: Every registered check, in the order `verify` prints them. New checks go at the end, so that check ``i``
+#: keeps its child stream ``i`` (rad_selection_checks came after the halfspace checks).
+CHECKS: list[Check] = [
+    *rad_checks.CHECKS,
+    *weighted_checks.CHECKS,
+    *slam_checks.CHECKS,
+    *halfspace_checks.CHECKS,
+    *rad_selection_checks.CHECKS,
+]
 
 
 def run_checks(

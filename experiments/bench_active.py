@@ -1,0 +1,150 @@
+r"""The active distillation benchmark: student accuracy against teacher queries for every selector of
+:data:`~robustdistill.algorithms.selection.SELECTORS`, with the vanilla and the SLaM loss on the queried
+points (``robustdistill bench active``; issue 6, ``spec/rad.md`` §7-§8).
+
+Protocol: per dataset (base configs ``experiments/configs/active_digits.toml`` and ``active_mnist1d.toml``:
+a teacher trained on the small labeled set A, so it is often wrong; a smaller student that starts from A)
+and per (loss, selector), :func:`~robustdistill.experiments.active.run_active_distillation` with the same
+seeds. A seed fixes the splits, the teacher (trained once, outputs cached), the student's initial weights and
+the selector's coins, so rows are paired by seed: the table's differences (RAD minus margin, RAD minus
+random) are mean +- std of the per-seed differences. Reported per row: mean +- std (ddof 1) test accuracy
+after each round, the area under the curve (mean accuracy over the rounds with queries), and the share of
+queried points whose teacher label is wrong (an evaluation-only diagnostic against the true pool labels).
+
+``quick=True`` runs a seconds-long smoke version (digits, 2 seeds, 2 rounds, 2 epochs) for the tests. Run it as
+``python -m robustdistill.experiments.bench_active [--quick]`` or ``robustdistill bench active``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from robustdistill.algorithms.selection import SELECTORS
+
+from .active import run_active_distillation
+from .distill import tomllib
+from .reporting import environment_info, format_table, write_json_atomic
+
+__all__ = ["DATASETS", "LOSSES", "SEEDS", "run", "table"]
+
+#: dataset -> base config in experiments/configs/.
+DATASETS = {"digits": "active_digits.toml", "mnist1d": "active_mnist1d.toml"}
+LOSSES = ("vanilla", "slam")
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def _base_config(dataset: str, quick: bool) -> dict[str, Any]:
+    text = resources.files("robustdistill.experiments").joinpath("configs", DATASETS[dataset]).read_text()
+    cfg = tomllib.loads(text)
+    if quick:
+        cfg.update(epochs=2, teacher_epochs=2, rounds=2, budget=10, unlabeled=200, validation=100)
+    return cfg
+
+
+def _paired(rows: list[dict[str, Any]], a: str, b: str) -> dict[str, float] | None:
+    """Mean and std (ddof 1) over seeds of ``a``'s final accuracy minus ``b``'s (same dataset and loss)."""
+    ra = next((r for r in rows if r["selector"] == a), None)
+    rb = next((r for r in rows if r["selector"] == b), None)
+    if ra is None or rb is None:
+        return None
+    d = np.array([x[-1] - y[-1] for x, y in zip(ra["accuracy"], rb["accuracy"])])
+    return {"mean": float(d.mean()), "std": float(d.std(ddof=1)) if d.size > 1 else 0.0, "wins": int((d > 0).sum()),
+            "seeds": int(d.size)}  # fmt: skip
+
+
+def run(
+    *, seed: int = 0, quick: bool = False, progress: bool | None = None, out: str = "reports/active",
+    cache: str = "reports/cache", device: str = "auto",
+) -> dict[str, Any]:  # fmt: skip
+    """Run the grid (module docstring); returns a JSON-ready dict ``{"benchmark", "rows", "paired", "seeds",
+    "protocol", "seconds", "environment"}``. ``seed`` offsets the seeds (0..4)."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    seeds = [seed + s for s in (SEEDS[:2] if quick else SEEDS)]
+    datasets = ["digits"] if quick else list(DATASETS)
+    jobs = [(d, loss, sel) for d in datasets for loss in LOSSES for sel in SELECTORS]
+    started = time.perf_counter()
+    rows = []
+    for dataset, loss, selector in tqdm(jobs, desc="bench active", disable=not progress, file=sys.stderr):
+        cfg = _base_config(dataset, quick)
+        cfg.update(name=f"{dataset}-{loss}-{selector}", selector=selector, loss=loss, seeds=seeds, out=out,
+                   cache=cache, device=device)  # fmt: skip
+        result = run_active_distillation(cfg, progress=False)
+        wrong = [sum(r["teacher_wrong"] for r in rec["rounds"]) for rec in result.per_seed]
+        queried = result.queries[-1]
+        rows.append({
+            "dataset": dataset, "loss": loss, "selector": selector, "queries": list(result.queries),
+            "mean": list(result.mean), "std": list(result.std), "accuracy": [list(a) for a in result.accuracy],
+            "auc": float(np.mean(result.mean[1:])), "teacher_wrong_share": float(np.mean(wrong) / queried),
+            "teacher_accuracy": list(result.teacher_accuracy), "seconds": result.wall_time_s,
+        })  # fmt: skip
+    paired = []
+    for dataset in datasets:
+        for loss in LOSSES:
+            cell = [r for r in rows if r["dataset"] == dataset and r["loss"] == loss]
+            for other in ("margin", "random"):
+                diff = _paired(cell, "rad", other)
+                if diff is not None:
+                    paired.append({"dataset": dataset, "loss": loss, "comparison": f"rad - {other}", **diff})
+    protocol = {d: {"config": DATASETS[d], **{k: v for k, v in _base_config(d, quick).items()
+                                               if k in ("labeled", "validation", "unlabeled", "rounds", "budget",
+                                                        "epochs", "teacher", "student")}} for d in datasets}  # fmt: skip
+    return {
+        "benchmark": "active", "rows": rows, "paired": paired, "seeds": seeds, "quick": quick, "protocol": protocol,
+        "seconds": time.perf_counter() - started, "environment": environment_info(),
+    }  # fmt: skip
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{100 * mean:.1f} +- {100 * std:.1f}"
+
+
+def table(result: dict[str, Any]) -> str:
+    """Per (dataset, loss): selectors down, cumulative teacher queries across (test accuracy %, mean +- std),
+    then the AUC and the share of wrong teacher labels among the queried points; then the paired
+    differences."""
+    parts = []
+    rows = result["rows"]
+    for dataset, loss in dict.fromkeys((r["dataset"], r["loss"]) for r in rows):
+        cell = [r for r in rows if r["dataset"] == dataset and r["loss"] == loss]
+        lines = []
+        for r in sorted(cell, key=lambda r: -r["auc"]):
+            line = {"selector": r["selector"]}
+            line.update({f"q={q}": _pm(m, s) for q, m, s in zip(r["queries"], r["mean"], r["std"])})
+            line.update({"auc": f"{100 * r['auc']:.1f}", "wrong labels %": f"{100 * r['teacher_wrong_share']:.1f}"})
+            lines.append(line)
+        teacher = 100 * float(np.mean(cell[0]["teacher_accuracy"]))
+        parts.append(f"{dataset}, {loss} loss (test accuracy %, seeds {result['seeds']}; teacher {teacher:.1f}%)\n"
+                     + format_table(lines, list(lines[0])))  # fmt: skip
+    if result["paired"]:
+        lines = [{"dataset": p["dataset"], "loss": p["loss"], "final accuracy": p["comparison"],
+                  "points": _pm(p["mean"], p["std"]), "seeds won": f"{p['wins']}/{p['seeds']}"} for p in result["paired"]]  # fmt: skip
+        parts.append("paired by seed (final round)\n" + format_table(lines, list(lines[0])))
+    return "\n\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m robustdistill.experiments.bench_active [--quick] [--json F]``."""
+    parser = argparse.ArgumentParser(prog="python -m robustdistill.experiments.bench_active",
+                                     description=__doc__.split("\n")[0])  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
+    parser.add_argument("--json", default=None, help="also write the result to this JSON file (atomically)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick, progress=False if args.quiet else None)
+    print(table(result))
+    if args.json:
+        write_json_atomic(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
