@@ -25,9 +25,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-## The main job (README command 1).
+## The main job (README command 1): every check, the benchmarks' default grids and every figure; writes
+## reports/index.html and reports/summary.md (about 25 minutes on 2 cores). `make reproduce ARGS=--full` for full sizes.
+ARGS ?=
 reproduce: install
-	$(BIN)/robustdistill verify
+	$(BIN)/robustdistill reproduce $(ARGS)
 
 verify: install
 	$(BIN)/robustdistill verify

@@ -50,8 +50,12 @@ __all__ = [
     "cluster_assignments",
     "cluster_margin",
     "coreset",
+    "entropy",
     "informativeness",
+    "least_confidence",
+    "margin",
     "mix_inputs",
+    "rad",
     "random",
     "select",
     "top_b",
@@ -346,10 +350,16 @@ def mix_inputs(inputs: ArrayLike, selection: Selection) -> np.ndarray:
     return np.rint(mixed).astype(x.dtype) if np.issubdtype(x.dtype, np.integer) else mixed.astype(x.dtype)
 
 
-def _rad(
+margin = _by_gain("margin")
+entropy = _by_gain("entropy")
+least_confidence = _by_gain("least_confidence")
+
+
+def rad(
     student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, mistakes: int | None = None,
     kind: str = "margin", **_: Any,
 ) -> Selection:  # fmt: skip
+    """RAD in the registry's signature: :func:`select` with the estimated ``mistakes`` (required)."""
     if mistakes is None:
         raise ValueError("rad needs mistakes: the estimated number of teacher mistakes on the pool")
     return select(student_probs, budget, mistakes, rng=rng, kind=kind)
@@ -358,12 +368,12 @@ def _rad(
 #: name -> selector (module docstring for the common signature).
 SELECTORS: dict[str, Callable[..., Selection]] = {
     "random": random,
-    "margin": _by_gain("margin"),
-    "entropy": _by_gain("entropy"),
-    "least_confidence": _by_gain("least_confidence"),
+    "margin": margin,
+    "entropy": entropy,
+    "least_confidence": least_confidence,
     "coreset": coreset,
     "badge": badge,
     "cluster_margin": cluster_margin,
-    "rad": _rad,
+    "rad": rad,
     "unixkd": unixkd,
 }

@@ -13,8 +13,10 @@ Per seed (splits, teacher and its cached outputs exactly as in :mod:`~robustdist
                                     clusters=ids)   # cluster_margin's HAC ids, computed in round 1 only
         D    <- D + oracle.query(sel.indices);  U <- U minus sel.indices      # exactly b teacher queries
         student <- TRAIN(A, D)        # from scratch (the seed's initial weights) or warm start
-        log test accuracy, the queries used and how many queried labels were wrong (an evaluation-only
-        diagnostic against the true pool labels; for UNIXKD, against the source point's label)
+        log test accuracy, the queries used, the support size and max p of sel.probabilities (when the
+        selector samples), how many queried labels were wrong, and how the teacher's mistakes follow the gain
+        with what RAD, greedy top-b and uniform would gain on them (evaluation-only diagnostics against the
+        true pool labels; for UNIXKD, wrong is judged against the source point's label)
         save the round's state (resume)
 
 UNIXKD (``selector = "unixkd"``) queries the teacher on mixed inputs
@@ -49,9 +51,10 @@ import numpy as np
 import torch
 
 from robustdistill.algorithms.results import Result
-from robustdistill.algorithms.selection import GAINS, SELECTORS, cluster_assignments, mix_inputs
+from robustdistill.algorithms.selection import GAINS, SELECTORS, cluster_assignments, informativeness, mix_inputs, top_b
 from robustdistill.algorithms.teacher_quality import estimate_mistakes
 from robustdistill.algorithms.validation import check_int
+from robustdistill.theory.rad_selection_checks import expected_useful_gain, selector_marginals
 
 from . import distill as D
 from . import teacher_cache
@@ -168,6 +171,7 @@ def _active_seed(
     splits, outputs = ctx.splits, ctx.outputs
     t_val, y_val = D._renormalise(outputs["val"]), ds.y[splits.validation]
     labeled_x, pool_x = ds.X[splits.labeled], ds.X[splits.unlabeled]
+    pool_wrong = outputs["pool"].argmax(axis=1) != ds.y[splits.unlabeled]  # evaluation-only diagnostics
     labeled_inputs, pool_inputs, test_inputs = (ctx.base.like(x) for x in (labeled_x, pool_x, ctx.X_test))
     oracle = TeacherOracle(
         outputs["pool"], round_budget=cfg["budget"], total_budget=cfg["rounds"] * cfg["budget"],
@@ -213,8 +217,13 @@ def _active_seed(
             answers = np.concatenate([answers, oracle.query(picked, x_new if sel.mix is not None else None)])
             chosen, queried_x = np.concatenate([chosen, picked]), np.concatenate([queried_x, x_new])
             wrong = int((answers[-picked.size :].argmax(axis=1) != ds.y[splits.unlabeled][picked]).sum())
-            state["rounds"].append({"round": r, "mistakes": int(m), "selected": picked.tolist(),
-                                    "mixed": sel.mix is not None, "teacher_wrong": wrong})  # fmt: skip
+            record = {"round": r, "mistakes": int(m), "selected": picked.tolist(), "mixed": sel.mix is not None,
+                      "teacher_wrong": wrong, **_noise_diagnostics(informativeness(probs_r, cfg["gain"]),
+                                                                   pool_wrong[remaining], cfg["budget"], m)}  # fmt: skip
+            if sel.probabilities is not None:  # spec rad.md §7: support size and max p of the sampling law
+                record.update(pool=int(remaining.size), support=int(np.count_nonzero(sel.probabilities)),
+                              max_p=float(sel.probabilities.max()))  # fmt: skip
+            state["rounds"].append(record)
         if student is None or cfg["retrain"] == "scratch":
             student = D._model(cfg["student"], ctx.base.input_shape, ds.num_classes, seed)
         method, options = ("labeled_only", {}) if chosen.size == 0 else (cfg["loss"], cfg["loss_options"])
@@ -235,6 +244,26 @@ def _active_seed(
         "oracle_per_round": oracle.per_round, "teacher_accuracy": ctx.teacher_info["accuracy"],
         "teacher": ctx.teacher_info, "rounds": state["rounds"], "splits": splits.to_dict(),
         "resumed_from_round": resumed_from, "seconds": time.perf_counter() - started,
+    }  # fmt: skip
+
+
+def _noise_diagnostics(gains: np.ndarray, wrong: np.ndarray, budget: int, mistakes: int) -> dict[str, Any]:
+    r"""Evaluation-only diagnostics of one round, from the true pool labels: how the teacher's mistakes
+    (``wrong`` (n,) bool) follow the student's gains (n,), and what each selection rule would gain on it.
+
+    - ``error_by_gain``: the pool in 10 equal-count bins by gain, per bin [mean gain, teacher error rate];
+    - ``error_top_b`` / ``error_pool``: the error rate among the ``budget`` highest gains and in the pool;
+    - ``useful_gain``: the exact expected gain of the correctly labeled queried points per query,
+      :math:`\sum_i p_i g_i (1 - w_i) / b` (``theory.rad_selection_checks.expected_useful_gain``), for RAD's
+      p* (with the round's estimated ``mistakes``), greedy top-b and uniform b/n, on this pool and these
+      mistakes."""
+    parts = np.array_split(np.argsort(gains, kind="stable"), min(10, gains.size))
+    w = wrong.astype(np.float64)
+    marginals = selector_marginals(gains, budget, mistakes)
+    return {
+        "error_by_gain": [[float(gains[p].mean()), float(w[p].mean())] for p in parts if p.size],
+        "error_top_b": float(w[top_b(gains, budget, rng=0)].mean()), "error_pool": float(w.mean()),
+        "useful_gain": {k: expected_useful_gain(p, gains, w) / budget for k, p in marginals.items()},
     }  # fmt: skip
 
 

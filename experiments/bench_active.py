@@ -9,7 +9,12 @@ seeds. A seed fixes the splits, the teacher (trained once, outputs cached), the 
 the selector's coins, so rows are paired by seed: the table's differences (RAD minus margin, RAD minus
 random) are mean +- std of the per-seed differences. Reported per row: mean +- std (ddof 1) test accuracy
 after each round, the area under the curve (mean accuracy over the rounds with queries), and the share of
-queried points whose teacher label is wrong (an evaluation-only diagnostic against the true pool labels).
+queried points whose teacher label is wrong (an evaluation-only diagnostic against the true pool labels) and,
+for RAD and random, the share of the remaining pool their sampling law covers (RAD's support size). Per
+dataset and loss, on the pools the RAD runs faced (means over seeds and rounds): m / b, the teacher's error
+rate among the top-b gains against the pool's, and the exact expected useful gain per query,
+:math:`\sum_i p_i g_i (1 - w_i) / b` with the true mistakes w, of RAD's p*, greedy top-b and uniform
+(``theory.rad_selection_checks.expected_useful_gain``: the simulators' quantity on the real pools).
 
 ``quick=True`` runs a seconds-long smoke version (digits, 2 seeds, 2 rounds, 2 epochs) for the tests. Run it as
 ``python -m robustdistill.experiments.bench_active [--quick]`` or ``robustdistill bench active``.
@@ -49,6 +54,25 @@ def _base_config(dataset: str, quick: bool) -> dict[str, Any]:
     return cfg
 
 
+def _support_share(records: Sequence[dict[str, Any]]) -> float | None:
+    """Mean over seeds and rounds of the sampling law's support size over the remaining pool (RAD, random)."""
+    shares = [r["support"] / r["pool"] for rec in records for r in rec["rounds"] if "support" in r]
+    return float(np.mean(shares)) if shares else None
+
+
+def _noise_summary(dataset: str, loss: str, budget: int, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How the teacher's mistakes follow the gain on the pools RAD faced (means over seeds and rounds of the
+    loop's evaluation-only diagnostics): m / b, the error rate among the top-b gains and in the pool, and the
+    exact expected useful gain per query of RAD's p*, greedy top-b and uniform on those pools."""
+    rounds = [r for rec in records for r in rec["rounds"]]
+    return {
+        "dataset": dataset, "loss": loss, "m_over_b": float(np.mean([r["mistakes"] for r in rounds]) / budget),
+        "error_top_b": float(np.mean([r["error_top_b"] for r in rounds])),
+        "error_pool": float(np.mean([r["error_pool"] for r in rounds])),
+        "useful_gain": {k: float(np.mean([r["useful_gain"][k] for r in rounds])) for k in rounds[0]["useful_gain"]},
+    }  # fmt: skip
+
+
 def _paired(rows: list[dict[str, Any]], a: str, b: str) -> dict[str, float] | None:
     """Mean and std (ddof 1) over seeds of ``a``'s final accuracy minus ``b``'s (same dataset and loss)."""
     ra = next((r for r in rows if r["selector"] == a), None)
@@ -64,26 +88,29 @@ def run(
     *, seed: int = 0, quick: bool = False, progress: bool | None = None, out: str = "reports/active",
     cache: str = "reports/cache", device: str = "auto",
 ) -> dict[str, Any]:  # fmt: skip
-    """Run the grid (module docstring); returns a JSON-ready dict ``{"benchmark", "rows", "paired", "seeds",
-    "protocol", "seconds", "environment"}``. ``seed`` offsets the seeds (0..4)."""
+    """Run the grid (module docstring); returns a JSON-ready dict ``{"benchmark", "rows", "paired", "noise",
+    "seeds", "protocol", "seconds", "environment"}``. ``seed`` offsets the seeds (0..4)."""
     if progress is None:
         progress = sys.stderr.isatty()
     seeds = [seed + s for s in (SEEDS[:2] if quick else SEEDS)]
     datasets = ["digits"] if quick else list(DATASETS)
     jobs = [(d, loss, sel) for d in datasets for loss in LOSSES for sel in SELECTORS]
     started = time.perf_counter()
-    rows = []
+    rows, noise = [], []
     for dataset, loss, selector in tqdm(jobs, desc="bench active", disable=not progress, file=sys.stderr):
         cfg = _base_config(dataset, quick)
         cfg.update(name=f"{dataset}-{loss}-{selector}", selector=selector, loss=loss, seeds=seeds, out=out,
                    cache=cache, device=device)  # fmt: skip
         result = run_active_distillation(cfg, progress=False)
+        if selector == "rad":
+            noise.append(_noise_summary(dataset, loss, cfg["budget"], result.per_seed))
         wrong = [sum(r["teacher_wrong"] for r in rec["rounds"]) for rec in result.per_seed]
         queried = result.queries[-1]
         rows.append({
             "dataset": dataset, "loss": loss, "selector": selector, "queries": list(result.queries),
             "mean": list(result.mean), "std": list(result.std), "accuracy": [list(a) for a in result.accuracy],
             "auc": float(np.mean(result.mean[1:])), "teacher_wrong_share": float(np.mean(wrong) / queried),
+            "support_share": _support_share(result.per_seed),
             "teacher_accuracy": list(result.teacher_accuracy), "seconds": result.wall_time_s,
         })  # fmt: skip
     paired = []
@@ -98,7 +125,7 @@ def run(
                                                if k in ("labeled", "validation", "unlabeled", "rounds", "budget",
                                                         "epochs", "teacher", "student")}} for d in datasets}  # fmt: skip
     return {
-        "benchmark": "active", "rows": rows, "paired": paired, "seeds": seeds, "quick": quick, "protocol": protocol,
+        "benchmark": "active", "rows": rows, "paired": paired, "noise": noise, "seeds": seeds, "quick": quick, "protocol": protocol,
         "seconds": time.perf_counter() - started, "environment": environment_info(),
     }  # fmt: skip
 
@@ -109,8 +136,8 @@ def _pm(mean: float, std: float) -> str:
 
 def table(result: dict[str, Any]) -> str:
     """Per (dataset, loss): selectors down, cumulative teacher queries across (test accuracy %, mean +- std),
-    then the AUC and the share of wrong teacher labels among the queried points; then the paired
-    differences."""
+    then the AUC, the share of wrong teacher labels among the queried points and, for the sampling selectors
+    (rad, random), the share of the remaining pool with positive probability; then the paired differences."""
     parts = []
     rows = result["rows"]
     for dataset, loss in dict.fromkeys((r["dataset"], r["loss"]) for r in rows):
@@ -119,7 +146,9 @@ def table(result: dict[str, Any]) -> str:
         for r in sorted(cell, key=lambda r: -r["auc"]):
             line = {"selector": r["selector"]}
             line.update({f"q={q}": _pm(m, s) for q, m, s in zip(r["queries"], r["mean"], r["std"])})
-            line.update({"auc": f"{100 * r['auc']:.1f}", "wrong labels %": f"{100 * r['teacher_wrong_share']:.1f}"})
+            support = "-" if r["support_share"] is None else f"{100 * r['support_share']:.0f}"
+            line.update({"auc": f"{100 * r['auc']:.1f}", "wrong labels %": f"{100 * r['teacher_wrong_share']:.1f}",
+                         "support %": support})  # fmt: skip
             lines.append(line)
         teacher = 100 * float(np.mean(cell[0]["teacher_accuracy"]))
         parts.append(f"{dataset}, {loss} loss (test accuracy %, seeds {result['seeds']}; teacher {teacher:.1f}%)\n"
@@ -128,6 +157,13 @@ def table(result: dict[str, Any]) -> str:
         lines = [{"dataset": p["dataset"], "loss": p["loss"], "final accuracy": p["comparison"],
                   "points": _pm(p["mean"], p["std"]), "seeds won": f"{p['wins']}/{p['seeds']}"} for p in result["paired"]]  # fmt: skip
         parts.append("paired by seed (final round)\n" + format_table(lines, list(lines[0])))
+    if result.get("noise"):
+        lines = [{"dataset": d["dataset"], "loss": d["loss"], "m / b": f"{d['m_over_b']:.1f}",
+                  "error top-b %": f"{100 * d['error_top_b']:.1f}", "error pool %": f"{100 * d['error_pool']:.1f}",
+                  **{f"useful gain/query {k}": f"{v:.3f}" for k, v in d["useful_gain"].items()}}
+                 for d in result["noise"]]  # fmt: skip
+        parts.append("the pools RAD faced (means over seeds and rounds; exact expected useful gain per query)\n"
+                     + format_table(lines, list(lines[0])))  # fmt: skip
     return "\n\n".join(parts)
 
 

@@ -81,7 +81,7 @@ def _base_config(dataset: str, labeled: int, quick: bool) -> dict[str, Any]:
     cfg = tomllib.loads(resources.files("robustdistill.experiments").joinpath("configs", file).read_text())
     cfg.update(labeled=labeled, validation=validation, unlabeled=unlabeled, **overrides)
     if quick:
-        cfg.update(epochs=2, teacher_epochs=2, unlabeled=min(unlabeled, 300), validation=min(validation, 100))
+        cfg.update(epochs=2, teacher_epochs=20, unlabeled=min(unlabeled, 300), validation=min(validation, 100))
     return cfg
 
 

@@ -17,6 +17,11 @@ Commands:
   ``OUT/NAME.json``.
 - ``robustdistill active CONFIG [--selector S] [--seeds S ...]``: the active distillation loop
   (``experiments.active.run_active_distillation``); accuracy against teacher queries, ``OUT/NAME.json``.
+- ``robustdistill figures [NAME ...]``: the paper figures (``paper_figures.make_figures``): PNG, PDF and the
+  plotted data per figure, from stored results in ``--results`` or else the quick experiment.
+- ``robustdistill reproduce [--full] [--only STEP ...]``: the main job (``experiments.reproduce``): every check,
+  the benchmarks and every figure; ``OUT/index.html`` and ``OUT/summary.md``; exit 1 when a check failed, 2 when
+  a step raised.
 
 Exit codes: 0 success, 1 a check failed, 2 bad usage or an error (one line on stderr, no traceback),
 130 interrupted.
@@ -66,23 +71,38 @@ def _shorten(text: str, width: int = CLAIM_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    """``robustdistill verify``: run the simulators, print the table, write ``verify.json``."""
+def run_verify(
+    out: str | Path, *, full: bool = False, seed: int = 0, progress: bool = False, only: Sequence[str] | None = None
+) -> tuple[dict[str, Any], Path]:
+    """Run the simulators (``theory.simulators.run_checks``), write the curves behind a claim to
+    ``OUT/data/NAME.json`` and everything else to ``OUT/verify.json``; return (that report, its path).
+    Shared by ``robustdistill verify`` and ``robustdistill reproduce``."""
     from robustdistill.theory import simulators
 
     started = time.perf_counter()
-    checks = simulators.run_checks(
-        quick=not args.full, rng=args.seed, progress=_show_progress(args.quiet), only=args.only
-    )
+    checks = simulators.run_checks(quick=not full, rng=seed, progress=progress, only=only)
     seconds = time.perf_counter() - started
     records = []
     for c in checks:
         record = c.to_dict()
         data = record.pop("data", None)
         if data is not None:  # the curves behind a claim, for paper_figures
-            record["data_file"] = str(write_json_atomic(Path(args.out) / "data" / f"{c.name}.json", data))
+            record["data_file"] = str(write_json_atomic(Path(out) / "data" / f"{c.name}.json", data))
         records.append(record)
-    all_hold = all(bool(c.holds) for c in checks)
+    report = {
+        "checks": records,
+        "all_hold": all(bool(c.holds) for c in checks),
+        "quick": not full,
+        "only": None if only is None else list(only),
+        "seed": seed,
+        "environment": environment_info(),
+        "seconds": seconds,
+    }
+    return report, write_json_atomic(Path(out) / "verify.json", report)
+
+
+def verify_table(records: Sequence[dict[str, Any]]) -> str:
+    """The text table of ``verify``: one row per check record (claims shortened to one line)."""
     rows = [
         {
             "check": r["name"],
@@ -94,23 +114,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
         }
         for r in records
     ]
-    print(format_table(rows, ["check", "claim", "bound", "measured", "interval", "holds"]))
-    path = write_json_atomic(
-        Path(args.out) / "verify.json",
-        {
-            "checks": records,
-            "all_hold": all_hold,
-            "quick": not args.full,
-            "only": args.only,
-            "seed": args.seed,
-            "environment": environment_info(),
-            "seconds": seconds,
-        },
+    return format_table(rows, ["check", "claim", "bound", "measured", "interval", "holds"])
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``robustdistill verify``: run the simulators, print the table, write ``verify.json``."""
+    report, path = run_verify(
+        args.out, full=args.full, seed=args.seed, progress=_show_progress(args.quiet), only=args.only
     )
+    records = report["checks"]
+    print(verify_table(records))
     if not args.quiet:
-        print(f"{len(records)} checks in {seconds:.1f} s; wrote {path}", file=sys.stderr)
-    if not all_hold:
-        failed = [str(c.name) for c in checks if not c.holds]
+        print(f"{len(records)} checks in {report['seconds']:.1f} s; wrote {path}", file=sys.stderr)
+    if not report["all_hold"]:
+        failed = [str(r["name"]) for r in records if not r["holds"]]
         print(f"{PROG}: verify: {len(failed)} check(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
@@ -135,15 +152,32 @@ BENCH_TARGETS: dict[str, tuple[str, dict[str, Any], str]] = {
 }  # fmt: skip
 
 
+def run_bench(
+    target: str, out: str | Path, *, seed: int = 0, quick: bool = False, progress: bool = False, **overrides: Any
+) -> tuple[dict[str, Any], str, Path]:
+    """Run the benchmark ``target`` of :data:`BENCH_TARGETS` and write ``OUT/bench_TARGET.json``; return (its
+    result, its table, that path). The benchmark's own folders (``out``/``cache`` keyword arguments of its
+    ``run`` with a default under ``reports/``, e.g. ``reports/distill``) move under ``OUT``, so finished seeds
+    resume from there. ``overrides`` go to its ``run`` last. Shared by ``bench`` and ``reproduce``."""
+    import importlib
+    import inspect
+
+    module, kwargs, _ = BENCH_TARGETS[target]
+    bench = importlib.import_module(f"{__package__}.bench_{module}")
+    folders = {
+        name: str(Path(out) / Path(p.default).name)
+        for name, p in inspect.signature(bench.run).parameters.items()
+        if name in ("out", "cache") and isinstance(p.default, str) and p.default.startswith("reports/")
+    }
+    result = bench.run(seed=seed, quick=quick, progress=progress, **{**folders, **kwargs, **overrides})
+    return result, bench.table(result), write_json_atomic(Path(out) / f"bench_{target}.json", result)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """``robustdistill bench TARGET``: run the benchmark, print its table, write ``bench_TARGET.json``."""
-    import importlib
-
-    module, kwargs, _ = BENCH_TARGETS[args.target]
-    bench = importlib.import_module(f"{__package__}.bench_{module}")
-    result = bench.run(seed=args.seed, quick=args.quick, progress=_show_progress(args.quiet), **kwargs)
-    print(bench.table(result))
-    path = write_json_atomic(Path(args.out) / f"bench_{args.target}.json", result)
+    _, table, path = run_bench(args.target, args.out, seed=args.seed, quick=args.quick,
+                               progress=_show_progress(args.quiet))  # fmt: skip
+    print(table)
     if not args.quiet:
         print(f"wrote {path}", file=sys.stderr)
     return 0
@@ -197,6 +231,36 @@ def cmd_active(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {result.path}", file=sys.stderr)
     return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    """``robustdistill figures [NAME ...]``: make the figures; print one line per figure (name, source, files)."""
+    from robustdistill.paper_figures import make_figures
+
+    figures = make_figures(args.names or None, out=args.out, results=args.results, quick=not args.stored_only,
+                           progress=_show_progress(args.quiet))  # fmt: skip
+    for fig in figures:
+        print(f"{fig.name}  {fig.source}  " + "  ".join(str(p) for p in [*fig.files, fig.data_path]))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """``robustdistill reproduce``: every check, the benchmarks and every figure; ``OUT/index.html`` and
+    ``OUT/summary.md``. Exit 0 when all went well, 1 when a check failed, 2 when a step raised."""
+    from .reproduce import reproduce
+
+    result = reproduce(args.out, full=args.full, progress=_show_progress(args.quiet), steps=args.only, seed=args.seed)
+    if not args.quiet:
+        print(f"{len(result.steps)} step(s) in {result.seconds / 60:.1f} min; wrote {Path(args.out) / 'index.html'} "
+              f"and {Path(args.out) / 'summary.md'}", file=sys.stderr)  # fmt: skip
+    problems = []
+    if result.failed_checks:
+        problems.append(f"{len(result.failed_checks)} check(s) failed: {', '.join(result.failed_checks)}")
+    if result.errored_steps:
+        problems.append(f"step(s) raised: {', '.join(result.errored_steps)}")
+    if problems:
+        print(f"{PROG}: reproduce: {'; '.join(problems)} (see {Path(args.out) / 'index.html'})", file=sys.stderr)
+    return result.exit_code
 
 
 def _add_common_options(command: argparse.ArgumentParser) -> None:
@@ -272,6 +336,43 @@ def build_parser() -> argparse.ArgumentParser:
     active.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the config's out)")
     active.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
     active.set_defaults(func=cmd_active)
+
+    from robustdistill.paper_figures import FIGURES  # light: each figure's module is imported when it runs
+
+    figures = commands.add_parser(
+        "figures",
+        help="make the paper figures: PNG, PDF and the plotted data (JSON) per figure",
+        description="Make the paper figures (all by default) into DIR: NAME.png, NAME.pdf and NAME.json (the "
+        "plotted arrays and their source). A figure reads stored results from --results (bench_*.json, "
+        "data/*.json) and runs its quick experiment when they are missing. One line per figure: name, source "
+        "(stored or quick), files.",
+    )
+    figures.add_argument("names", nargs="*", metavar="NAME", help=f"figures to make (default all): {', '.join(FIGURES)}")
+    figures.add_argument("--out", default="reports/figures", metavar="DIR", help="output folder (default: reports/figures)")
+    figures.add_argument("--results", default="reports", metavar="DIR",
+                         help="stored results: bench_*.json and data/*.json (default: reports)")  # fmt: skip
+    figures.add_argument("--stored-only", action="store_true",
+                         help="fail instead of running the quick experiment when a stored result is missing")  # fmt: skip
+    figures.add_argument("--quiet", action="store_true", help="no progress bar")
+    figures.set_defaults(func=cmd_figures)
+
+    from .reproduce import STEPS  # light: the steps' modules are imported when they run
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="the main job: every check, the benchmarks and every figure; one HTML and Markdown report",
+        description="Run every check of verify, the benchmarks' default grids and every figure, and write "
+        "DIR/index.html (self-contained: figures inline) and DIR/summary.md. About 25 minutes on 2 CPU cores. "
+        "Exit 0 when every check holds and every step ran, 1 when a check failed, 2 when a step raised.",
+    )
+    reproduce.add_argument("--full", action="store_true", help="the specs' simulator sizes and full-size figures "
+                           "(about 6 min more); benchmarks with no larger grid run their default")
+    reproduce.add_argument(
+        "--only", nargs="+", choices=STEPS, metavar="STEP", default=None,
+        help=f"run only these steps (in the job's order): {', '.join(STEPS)}",
+    )  # fmt: skip
+    _add_common_options(reproduce)
+    reproduce.set_defaults(func=cmd_reproduce)
     return parser
 
 

@@ -31,16 +31,27 @@ __all__ = [
 _PACKAGES = ("numpy", "scipy", "cvxpy", "highspy", "torch", "robustdistill")
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Files are created with the mode ``open()`` would give them (``mkstemp`` alone makes them 0600).
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
     """Write a file atomically and return its path: parent folders are created, ``write(fh)`` fills a
     temporary binary file in the same folder, which is flushed and fsync'ed, then ``os.replace``'d over
     ``path``: a reader sees the old file or the new one, never a part (the temporary file is removed on
-    failure)."""
+    failure). The file gets the usual mode (0666 less the umask), not ``mkstemp``'s 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.chmod(tmp, _FILE_MODE)
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -27,5 +27,9 @@ def test_quick_grid(tmp_path):
     assert pair["mean"] == np.mean(diff) and pair["seeds"] == 2
     text = bench_active.table(result)
     assert all(name in text for name in SELECTORS) and "rad - random" in text
+    noise = result["noise"][0]
+    assert noise["dataset"] == "digits" and 0.0 <= noise["error_pool"] <= 1.0
+    assert set(noise["useful_gain"]) == {"rad", "greedy", "uniform"}
     path = write_json_atomic(tmp_path / "bench_active.json", result)
     assert json.loads(path.read_text())["rows"][0]["selector"] == rows[0]["selector"]
+

@@ -1,0 +1,212 @@
+"""``robustdistill reproduce``: the report writers (pure functions of the result dict) and the job's control flow
+with every step replaced by a tiny fake (no simulator, benchmark or figure runs here)."""
+
+from __future__ import annotations
+
+import base64
+import html.parser
+import json
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from report_samples import synthetic_result, tiny_png
+
+from robustdistill.experiments import cli
+from robustdistill.experiments import reproduce as R
+
+
+class _Collector(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(page: str) -> _Collector:
+    parser = _Collector()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def test_html_report_embeds_figures_lists_failures_first_and_escapes(tmp_path: Path) -> None:
+    result = synthetic_result(tmp_path)
+    assert result["exit_code"] == 2 and result["failed_checks"] == ["S9"] and result["errored_steps"] == ["distill"]
+    page = R.render_html(result)
+    doc = parse(page)
+    images = [attrs for tag, attrs in doc.tags if tag == "img"]
+    assert [a["alt"] for a in images] == ["fig_a", "fig_b"]
+    for attrs, fig in zip(images, result["figures"]):  # embedded, byte for byte: the page works when moved
+        src = attrs["src"] or ""
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]) == Path(fig["png"]).read_bytes()
+    # Escaping: the only <script> is the report's own; the claim's markup is text.
+    assert [t for t, _ in doc.tags].count("script") == 1
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "&lt;boom&gt; &amp; co" in page and "1e6   0.29 &lt;fast&gt;" in page
+    # Failures come first: the problems block precedes every table, naming the failing check and the error.
+    problems, first_table = page.index('id="problems"'), page.index("<table>")
+    assert problems < first_table
+    block = page[problems:first_table]
+    assert "S9" in block and "distill" in block and "P1" not in block
+    # The failing check's row is highlighted, the holding one is not.
+    rows = page.split("<tr")
+    assert any('class="fail"' in r and "check-S9" in r for r in rows)
+    assert not any('class="fail"' in r and "check-P1" in r for r in rows)
+    # Benchmarks: targets met / not measured, the table text; versions and timings.
+    assert "1 met, 0 not met, 1 not measured" in page
+    # Figures: the description, where the data came from, and a note on the quick fallback (fig_a only).
+    assert "fig_a &lt;shows&gt;" in page and "data: stored results (R1: data/R1.json)" in page
+    assert page.count(R.QUICK_FIGURE_NOTE.split(" (")[0]) == 1
+    assert page.index(R.QUICK_FIGURE_NOTE.split(" (")[0]) < page.index('alt="fig_b"')
+    assert "robustdistill reproduce --out &#x27;a b&#x27;" in page and "numpy" in page and "6.6 s" in page
+
+
+def test_html_report_all_good_has_no_failure_block(tmp_path: Path) -> None:
+    page = R.render_html(synthetic_result(tmp_path, failing=False, errored=False))
+    parse(page)
+    assert 'id="problems"' not in page and 'class="status ok"' in page and "2 of 2 checks hold" in page
+
+
+def test_markdown_summary(tmp_path: Path) -> None:
+    result = synthetic_result(tmp_path)
+    text = R.render_markdown(result)
+    assert text.index("## Failures") < text.index("## Checks")
+    assert "![fig_a](figures/fig_a.png)" in text and "![fig_b](figures/fig_b.png)" in text
+    assert "\\| a pipe" in text  # a pipe inside a cell does not split the table
+    check_rows = [line for line in text.splitlines() if line.startswith("| S9 ")]
+    assert len(check_rows) == 1 and check_rows[0].count(" | ") == 5 and "**NO**" in check_rows[0]
+    assert "```text\nsize  seconds" in text and "| solve_s | solve at 1e6 | <= 0.5 | 0.29 | met |" in text
+
+
+def test_write_report_is_atomic_and_complete(tmp_path: Path) -> None:
+    result = synthetic_result(tmp_path)
+    paths = R.write_report(result, tmp_path)
+    assert {p.name for p in paths.values()} == {"reproduce.json", "index.html", "summary.md"}
+    assert json.loads(paths["json"].read_text())["failed_checks"] == ["S9"]
+    assert not list(tmp_path.glob(".*.tmp"))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert paths["html"].stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any file, not mkstemp's 0600
+
+
+# ------------------------------------------------------------------------------------------ reproduce() itself
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    """Every step replaced: verify returns two checks (``holds`` set by the test), each bench a tiny result
+    (``raise_in`` names one that raises), figures one tiny PNG."""
+    state: dict[str, Any] = {"holds": True, "raise_in": None, "calls": []}
+
+    def fake_verify(out: Path, *, full: bool, seed: int, progress: bool) -> tuple[dict[str, Any], Path]:
+        state["calls"].append(("verify", full))
+        checks = [
+            {"name": "P1", "claim": "c", "bound": 0, "measured": 0, "interval": [0, 0], "holds": True},
+            {"name": "P2", "claim": "d", "bound": 0, "measured": 1, "interval": [1, 1], "holds": state["holds"]},
+        ]
+        return {"checks": checks}, Path(out) / "verify.json"
+
+    def fake_bench(target: str, out: Path, *, seed: int, quick: bool, progress: bool, **options: Any) -> Any:
+        state["calls"].append((target, quick))
+        if target == state["raise_in"]:
+            raise RuntimeError(f"{target} broke")
+        result = {"seconds": 0.0, "targets": {}, "targets_met": {}}
+        return result, f"table of {target}", Path(out) / f"bench_{target}.json"
+
+    def make_figures(names: list[str], out: Path, results: Path, quick: bool, progress: bool) -> list[Any]:
+        state["calls"].append(("figures", quick))
+        png = tiny_png(Path(out) / f"{names[0]}.png")
+        return [types.SimpleNamespace(name=names[0], files=[png], data_path=Path(out) / "d.json", source="s.py")]
+
+    monkeypatch.setattr(cli, "run_verify", fake_verify)
+    monkeypatch.setattr(cli, "run_bench", fake_bench)
+    api = types.SimpleNamespace(FIGURES=["only_fig"], make_figures=make_figures)
+    monkeypatch.setattr(R, "_figures_api", lambda: api)
+    return state
+
+
+def test_reproduce_all_steps_in_order_and_report(tmp_path: Path, fakes: dict[str, Any]) -> None:
+    result = R.reproduce(tmp_path, progress=False)
+    assert result.exit_code == 0 and [s.name for s in result.steps] == list(R.STEPS)
+    assert [c[0] for c in fakes["calls"]] == list(R.STEPS)
+    assert all(quick is False for name, quick in fakes["calls"] if name in R.MAIN_BENCHES)
+    assert ("verify", False) in fakes["calls"] and ("figures", True) in fakes["calls"]
+    assert set(R.MAIN_BENCHES) <= set(cli.BENCH_TARGETS)
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<img ") == 1 and "table of active" in page
+    saved = json.loads((tmp_path / "reproduce.json").read_text())
+    assert saved["exit_code"] == 0 and saved["finished"] is True and len(saved["steps"]) == len(R.STEPS)
+
+
+def test_reproduce_failing_check_exits_1(tmp_path: Path, fakes: dict[str, Any]) -> None:
+    fakes["holds"] = False
+    result = R.reproduce(tmp_path, progress=False, steps=["verify"])
+    assert result.exit_code == 1 and result.failed_checks == ["P2"] and result.steps[0].status == "failed"
+
+
+def test_reproduce_step_error_is_recorded_and_job_goes_on(tmp_path: Path, fakes: dict[str, Any]) -> None:
+    fakes["raise_in"] = "halfspace"
+    result = R.reproduce(tmp_path, progress=False, steps=["figures", "halfspace", "game", "throughput"])
+    assert [s.name for s in result.steps] == ["game", "halfspace", "throughput", "figures"]  # the job's order
+    assert result.exit_code == 2 and result.errored_steps == ["halfspace"]
+    step = result.steps[1]
+    assert step.error == "RuntimeError: halfspace broke" and "Traceback" in (step.traceback or "")
+    assert set(result.benchmarks) == {"game", "throughput"} and len(result.figures) == 1
+    page = (tmp_path / "index.html").read_text()
+    assert page.index('id="problems"') < page.index("<table>") and "halfspace broke" in page
+
+
+def test_reproduce_full_notes_benches_without_larger_grid(tmp_path: Path, fakes: dict[str, Any]) -> None:
+    result = R.reproduce(tmp_path, full=True, progress=False, steps=["verify", "game", "figures"])
+    assert ("verify", True) in fakes["calls"] and ("figures", False) in fakes["calls"]
+    assert "no larger grid" in (result.benchmarks["game"]["note"] or "")
+    assert "no larger grid" in (tmp_path / "summary.md").read_text()
+
+
+def test_reproduce_rejects_unknown_steps(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="steps"):
+        R.reproduce(tmp_path, steps=["verify", "nope"])
+    with pytest.raises(ValueError, match="steps"):
+        R.reproduce(tmp_path, steps=[])
+
+
+def test_cli_reproduce_exit_codes(
+    tmp_path: Path, fakes: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["reproduce", "--quiet", "--out", str(tmp_path), "--only", "verify", "game"]) == 0
+    fakes["holds"], fakes["raise_in"] = False, "game"
+    assert cli.main(["reproduce", "--quiet", "--out", str(tmp_path), "--only", "verify", "game"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "P2" in err[0] and "game" in err[0]
+    assert cli.main(["reproduce", "--only", "nothing"]) == 2  # argparse usage error
+
+
+def test_run_bench_moves_the_benchmarks_folders_under_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bench`` and ``reproduce`` share ``run_bench``: a benchmark's ``reports/...`` folders follow ``--out``, so
+    its finished seeds resume from there; other keyword arguments keep their defaults."""
+    calls: list[dict[str, Any]] = []
+
+    def run(*, seed: int = 0, quick: bool = False, progress: bool | None = None, out: str = "reports/distill",
+            cache: str = "reports/cache", device: str = "auto", grid: str = "methods") -> dict[str, Any]:  # fmt: skip
+        calls.append({"seed": seed, "quick": quick, "out": out, "cache": cache, "device": device, "grid": grid})
+        return {"value": 1}
+
+    module = types.SimpleNamespace(run=run, table=lambda result: f"value {result['value']}")
+    monkeypatch.setitem(sys.modules, "robustdistill.experiments.bench_fake", module)
+    monkeypatch.setitem(cli.BENCH_TARGETS, "fake", ("fake", {"grid": "ablation"}, "a fake benchmark"))
+    result, table, path = cli.run_bench("fake", tmp_path / "r", seed=3, quick=True)
+    assert calls == [{"seed": 3, "quick": True, "out": str(tmp_path / "r" / "distill"),
+                      "cache": str(tmp_path / "r" / "cache"), "device": "auto", "grid": "ablation"}]  # fmt: skip
+    assert table == "value 1" and path == tmp_path / "r" / "bench_fake.json"
+    assert json.loads(path.read_text()) == result == {"value": 1}
