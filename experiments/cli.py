@@ -365,8 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/index.html (self-contained: figures inline) and DIR/summary.md. About 25 minutes on 2 CPU cores. "
         "Exit 0 when every check holds and every step ran, 1 when a check failed, 2 when a step raised.",
     )
-    reproduce.add_argument("--full", action="store_true", help="the specs' simulator sizes and full-size figures "
-                           "(about 6 min more); benchmarks with no larger grid run their default")
+    reproduce.add_argument("--full", action="store_true", help="the specs' simulator sizes, the accuracy grids with "
+                           "10 seeds (GPU recommended) and figures without quick fallbacks; the speed benchmarks run "
+                           "their default")
     reproduce.add_argument(
         "--only", nargs="+", choices=STEPS, metavar="STEP", default=None,
         help=f"run only these steps (in the job's order): {', '.join(STEPS)}",

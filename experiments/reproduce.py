@@ -21,7 +21,8 @@ targets that are not met are reported, not failed (several need hardware the mac
 
 ``full=True`` (``--full``) runs the specs' simulator sizes (``run_checks(quick=False)``, about 6.5 min alone)
 and the figures without the quick fallback (``make_figures(quick=False)``); a benchmark runs the larger setting
-of :data:`FULL_BENCH_OPTIONS` where it has one, otherwise its default grid, and the report says which.
+of :data:`FULL_BENCH_OPTIONS` where it has one (the accuracy grids with 10 seeds), otherwise its default grid,
+and the report says which.
 
 Report (after every step, so an interrupted run leaves one; written atomically): ``OUT/reproduce.json`` (the
 result, :meth:`ReproduceResult.to_dict`), ``OUT/index.html`` (:func:`render_html`: one self-contained page,
@@ -74,9 +75,10 @@ MAIN_BENCHES: tuple[str, ...] = ("game", "losses", "halfspace", "throughput", "s
                                  "active")  # fmt: skip
 #: Every step, in the order they run.
 STEPS: tuple[str, ...] = ("verify", *MAIN_BENCHES, "figures")
-#: Larger settings for ``--full``: benchmark -> extra keyword arguments of its ``run``. None of the benchmarks
-#: has a larger grid than its default today, so with ``--full`` each runs its default and the report says so.
-FULL_BENCH_OPTIONS: dict[str, dict[str, Any]] = {}
+#: Larger settings for ``--full``: benchmark -> extra keyword arguments of its ``run``: the accuracy grids with 10
+#: seeds (tighter bands; about 3x their default time, so a GPU is recommended). The speed benchmarks have no larger
+#: grid: with ``--full`` they run their default and the report says so.
+FULL_BENCH_OPTIONS: dict[str, dict[str, Any]] = {"distill": {"seeds": 10}, "ablation": {"seeds": 10}, "active": {"seeds": 10}}
 #: Wall seconds per step on the 2-core reference machine (default sizes, empty ``reports/``; the README's timings);
 #: ``verify`` with ``full=True`` takes about 400 s instead. They weight the progress bar.
 EXPECTED_SECONDS: dict[str, float] = {

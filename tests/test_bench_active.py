@@ -33,3 +33,14 @@ def test_quick_grid(tmp_path):
     path = write_json_atomic(tmp_path / "bench_active.json", result)
     assert json.loads(path.read_text())["rows"][0]["selector"] == rows[0]["selector"]
 
+
+
+def test_seed_count_is_validated_before_any_work():
+    import pytest
+
+    from robustdistill.experiments import bench_distill
+
+    with pytest.raises(ValueError, match="seeds"):
+        bench_active.run(seeds=0)
+    with pytest.raises(ValueError, match="seeds"):
+        bench_distill.run(seeds=0)

@@ -119,6 +119,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
 
     def fake_bench(target: str, out: Path, *, seed: int, quick: bool, progress: bool, **options: Any) -> Any:
         state["calls"].append((target, quick))
+        state.setdefault("options", {})[target] = options
         if target == state["raise_in"]:
             raise RuntimeError(f"{target} broke")
         result = {"seconds": 0.0, "targets": {}, "targets_met": {}}
@@ -172,6 +173,13 @@ def test_reproduce_full_notes_benches_without_larger_grid(tmp_path: Path, fakes:
     assert ("verify", True) in fakes["calls"] and ("figures", False) in fakes["calls"]
     assert "no larger grid" in (result.benchmarks["game"]["note"] or "")
     assert "no larger grid" in (tmp_path / "summary.md").read_text()
+
+
+def test_reproduce_full_runs_the_accuracy_grids_with_more_seeds(tmp_path: Path, fakes: dict[str, Any]) -> None:
+    R.reproduce(tmp_path, full=True, progress=False, steps=["game", "distill", "active"])
+    assert fakes["options"] == {"game": {}, "distill": {"seeds": 10}, "active": {"seeds": 10}}
+    R.reproduce(tmp_path, progress=False, steps=["distill"])
+    assert fakes["options"]["distill"] == {}  # the default grid without --full
 
 
 def test_reproduce_rejects_unknown_steps(tmp_path: Path) -> None:
