@@ -22,7 +22,6 @@ rate among the top-b gains against the pool's, and the exact expected useful gai
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -37,7 +36,7 @@ from robustdistill.algorithms.validation import check_int
 
 from .active import run_active_distillation
 from .distill import tomllib
-from .reporting import environment_info, format_table, write_json_atomic
+from .reporting import bench_parser, environment_info, finish_bench, format_table
 
 __all__ = ["DATASETS", "LOSSES", "SEEDS", "run", "table"]
 
@@ -172,17 +171,10 @@ def table(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m robustdistill.experiments.bench_active [--quick] [--json F]``."""
-    parser = argparse.ArgumentParser(prog="python -m robustdistill.experiments.bench_active",
-                                     description=__doc__.split("\n")[0])  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
-    parser.add_argument("--json", default=None, help="also write the result to this JSON file (atomically)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser = bench_parser("bench_active", __doc__, "seconds-long smoke run")
     args = parser.parse_args(argv)
     result = run(quick=args.quick, progress=False if args.quiet else None)
-    print(table(result))
-    if args.json:
-        write_json_atomic(args.json, result)
-    return 0
+    return finish_bench(result, table(result), args.json)
 
 
 if __name__ == "__main__":

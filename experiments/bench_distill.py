@@ -24,7 +24,6 @@ Run it as ``python -m robustdistill.experiments.bench_distill [--ablation] [--qu
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -38,7 +37,7 @@ from robustdistill.algorithms.validation import check_int
 from robustdistill.algorithms.weighting import SCHEMES
 
 from .distill import load_config, run_distillation, tomllib
-from .reporting import environment_info, format_table, write_json_atomic
+from .reporting import bench_parser, environment_info, finish_bench, format_table
 
 __all__ = ["ABLATION_ROWS", "DATASETS", "METHOD_ROWS", "rank_rows", "run", "table"]
 
@@ -185,19 +184,12 @@ def table(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m robustdistill.experiments.bench_distill [--ablation] [--quick] [--json F]``."""
-    parser = argparse.ArgumentParser(prog="python -m robustdistill.experiments.bench_distill",
-                                     description=__doc__.split("\n")[0])  # fmt: skip
+    parser = bench_parser("bench_distill", __doc__, "seconds-long smoke run")
     parser.add_argument("--ablation", action="store_true", help="the Weighted Distillation ablation grid")
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
-    parser.add_argument("--json", default=None, help="also write the result to this JSON file (atomically)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     result = run(quick=args.quick, grid="ablation" if args.ablation else "methods",
                  progress=False if args.quiet else None)  # fmt: skip
-    print(table(result))
-    if args.json:
-        write_json_atomic(args.json, result)
-    return 0
+    return finish_bench(result, table(result), args.json)
 
 
 if __name__ == "__main__":

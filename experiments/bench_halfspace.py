@@ -20,7 +20,6 @@ Run it as ``python -m robustdistill.experiments.bench_halfspace`` or ``robustdis
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from robustdistill.theory import halfspace as H
 
-from .reporting import environment_info, evaluate_targets, format_table, format_targets, write_json_atomic
+from .reporting import bench_parser, environment_info, evaluate_targets, finish_bench, format_table, format_targets
 
 __all__ = ["DEFAULT_GRID", "QUICK_GRID", "TARGETS", "fit_linear_model", "run", "table"]
 
@@ -127,20 +126,12 @@ def table(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m robustdistill.experiments.bench_halfspace [--quick] [--repeats R] [--json F]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m robustdistill.experiments.bench_halfspace", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="small grid, 1 repeat (seconds)")
+    parser = bench_parser("bench_halfspace", __doc__, "small grid, 1 repeat (seconds)")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per cell, best kept (default 3)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=None, help="also write the result to this JSON file (atomically)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     result = run(seed=args.seed, quick=args.quick, repeats=args.repeats, progress=False if args.quiet else None)
-    print(table(result))
-    if args.json:
-        write_json_atomic(args.json, result)
-    return 0
+    return finish_bench(result, table(result), args.json)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ Run it as ``python -m robustdistill.experiments.bench_losses`` (``--quick`` for 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import time
@@ -56,7 +55,7 @@ from tqdm import tqdm
 from robustdistill.algorithms import losses as L
 from robustdistill.algorithms.validation import check_int
 
-from .reporting import environment_info, evaluate_targets, format_table, format_targets, write_json_atomic
+from .reporting import bench_parser, environment_info, evaluate_targets, finish_bench, format_table, format_targets
 
 __all__ = ["DEFAULT_SHAPES", "QUICK_SHAPES", "TARGETS", "loss_cases", "make_teacher_data", "run", "table"]
 
@@ -364,10 +363,7 @@ def table(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m robustdistill.experiments.bench_losses [--quick] [--repeats R] [--threads T] [--json F]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m robustdistill.experiments.bench_losses", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="small shapes, 1 repeat (seconds)")
+    parser = bench_parser("bench_losses", __doc__, "small shapes, 1 repeat (seconds)")
     parser.add_argument("--repeats", type=int, default=10, help="interleaved timed rounds (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -375,8 +371,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="torch threads; repeat to measure several counts in one run (default: as is)",
     )  # fmt: skip
     parser.add_argument("--device", action="append", default=None, help="cpu or cuda; repeat for several")
-    parser.add_argument("--json", default=None, help="also write the result to this JSON file (atomically)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
         result = run(
@@ -386,10 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         print(f"bench_losses: {exc}", file=sys.stderr)
         return 2
-    print(table(result))
-    if args.json:
-        write_json_atomic(args.json, result)
-    return 0
+    return finish_bench(result, table(result), args.json)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ selection`` (no peer).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import json
@@ -67,7 +66,7 @@ from tqdm import tqdm
 from robustdistill.algorithms.selection import SELECTORS, cluster_assignments
 from robustdistill.algorithms.validation import check_int
 
-from .reporting import environment_info, evaluate_targets, format_table, format_targets, write_json_atomic
+from .reporting import bench_parser, environment_info, evaluate_targets, finish_bench, format_table, format_targets
 
 __all__ = [
     "DEFAULT_SIZES", "PEER_LIBRARIES", "PEER_SNIPPET", "QUICK_SIZES", "TARGETS", "make_pool", "one_core",
@@ -385,17 +384,12 @@ def table(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m robustdistill.experiments.bench_selection [--quick] [--cpu N] [--peer-python PATH] [--json F]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m robustdistill.experiments.bench_selection", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="sizes 1e3, 1e4 and b = 100 (seconds)")
+    parser = bench_parser("bench_selection", __doc__, "sizes 1e3, 1e4 and b = 100 (seconds)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls after the warm-up (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpu", type=int, default=0, help="the one CPU to pin the process to (default 0)")
     parser.add_argument("--peer-python", default=None, metavar="PATH", help="interpreter of a venv with the peer")
     parser.add_argument("--peer-library", choices=sorted(PEER_LIBRARIES), default="scikit-activeml")
-    parser.add_argument("--json", default=None, help="also write the result to this JSON file (atomically)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
         result = run(
@@ -405,10 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, RuntimeError, OSError) as exc:
         print(f"bench_selection: {exc}", file=sys.stderr)
         return 2
-    print(table(result))
-    if args.json:
-        write_json_atomic(args.json, result)
-    return 0
+    return finish_bench(result, table(result), args.json)
 
 
 if __name__ == "__main__":

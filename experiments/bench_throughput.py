@@ -35,7 +35,6 @@ Run it as ``python -m robustdistill.experiments.bench_throughput`` (``--quick`` 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import time
@@ -52,7 +51,7 @@ from robustdistill.algorithms.losses import soft_cross_entropy
 from robustdistill.algorithms.validation import check_int
 
 from .models import build_model, count_parameters
-from .reporting import environment_info, evaluate_targets, format_table, format_targets, write_json_atomic
+from .reporting import bench_parser, environment_info, evaluate_targets, finish_bench, format_table, format_targets
 from .training import CROP_PADDING, ResidentInputs, TrainConfig, image_stats, make_optimizer, resolve_device, train
 
 __all__ = ["MODEL_CHOICES", "TARGETS", "make_data", "run", "table"]
@@ -384,10 +383,7 @@ def table(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m robustdistill.experiments.bench_throughput [--quick] [--n N] [--device D] [--json F]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m robustdistill.experiments.bench_throughput", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="128 images, 1 timed epoch (seconds)")
+    parser = bench_parser("bench_throughput", __doc__, "128 images, 1 timed epoch (seconds)")
     parser.add_argument("--n", type=int, default=None, help=f"training images (default {DEFAULTS['n']})")
     parser.add_argument("--batch-size", type=int, default=None, help=f"default {DEFAULTS['batch_size']}")
     parser.add_argument("--epochs", type=int, default=None, help=f"timed epochs (default {DEFAULTS['epochs']})")
@@ -395,8 +391,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as is)")
     parser.add_argument("--device", action="append", default=None, help="cpu or cuda; repeat for several")
-    parser.add_argument("--json", default=None, help="also write the result to this JSON file (atomically)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
         result = run(
@@ -407,10 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         print(f"bench_throughput: {exc}", file=sys.stderr)
         return 2
-    print(table(result))
-    if args.json:
-        write_json_atomic(args.json, result)
-    return 0
+    return finish_bench(result, table(result), args.json)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import numbers
@@ -159,3 +160,24 @@ def format_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for name, t in result["targets"].items()
     ]
+
+
+def bench_parser(module: str, description: str, quick_help: str) -> argparse.ArgumentParser:
+    """The command line every benchmark module shares, ``python -m robustdistill.experiments.MODULE``:
+    ``--quick`` (helped by ``quick_help``), ``--json F`` and ``--quiet``; the module adds its own options.
+    ``description``: the module docstring (its first line is used)."""
+    parser = argparse.ArgumentParser(prog=f"python -m robustdistill.experiments.{module}",
+                                     description=description.split("\n")[0])  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", default=None, help="also write the result to this JSON file (atomically)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def finish_bench(result: dict[str, Any], text: str, json_path: str | None) -> int:
+    """A benchmark module's last step: print its table ``text`` and, when ``json_path`` is given, write
+    ``result`` there atomically; returns the exit code 0."""
+    print(text)
+    if json_path:
+        write_json_atomic(json_path, result)
+    return 0

@@ -16,6 +16,7 @@ import pytest
 
 from robustdistill.algorithms.selection import SELECTORS
 from robustdistill.experiments import bench_selection as B
+from robustdistill.experiments.reporting import write_json_atomic
 
 SIZES = (300, 600)
 BUDGET = 12
@@ -61,7 +62,7 @@ def test_table_lists_the_rows_and_the_target(result: dict) -> None:
 
 
 def test_json_round_trip(result: dict, tmp_path: Path) -> None:
-    path = B.write_json_atomic(tmp_path / "bench_selection.json", result)
+    path = write_json_atomic(tmp_path / "bench_selection.json", result)
     loaded = json.loads(path.read_text())
     assert loaded["rows"] == result["rows"]
     assert loaded["targets"] == result["targets"]
