@@ -200,8 +200,9 @@ def _active_seed(
         if r > 0:  # select with the current student, then query the teacher
             remaining = np.setdiff1d(np.arange(splits.unlabeled.size), chosen)
             probs, feats = predict_probs(student, pool_inputs, features=True)
-            # coreset's centers: the labeled points and the queried ones (whose features are in feats)
-            center = np.concatenate([predict_probs(student, labeled_inputs, features=True)[1], feats[chosen]])
+            # coreset's centers (only coreset uses them): the labeled points and the queried ones (in feats)
+            center = np.concatenate([predict_probs(student, labeled_inputs, features=True)[1], feats[chosen]]) if (
+                cfg["selector"] == "coreset") else None  # fmt: skip
             if cfg["selector"] == "cluster_margin" and state["clusters"] is None:  # once per run (spec rad.md §8)
                 state["clusters"] = cluster_assignments(feats, cfg["budget"], rng=rng)
             clusters = state["clusters"]
