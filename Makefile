@@ -47,7 +47,7 @@ bench-selection: install
 	peer=$$(mktemp -d) && trap 'rm -rf "$$peer"' EXIT && \
 	$(PYTHON) -m venv "$$peer" && \
 	"$$peer/bin/pip" install --quiet $(PEER) && \
-	$(BIN)/python -m robustdistill.experiments.bench_selection --peer-python "$$peer/bin/python" \
+	$(BIN)/python -m robustdistill.experiments.benchmarks.selection --peer-python "$$peer/bin/python" \
 		--json reports/bench_selection.json
 
 ## The test suite (README command 2; .ci/run calls it). Slow checks are excluded.

@@ -301,32 +301,44 @@ def kd_loss(
     teacher_probs: object,
     temperature: float = 1.0,
     *,
-    temperature_squared: bool = False,
+    temperature_squared: bool = True,
     validate: bool = True,
 ) -> torch.Tensor:
-    r"""Knowledge-distillation loss per example: soft cross-entropy of :math:`\mathrm{softmax}(z/\tau)`
-    against the teacher's probabilities (Hinton, Vinyals, Dean 2015).
+    r"""Knowledge-distillation loss per example (Hinton, Vinyals, Dean 2015): soft cross-entropy of the
+    tempered student against the tempered teacher, scaled by :math:`\tau^2`.
 
     .. math::
 
-        \ell_i = -\sum_j y_{s,ij} \log \mathrm{softmax}(z_i / \tau)_j \;\bigl(\times\, \tau^2
-        \text{ if } \texttt{temperature\_squared}\bigr)
+        q_{ij} = \mathrm{softmax}\bigl(\log t_i / \tau\bigr)_j = \frac{t_{ij}^{1/\tau}}{\sum_l t_{il}^{1/\tau}},
+        \qquad
+        \ell_i = -\tau^2 \sum_j q_{ij} \log \mathrm{softmax}(z_i / \tau)_j
 
-    ``teacher_probs`` are already probabilities: the temperature applies to the **student logits only**
-    (soften the teacher yourself, when you cache its outputs, if you want a tempered teacher). The toolkit's
-    Vanilla KD baseline uses ``temperature = 1`` (``spec/slam.md`` §8, our formulation), where this equals
-    :func:`soft_cross_entropy` exactly.
+    The temperature applies to **both sides**, as in torch / torchdistill: ``teacher_probs`` are
+    probabilities, and since :math:`\log t = z_t - \mathrm{logsumexp}(z_t)` for the teacher's logits
+    :math:`z_t`, :math:`q = \mathrm{softmax}(z_t / \tau)` exactly. Zero probabilities stay zero
+    (:math:`\log 0 = -\infty` is handled without NaN): a one-hot teacher row stays one-hot at every
+    temperature. At :math:`\tau = 1` the teacher is used as given and the loss equals
+    :func:`soft_cross_entropy` exactly; the toolkit's Vanilla KD baseline uses :math:`\tau = 1`.
+
+    This is a cross-entropy, not a KL divergence: torchdistill's ``KDLoss`` (``kl_div(log_softmax(z/\tau),
+    softmax(z_t/\tau)) \cdot \tau^2``) equals this minus :math:`\tau^2 H(q_i)`, the teacher's tempered
+    entropy, a constant in the student's logits: the gradients with respect to ``student_logits`` are the
+    same. (torchdistill also reduces with ``batchmean``; here the caller reduces.)
 
     Args:
-        student_logits: (n, K) float tensor.
-        teacher_probs: (n, K) rows on the simplex.
+        student_logits: (n, K) float tensor :math:`z`.
+        teacher_probs: (n, K) rows on the simplex :math:`t` (entries within round-off below 0 count as 0).
         temperature: :math:`\tau > 0`, finite.
-        temperature_squared: multiply by :math:`\tau^2` (Hinton et al.'s scaling, which keeps the gradient
-            size comparable across temperatures). Off by default.
+        temperature_squared: multiply by :math:`\tau^2` (default; Hinton et al.'s scaling, which keeps the
+            gradient size comparable across temperatures). ``False`` gives the unscaled cross-entropy.
         validate: check values; shapes always.
 
     Returns:
-        (n,) float32 tensor (float64 for float64 logits).
+        (n,) float32 tensor (float64 for float64 logits). Non-negative.
+
+    >>> z = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
+    >>> kd_loss(z, [[0.8, 0.2]], 2.0)  # 4 * soft_cross_entropy(z / 2, softmax(log([0.8, 0.2]) / 2))
+    tensor([2.5864], dtype=torch.float64)
     """
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
         raise TypeError(f"temperature must be a real number, got {type(temperature).__name__}")
@@ -338,10 +350,15 @@ def kd_loss(
     t = _probs(teacher_probs, "teacher_probs", z, dtype, validate)
     with _autocast_off(z.device):
         zz = z.to(dtype)
-        if tau != 1.0:
-            zz = zz / tau
-        loss = -(t * torch.log_softmax(zz, dim=1)).sum(dim=1)
-        return loss * (tau * tau) if temperature_squared and tau != 1.0 else loss
+        if tau == 1.0:
+            return -(t * torch.log_softmax(zz, dim=1)).sum(dim=1)
+        positive = t > 0
+        # log t with -inf where t <= 0 (never log of 0 or of a round-off negative, so no NaN, not even in
+        # a gradient with respect to t); softmax then gives those entries exactly 0.
+        log_t = torch.where(positive, torch.log(torch.where(positive, t, torch.ones_like(t))), -math.inf)
+        q = torch.softmax(log_t / tau, dim=1)
+        loss = -(q * torch.log_softmax(zz / tau, dim=1)).sum(dim=1)
+        return loss * (tau * tau) if temperature_squared else loss
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1099,9 +1116,10 @@ class SoftCrossEntropy(_ReducedLoss):
 
 
 class KDLoss(_ReducedLoss):
-    """:func:`kd_loss` with ``reduction`` and optional per-example ``weight`` (:func:`reduce_loss`)."""
+    """:func:`kd_loss` (temperature on both sides, times :math:`\\tau^2` by default) with ``reduction`` and
+    optional per-example ``weight`` (:func:`reduce_loss`)."""
 
-    def __init__(self, temperature: float = 1.0, reduction: str = "mean", *, temperature_squared: bool = False):
+    def __init__(self, temperature: float = 1.0, reduction: str = "mean", *, temperature_squared: bool = True):
         super().__init__(reduction)
         self.temperature = temperature
         self.temperature_squared = temperature_squared

@@ -21,15 +21,23 @@ Gains (:func:`informativeness`, higher = more informative, in [0, 1]): ``margin`
 f_{(2)})`, ``entropy`` :math:`-\sum_k f_k \log f_k / \log K`, ``least_confidence`` :math:`(1 - \max_k
 f_k) K/(K-1)`. Top-b uses ``np.argpartition`` (never a full sort).
 
-Registry: :data:`SELECTORS` maps a name to ``fn(student_probs, budget, *, rng=None, mistakes=None,
-embeddings=None, center_embeddings=None) -> Selection``; each selector uses what its rule needs
-(``mistakes`` for ``rad``; ``embeddings`` (n, d) for ``coreset`` and ``badge``) and says so when it is
-missing.
+Registry: :data:`SELECTORS` maps a name to a selector called as ``fn(student_probs, budget, *, rng=None,
+mistakes=None, embeddings=None, center_embeddings=None) -> Selection`` (``rng`` and the rest by keyword);
+each selector uses what its rule needs (``mistakes`` for ``rad``; ``embeddings`` (n, d) for ``coreset`` and
+``badge``), ignores the rest, and says so when what it needs is missing. :func:`rad` and :func:`select`
+share one signature, ``f(student_probs, budget, mistakes, *, rng=None, kind="margin")``: ``mistakes`` may
+be passed by position or by keyword to either.
+
+Near-uniform RAD: when the estimated mistakes ``m`` dwarf the budget, the game's law :math:`p^*` spreads
+over most of the pool and uniform sampling already guarantees nearly all of RAD's worst-case value.
+:func:`select` reports this in ``Selection.diagnostics`` and, at :data:`NEAR_UNIFORM_RATIO` or above,
+with a :class:`NearUniformWarning`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -37,14 +45,16 @@ import numpy as np
 from scipy import special
 
 from .depround import depround
-from .query_game import solve_query_game
+from .query_game import solve_query_game, worst_case_value
 from .results import Result
 from .typing import ArrayLike, FloatArray, IntArray, RNGLike
 from .validation import as_numpy, check_budget, check_int, check_mistakes, check_probs, check_rng, check_vector
 
 __all__ = [
     "GAINS",
+    "NEAR_UNIFORM_RATIO",
     "SELECTORS",
+    "NearUniformWarning",
     "Selection",
     "badge",
     "cluster_assignments",
@@ -64,18 +74,41 @@ __all__ = [
 
 GAINS = ("margin", "entropy", "least_confidence")
 
+#: :func:`select` warns (:class:`NearUniformWarning`) when ``m > 0``, ``0 < b < n`` and uniform sampling
+#: guarantees at least this fraction of RAD's worst-case value :math:`V^*` (``diagnostics["uniform_ratio"]``).
+NEAR_UNIFORM_RATIO = 0.95
+
+
+class NearUniformWarning(UserWarning):
+    """RAD's query law is effectively uniform: with this many estimated teacher mistakes per budget,
+    uniform sampling already guarantees :data:`NEAR_UNIFORM_RATIO` or more of RAD's worst-case value."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Selection(Result):
-    """The points to query: ``indices`` (b,) distinct int64 pool indices; ``probabilities`` (n,) the
-    marginal P[i selected] when the selector is randomized by design (RAD: the game's p*; random: b/n),
-    else None (deterministic top-b, greedy); ``mix`` only for :func:`unixkd`: ``(partner, mu)``, both (b,)
-    and aligned with ``indices``, meaning the teacher is queried on ``(1 - mu) x[indices] + mu x[partner]``
-    (:func:`mix_inputs`)."""
+    """The points to query.
+
+    Attributes:
+        indices: (b,) distinct int64 pool indices, sorted. Writable (the selectors build it fresh; a
+            read-only array passed in is copied), so ``torch.as_tensor(sel.indices)`` and
+            ``tensor[sel.indices]`` work without a warning.
+        probabilities: (n,) read-only, the marginal P[i selected] when the selector is randomized by
+            design (RAD: the game's :math:`p^*`; random: b/n), else None (deterministic top-b, greedy).
+        mix: only for :func:`unixkd`: ``(partner, mu)``, both (b,) and aligned with ``indices``, meaning
+            the teacher is queried on ``(1 - mu) x[indices] + mu x[partner]`` (:func:`mix_inputs`).
+        diagnostics: only for RAD (:func:`select`, :func:`rad`): ``{"mistakes": m, "budget": b, "pool": n,
+            "support_size": #{i : p*_i > 0}, "uniform_ratio": F(b/n) / V*}``, where :math:`F` is the
+            worst-case value (:func:`~robustdistill.algorithms.query_game.worst_case_value`) and
+            :math:`V^*` the game's value (the ratio is 1 when :math:`V^* = 0`). A ratio near 1 means RAD is
+            effectively uniform sampling.
+    """
+
+    writable_fields = ("indices",)
 
     indices: IntArray
     probabilities: FloatArray | None = None
     mix: tuple[IntArray, FloatArray] | None = None
+    diagnostics: dict[str, Any] | None = None
 
 
 def informativeness(student_probs: ArrayLike, kind: str = "margin") -> FloatArray:
@@ -127,15 +160,64 @@ def top_b(scores: ArrayLike, budget: int, *, rng: RNGLike = None) -> IntArray:
 def select(
     student_probs: ArrayLike, budget: int, mistakes: int, *, rng: RNGLike = None, kind: str = "margin"
 ) -> Selection:
-    """RAD's selection (``spec/rad.md`` §7): gains (:func:`informativeness`) -> the exact query game
+    r"""RAD's selection (Baykal et al., ICLR 2023): gains (:func:`informativeness`) -> the exact query game
     (:func:`~robustdistill.algorithms.query_game.solve_query_game`) with ``mistakes`` teacher mistakes ->
     DepRound (:func:`~robustdistill.algorithms.depround.depround`): exactly ``budget`` distinct points with
-    P[i selected] = p*_i. With ``mistakes = 0`` the game is greedy top-b by gain."""
+    P[i selected] = p*_i. With ``mistakes = 0`` the game is greedy top-b by gain.
+
+    Args:
+        student_probs: (n, K) student probabilities on the pool, rows on the simplex.
+        budget: b, integer in [0, n].
+        mistakes: m >= 0, the estimated number of teacher mistakes on the pool (see
+            :func:`~robustdistill.algorithms.teacher_quality.estimate_mistakes`); by position or keyword.
+        rng: seed or Generator for DepRound.
+        kind: the gain, one of :data:`GAINS`.
+
+    Returns:
+        :class:`Selection` with ``indices`` (b,), ``probabilities`` :math:`p^*` (n,) and ``diagnostics``
+        (see :class:`Selection`), where
+
+        .. math:: \mathrm{uniform\_ratio} = \frac{F(b/n \cdot \mathbf 1)}{V^*}, \qquad
+            F(p) = \sum_i p_i g_i - \mathrm{top}_m(p \odot g),
+
+        the share of RAD's worst-case value that uniform sampling already guarantees (1 when
+        :math:`V^* = 0`). Its cost is one O(n) partition, beside the O(n log n) game.
+
+    Warns:
+        NearUniformWarning: when ``m > 0``, ``0 < b < n`` and ``uniform_ratio >=``
+            :data:`NEAR_UNIFORM_RATIO`: RAD then spends its randomness on a nearly uniform law (typically
+            m much larger than b). Lower m (a better teacher, or a larger budget per round) or use a
+            deterministic selector. Filter it with ``warnings.filterwarnings("ignore",
+            category=NearUniformWarning)`` when that is intended.
+    """
+    return _select(student_probs, budget, mistakes, rng=rng, kind=kind, stacklevel=3)
+
+
+def _select(
+    student_probs: ArrayLike, budget: int, mistakes: int, *, rng: RNGLike, kind: str, stacklevel: int
+) -> Selection:
     gains = informativeness(student_probs, kind)
-    b = check_budget(budget, gains.size)
-    solution = solve_query_game(gains, b, check_mistakes(mistakes))
+    n = gains.size
+    b = check_budget(budget, n)
+    m = check_mistakes(mistakes)
+    solution = solve_query_game(gains, b, m)
     p = np.asarray(solution.probabilities, dtype=np.float64)
-    return Selection(np.sort(depround(p, rng=rng)).astype(np.int64), p)
+    value = float(solution.value)
+    uniform_value = worst_case_value(np.full(n, b / n), gains, m)
+    ratio = uniform_value / value if value > 0 else 1.0
+    support = int(np.count_nonzero(p))
+    diagnostics = {"mistakes": m, "budget": b, "pool": n, "support_size": support, "uniform_ratio": ratio}
+    if m > 0 and 0 < b < n and ratio >= NEAR_UNIFORM_RATIO:
+        warnings.warn(
+            f"RAD is effectively uniform: with m = {m} estimated teacher mistakes, budget b = {b} and pool "
+            f"n = {n}, p* spreads over {support} of the {n} points and uniform sampling already guarantees "
+            f"{ratio:.1%} of RAD's worst-case value (threshold {NEAR_UNIFORM_RATIO:.0%}). Lower the "
+            "estimated mistakes (a better teacher, or a larger budget per round), or use a deterministic "
+            "selector such as 'margin'.",
+            NearUniformWarning,
+            stacklevel=stacklevel,
+        )
+    return Selection(np.sort(depround(p, rng=rng)).astype(np.int64), p, diagnostics=diagnostics)
 
 
 def random(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: Any) -> Selection:
@@ -356,13 +438,15 @@ least_confidence = _by_gain("least_confidence")
 
 
 def rad(
-    student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, mistakes: int | None = None,
+    student_probs: ArrayLike, budget: int, mistakes: int | None = None, *, rng: RNGLike = None,
     kind: str = "margin", **_: Any,
 ) -> Selection:  # fmt: skip
-    """RAD in the registry's signature: :func:`select` with the estimated ``mistakes`` (required)."""
+    """RAD in the registry: :func:`select`'s signature (``mistakes`` by position or keyword, required: None
+    is a ``ValueError``), ignoring the other selectors' keywords (``embeddings``, ...). Warns
+    :class:`NearUniformWarning` like :func:`select`."""
     if mistakes is None:
         raise ValueError("rad needs mistakes: the estimated number of teacher mistakes on the pool")
-    return select(student_probs, budget, mistakes, rng=rng, kind=kind)
+    return _select(student_probs, budget, mistakes, rng=rng, kind=kind, stacklevel=3)
 
 
 #: name -> selector (module docstring for the common signature).

@@ -14,12 +14,15 @@ module holds all of that logic, once:
   ``spec/rad.md`` §6).
 - :func:`estimate_transition`: the noise transition matrix for the forward/backward-correction baselines
   (our formulation, ``spec/weighted.md`` §8).
+- :func:`split_validation`: carve that validation set out of a labeled set (stratified by class).
 
 The teacher's hard label is :math:`\tilde y = \arg\max_j t_j` with ties going to the lowest index.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -28,8 +31,8 @@ from scipy import stats
 from scipy.optimize import isotonic_regression
 
 from .results import Result
-from .typing import ArrayLike, FloatArray, IntArray
-from .validation import check_int, check_labels, check_probs
+from .typing import ArrayLike, FloatArray, IntArray, RNGLike
+from .validation import as_numpy, check_int, check_labels, check_probs, check_rng
 
 __all__ = [
     "FEATURES",
@@ -41,6 +44,7 @@ __all__ = [
     "estimate_mistakes",
     "estimate_transition",
     "fit_teacher_accuracy",
+    "split_validation",
     "teacher_feature",
     "transition_from_cleanlab",
 ]
@@ -377,3 +381,135 @@ def transition_from_cleanlab(noise_matrix: ArrayLike) -> FloatArray:
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise ValueError(f"noise_matrix must be square (K, K), got shape {arr.shape}")
     return check_probs(arr.T, "noise_matrix (transposed: columns must sum to 1)").copy()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Carving the validation set out of a labeled set
+
+
+def _validation_size(validation: object, n: int) -> int:
+    """The number of validation rows: an int count in [1, n - 1], or ceil(fraction * n) for a fraction in
+    (0, 1) (the ``test_size`` convention of scikit-learn's ``train_test_split``), which must also land in
+    [1, n - 1]."""
+    if isinstance(validation, (bool, np.bool_)) or not isinstance(validation, numbers.Real):
+        raise TypeError(
+            f"validation must be an int count >= 1 or a float fraction in (0, 1), got {type(validation).__name__}"
+        )
+    if isinstance(validation, numbers.Integral):
+        size = int(validation)
+        if not 1 <= size <= n - 1:
+            raise ValueError(
+                f"validation must be a count in [1, n - 1] = [1, {n - 1}] (at least one row must stay for "
+                f"training), got {size}"
+            )
+        return size
+    fraction = float(validation)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation as a fraction must lie in (0, 1), got {validation!r}")
+    # ceil, guarded against round-off (0.3 * 10 = 3.0000000000000004 must give 3, not 4)
+    size = max(1, math.ceil(fraction * n * (1.0 - 1e-12)))
+    if size > n - 1:
+        raise ValueError(
+            f"validation = {fraction!r} of n = {n} rows gives {size} validation rows, leaving none for "
+            "training; use a smaller fraction or more labeled rows"
+        )
+    return size
+
+
+def _stratified_counts(counts: IntArray, size: int, gen: np.random.Generator) -> IntArray:
+    """Per-class validation counts: proportional allocation by largest remainders (ties in the remainder
+    broken uniformly with ``gen``), then at least one for every class with >= 2 rows when ``size`` allows,
+    each unit taken from the class most above its quota."""
+    n = int(counts.sum())
+    quota = size * counts / n
+    alloc = np.floor(quota).astype(np.int64)
+    extra = size - int(alloc.sum())
+    if extra:
+        order = np.lexsort((gen.random(counts.size), -(quota - alloc)))  # largest remainder first
+        alloc[order[:extra]] += 1
+    low = ((counts >= 2) & (np.count_nonzero(counts >= 2) <= size)).astype(np.int64)
+    for c in np.flatnonzero(alloc < low):
+        over = np.where(alloc > low, alloc - quota, -np.inf)
+        donor = int(np.argmax(over))  # exists: sum(low) <= size = sum(alloc) and class c is below low
+        alloc[donor] -= 1
+        alloc[c] += 1
+    return alloc
+
+
+def split_validation(
+    labels: ArrayLike, validation: int | float, *, rng: RNGLike = None, stratify: bool = True
+) -> tuple[IntArray, IntArray]:
+    r"""Split a labeled set into training rows and a held-out validation set (our formulation).
+
+    **What the validation set is for.** Every teacher-quality estimate of the toolkit is measured on a
+    labeled set used for nothing else: the per-example accuracy :math:`\alpha(x)` of Weighted Distillation
+    and SLaM (:func:`fit_teacher_accuracy`), SLaM's top-k size (:func:`choose_top_k`), RAD's number of
+    teacher mistakes on the pool (:func:`estimate_mistakes`) and the noise transition matrix of the
+    forward/backward-correction baselines (:func:`estimate_transition`). Training the student (or the
+    teacher) on these rows would bias all of them.
+
+    **With very few labels.** The isotonic :math:`\alpha(x)` becomes a coarse step function (few PAVA
+    blocks; :func:`fit_teacher_accuracy` warns below 100 rows), and ``k`` and ``m`` become noisy: the
+    teacher's accuracy :math:`a` is estimated with binomial standard error
+
+    .. math:: \mathrm{se}(\hat a) = \sqrt{a (1 - a) / |V|},
+
+    e.g. about 0.045 at :math:`a = 0.8`, :math:`|V| = 80`, so an m of about :math:`(1 - \hat a) N` is
+    uncertain by :math:`\pm 0.045 N` at one standard error. Keep at least a few dozen validation rows per
+    class where possible, and use ``estimate_mistakes(..., upper=delta)`` (a one-sided Clopper-Pearson
+    bound) for a conservative m.
+
+    **Allocation.** ``stratify=True``: each class :math:`c` with :math:`n_c` rows gets
+    :math:`\lfloor |V| n_c / n \rfloor` validation rows plus one more for the classes with the largest
+    remainders (Hamilton's method; ties broken with ``rng``), then every class with :math:`n_c \ge 2` gets at
+    least one when :math:`|V|` is at least the number of such classes (each unit taken from the class most
+    above its quota). The rows of a class are drawn uniformly with ``rng``. ``stratify=False``: a uniform
+    :math:`|V|`-subset. O(n log n).
+
+    Args:
+        labels: (n,) non-negative integer class labels (any integer dtype; the classes need not be 0..K-1),
+            n >= 2.
+        validation: the validation size: an int count in [1, n - 1], or a float fraction in (0, 1), giving
+            :math:`\lceil \text{fraction} \cdot n \rceil` rows (scikit-learn's ``test_size`` convention),
+            which must also lie in [1, n - 1].
+        rng: seed or Generator (the repository's ``rng`` contract; no global RNG).
+        stratify: allocate per class (default) or draw a uniform subset.
+
+    Returns:
+        ``(train_indices, validation_indices)``: sorted int64 arrays, disjoint, together covering
+        0..n-1, of sizes ``n - |V|`` and ``|V|``.
+
+    Raises:
+        ValueError: labels not 1-D, with fewer than 2 rows or with negative values; ``validation`` out of
+            range. TypeError: labels not integers, ``validation`` neither an int nor a float.
+
+    >>> train, val = split_validation([0, 0, 0, 0, 1, 1, 1, 1, 1, 1], 5, rng=0)
+    >>> val.size, np.bincount(np.asarray([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])[val]).tolist()
+    (5, [2, 3])
+    """
+    y = as_numpy(labels, "labels")
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D of shape (n,), got shape {y.shape}")
+    if not (np.issubdtype(y.dtype, np.integer) and not np.issubdtype(y.dtype, np.bool_)):
+        raise TypeError(f"labels must hold non-negative integers, got dtype {y.dtype}")
+    n = y.size
+    if n < 2:
+        raise ValueError(f"labels must have at least 2 rows (one for training, one for validation), got {n}")
+    if y.min() < 0:
+        bad = int(np.flatnonzero(y < 0)[0])
+        raise ValueError(f"labels must be non-negative; found {int(y[bad])} at index {bad}")
+    size = _validation_size(validation, n)
+    gen = check_rng(rng)
+    chosen = np.zeros(n, dtype=bool)
+    if not stratify:
+        chosen[gen.choice(n, size=size, replace=False)] = True
+    else:
+        classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        alloc = _stratified_counts(counts, size, gen)
+        perm = gen.permutation(n)
+        order = perm[np.argsort(inverse[perm], kind="stable")]  # grouped by class, random within a class
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        cls = inverse[order]
+        rank = np.arange(n) - starts[cls]
+        chosen[order[rank < alloc[cls]]] = True
+    return np.flatnonzero(~chosen).astype(np.int64), np.flatnonzero(chosen).astype(np.int64)

@@ -1,7 +1,9 @@
-"""Experiments layer: datasets (:mod:`.data`), models (:mod:`.models`), the training loop (:mod:`.training`),
-the distillation methods (:mod:`.methods`) and pipeline (:mod:`.distill`), the active loop (:mod:`.active`),
-benchmarks (``bench_*``) and the
-command line (:mod:`.cli`).
+"""Experiments layer, by role:
+
+- :mod:`.pipeline`: datasets, models, the training loop, the teacher, the methods as the pipeline runs them,
+  ``run_distillation`` and ``run_active_distillation``;
+- :mod:`.benchmarks`: one module per benchmark and the ``BENCHMARKS`` registry;
+- :mod:`.cli`: the ``robustdistill`` command line and the main job (``reproduce``).
 
 ``run_distillation``, ``run_active_distillation``, ``load_dataset`` and ``make_splits`` are importable from here; they load on first use
 (so ``robustdistill --help`` does not import torch's training stack)."""
@@ -13,10 +15,10 @@ from typing import Any
 __all__ = ["load_dataset", "make_splits", "run_active_distillation", "run_distillation"]
 
 _LAZY = {
-    "run_distillation": "distill",
-    "run_active_distillation": "active",
-    "load_dataset": "data",
-    "make_splits": "data",
+    "run_distillation": "pipeline.distill",
+    "run_active_distillation": "pipeline.active",
+    "load_dataset": "pipeline.data",
+    "make_splits": "pipeline.data",
 }
 
 

@@ -40,7 +40,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import NullLocator
 
 from robustdistill.algorithms.results import to_jsonable
-from robustdistill.experiments.reporting import write_atomic, write_json_atomic
+from robustdistill.experiments.pipeline.files import write_atomic, write_json_atomic
 
 from . import Figure
 

@@ -24,7 +24,7 @@ BANDS = ("rad", "margin", "random")
 
 
 def _quick(tmp: Path) -> dict[str, Any]:
-    from robustdistill.experiments import bench_active
+    from robustdistill.experiments.benchmarks import active as bench_active
 
     return bench_active.run(quick=True, progress=False, out=str(tmp / "active"), cache=str(tmp / "cache"))
 
@@ -42,7 +42,7 @@ def _series(row: dict[str, Any], style: dict[str, Any]) -> dict[str, Any]:
 def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
     """One panel per (dataset, loss) of the benchmark's rows; one line per selector."""
     result, source, origin = _data.bench_result(
-        "active", results, quick, _quick, "robustdistill.experiments.bench_active.run(quick=True)"
+        "active", results, quick, _quick, "robustdistill.experiments.benchmarks.active.run(quick=True)"
     )
     rows = result["rows"]
     selectors = sorted(dict.fromkeys(r["selector"] for r in rows), key=lambda s: (s != "rad", s))

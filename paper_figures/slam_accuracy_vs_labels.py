@@ -27,15 +27,15 @@ QUICK_DATASET, QUICK_SEEDS = "digits", (0, 1)
 def _quick(tmp: Path) -> dict[str, Any]:
     """The drawn methods on the quick dataset at the benchmark's three sizes (the benchmark's own quick mode
     runs one size only)."""
-    from robustdistill.experiments import bench_distill
-    from robustdistill.experiments.distill import load_config, run_distillation
+    from robustdistill.experiments.benchmarks import distill as bench_distill
+    from robustdistill.experiments.pipeline.distill import load_config, run_distillation
 
     rows = []
     for labeled in bench_distill.DATASETS[QUICK_DATASET][1]:
         for label, method, options in bench_distill.METHOD_ROWS:
             if label not in METHODS:
                 continue
-            cfg = bench_distill._base_config(QUICK_DATASET, labeled, True)  # the benchmark's quick settings
+            cfg = bench_distill.base_config(QUICK_DATASET, labeled, True)  # the benchmark's quick settings
             cfg.update(name=f"{labeled}-{len(rows)}", method=method, method_options=options, seeds=list(QUICK_SEEDS),
                        out=str(tmp / "distill"), cache=str(tmp / "cache"))  # fmt: skip
             r = run_distillation(load_config(cfg), progress=False)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustdistill.theory.slam_checks import gradient_bound
+from robustdistill.theory.binary_slam import gradient_bound
 
 from . import _data, _style
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from robustdistill.theory.halfspace_checks import SLOPE_BOUND
+from robustdistill.theory.simulators.halfspace_checks import SLOPE_BOUND
 
 from . import _data, _style
 

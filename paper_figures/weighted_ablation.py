@@ -23,7 +23,7 @@ MARKERS = {"soft": "o", "hard": "s", "debiased": "D"}
 
 
 def _quick(tmp: Path) -> dict[str, Any]:
-    from robustdistill.experiments import bench_distill
+    from robustdistill.experiments.benchmarks import distill as bench_distill
 
     return bench_distill.run(quick=True, grid="ablation", progress=False, out=str(tmp / "distill"),
                              cache=str(tmp / "cache"))  # fmt: skip
@@ -77,7 +77,7 @@ def _difference_panel(result: dict[str, Any], styles: dict[str, dict[str, Any]])
 def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
     """The ranks (bars) and the per-cell paired differences to the reference (points with std bars)."""
     result, source, origin = _data.bench_result(
-        "ablation", results, quick, _quick, "robustdistill.experiments.bench_distill.run(quick=True, grid='ablation')"
+        "ablation", results, quick, _quick, "robustdistill.experiments.benchmarks.distill.run(quick=True, grid='ablation')"
     )
     names = list(dict.fromkeys(r["method"] for r in result["rows"]))
     schemes = list(dict.fromkeys(n.split(" ")[0] for n in names))

@@ -8,8 +8,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from robustdistill.experiments import cli
-from robustdistill.experiments import reproduce as R
+from robustdistill.experiments.benchmarks import BENCHMARKS
+from robustdistill.experiments.cli import reproduce as R
 
 
 def tiny_png(path: Path) -> Path:
@@ -54,7 +54,7 @@ def synthetic_result(out: Path, *, failing: bool = True, errored: bool = True) -
         R.StepResult("figures", "figures", "ok", 3.0),
     ]  # fmt: skip
     benchmarks = {
-        "game": {"description": cli.BENCH_TARGETS["game"][2], "json": str(out / "bench_game.json"),
+        "game": {"description": BENCHMARKS["game"].help, "json": str(out / "bench_game.json"),
                  "table": "size  seconds\n----  -------\n1e6   0.29 <fast>", "seconds": 2.0, "options": {},
                  "note": None,
                  "targets": {"solve_s": {"description": "solve at 1e6", "bound": 0.5, "kind": "max", "measured": 0.29},

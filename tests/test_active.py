@@ -1,5 +1,5 @@
-"""The active distillation loop (experiments.active): the budgeted teacher oracle, exactly b queries per
-round, config checks, and the CLI command."""
+"""The active distillation loop: exactly b teacher labels per round and |V| + R b in all (a counting teacher
+proves it), a user's own teacher and student, config checks, resume, and the CLI command."""
 
 from __future__ import annotations
 
@@ -8,21 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from robustdistill.experiments.active import TeacherOracle, run_active_distillation
+import torch
+from torch import nn
+
+from robustdistill.experiments.pipeline.active import run_active_distillation
 from robustdistill.experiments.cli import main
-
-
-def test_oracle_counts_and_refuses_over_budget_or_repeated_queries():
-    oracle = TeacherOracle(np.eye(3)[[0, 1, 2, 0, 1]], round_budget=2, total_budget=3)
-    np.testing.assert_array_equal(oracle.query([0, 4]), np.eye(3)[[0, 1]])
-    with pytest.raises(RuntimeError, match="over budget"):
-        oracle.query([1, 2, 3])  # more than the round's budget
-    with pytest.raises(RuntimeError, match="repeats"):
-        oracle.query([0])
-    oracle.query([3])
-    with pytest.raises(RuntimeError, match="over budget"):
-        oracle.query([1])  # past the total budget
-    assert oracle.queries == 3 and oracle.per_round == [2, 1]
 
 
 def _config(tmp_path, **overrides):
@@ -40,7 +30,8 @@ def _config(tmp_path, **overrides):
 def test_the_loop_queries_exactly_the_budget_per_round(tmp_path, selector):
     result = run_active_distillation(_config(tmp_path, selector=selector, loss="slam"), progress=False)
     record = result.per_seed[0]
-    assert record["oracle_per_round"] == [20, 20] and result.queries == (0, 20, 40)
+    assert record["labels_per_round"] == [20, 20] and result.queries == (0, 20, 40)
+    assert result.teacher_queries == (100 + 2 * 20,)  # |V| + R b: the pool is never labeled as a whole
     picked = [i for r in record["rounds"] for i in r["selected"]]
     assert len(picked) == len(set(picked)) == 40 and len(result.mean) == 3
     assert json.loads((tmp_path / "out" / "act.json").read_text())["selector"] == selector
@@ -52,7 +43,7 @@ def test_the_loop_queries_exactly_the_budget_per_round(tmp_path, selector):
         ({"selector": "magic"}, "unknown selector"),
         ({"rounds": 0}, "rounds"),
         ({"budget": 150}, "exceeds the pool"),
-        ({"loss": "forward"}, "loss"),
+        ({"loss": "ups"}, "loss"),
         ({"method": "slam"}, "loss / loss_options"),
         ({"retrain": "sometimes"}, "retrain"),
     ],
@@ -74,7 +65,7 @@ def test_cli_active(tmp_path):
 
 
 def test_resume_after_an_interrupted_round_gives_the_same_result(tmp_path, monkeypatch):
-    from robustdistill.experiments import active
+    from robustdistill.experiments.pipeline import active
 
     cfg = _config(tmp_path, selector="margin", rounds=3, budget=10, retrain="warm")
     whole = run_active_distillation({**cfg, "out": str(tmp_path / "whole")}, progress=False)
@@ -93,7 +84,8 @@ def test_resume_after_an_interrupted_round_gives_the_same_result(tmp_path, monke
     monkeypatch.setattr(active, "train", real_train)
     again = run_active_distillation(cfg, progress=False)
     record = again.per_seed[0]
-    assert record["resumed_from_round"] == 1 and record["oracle_per_round"] == [10, 10, 10]
+    assert record["resumed_from_round"] == 1 and record["labels_per_round"] == [10, 10, 10]
+    assert again.teacher_queries == whole.teacher_queries == (100 + 3 * 10,)
     assert again.accuracy == whole.accuracy
     assert record["rounds"] == whole.per_seed[0]["rounds"]
     # another config does not read the state: it starts afresh
@@ -104,16 +96,73 @@ def test_resume_after_an_interrupted_round_gives_the_same_result(tmp_path, monke
 def test_unixkd_queries_the_teacher_on_mixed_inputs(tmp_path):
     result = run_active_distillation(_config(tmp_path, selector="unixkd", budget=40, rounds=1), progress=False)
     record = result.per_seed[0]
-    assert record["oracle_per_round"] == [40] and record["rounds"][0]["mixed"]
+    assert record["labels_per_round"] == [40] and record["rounds"][0]["mixed"]
     with pytest.raises(ValueError, match="synthetic teacher has no model"):
         run_active_distillation(_config(tmp_path, selector="unixkd", teacher="synthetic"))
 
 
-def test_oracle_on_new_inputs_needs_the_live_teacher():
-    oracle = TeacherOracle(np.eye(2)[[0, 1, 0]], round_budget=2, total_budget=3)
-    with pytest.raises(ValueError, match="live teacher"):
-        oracle.query([0], np.zeros((1, 4)))
-    live = TeacherOracle(np.eye(2)[[0, 1, 0]], round_budget=2, total_budget=3,
-                         teacher=lambda x: np.tile([0.25, 0.75], (len(x), 1)))  # fmt: skip
-    np.testing.assert_array_equal(live.query([0, 2], np.zeros((2, 4))), [[0.25, 0.75]] * 2)
-    assert live.queries == 2
+class _Counting:
+    """A teacher callable on raw inputs that records every point it is asked about (a paid API)."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.asked: list[np.ndarray] = []
+        self.k = num_classes
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.asked.append(np.array(x))
+        logits = np.stack([np.sin(x[:, :: max(1, x.shape[1] // self.k)][:, : self.k].sum(1) + c) for c in range(self.k)], 1)
+        e = np.exp(3 * logits)
+        return e / e.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("selector", ["rad", "margin", "random"])
+def test_a_counting_teacher_labels_exactly_the_validation_set_and_the_selected_points(tmp_path, selector):
+    from robustdistill.experiments.pipeline.data import load_dataset
+
+    ds = load_dataset("digits")
+    counting = _Counting(ds.num_classes)
+    cfg = _config(tmp_path, selector=selector, rounds=3, budget=15, teacher=None, seeds=[0, 1], loss="slam",
+                  evaluate_teacher=False)
+    result = run_active_distillation(cfg, data=ds, teacher=counting, progress=False)
+    asked = np.concatenate(counting.asked)
+    assert asked.shape[0] == 2 * (100 + 3 * 15)  # two seeds; evaluate_teacher = false: not even the test set
+    assert result.teacher_queries == (145, 145) and result.evaluation_queries == (0, 0)
+    for seed, record in zip((0, 1), result.per_seed):
+        selected = [i for r in record["rounds"] for i in r["selected"]]
+        assert record["labels_per_round"] == [15, 15, 15] and len(set(selected)) == 45
+    # what was asked is exactly V and the selected pool points, by content
+    from robustdistill.experiments.pipeline.data import make_splits
+
+    splits = make_splits(ds, labeled=30, validation=100, unlabeled=200, test=100, rng=0)
+    pool_picked = splits.unlabeled[[i for r in result.per_seed[0]["rounds"] for i in r["selected"]]]
+    expected = {row.tobytes() for row in ds.X[np.concatenate([splits.validation, pool_picked])]}
+    assert {row.tobytes() for row in asked[:145]} == expected
+
+
+def test_own_teacher_module_and_student_factory(tmp_path):
+    from robustdistill.experiments.pipeline.data import load_dataset
+
+    ds = load_dataset("digits")
+    teacher = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    made: list[int] = []
+
+    def student(seed: int) -> nn.Module:
+        made.append(seed)
+        return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+    cfg = _config(tmp_path, teacher=None, student=None, selector="margin", rounds=1, budget=10)
+    result = run_active_distillation(cfg, data=ds, teacher=teacher, student=student, progress=False)
+    assert isinstance(result.students[0], nn.Sequential) and made and set(made) == {0}
+    assert result.teacher_queries == (110,)
+    saved = torch.load(tmp_path / "out" / "act" / "seed_0_student.pt", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in result.students[0].state_dict().items())
+
+
+def test_pool_diagnostics_are_evaluation_only_and_off_by_default(tmp_path):
+    off = run_active_distillation(_config(tmp_path, rounds=1), progress=False)
+    assert "evaluation_only" not in off.per_seed[0]["rounds"][0] and off.evaluation_queries == (100,)
+    on = run_active_distillation(_config(tmp_path, rounds=1, pool_diagnostics=True, name="diag"), progress=False)
+    diag = on.per_seed[0]["rounds"][0]["evaluation_only"]
+    assert set(diag) == {"error_by_gain", "error_top_b", "error_pool", "useful_gain"}
+    assert on.evaluation_queries == (100 + 200,) and on.teacher_queries == off.teacher_queries == (120,)
+    assert on.accuracy == off.accuracy  # evaluation only: it changes nothing the student sees

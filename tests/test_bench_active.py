@@ -8,8 +8,8 @@ import json
 import numpy as np
 
 from robustdistill.algorithms.selection import SELECTORS
-from robustdistill.experiments import bench_active
-from robustdistill.experiments.reporting import write_json_atomic
+from robustdistill.experiments.benchmarks import active as bench_active
+from robustdistill.experiments.pipeline.files import write_json_atomic
 
 
 def test_quick_grid(tmp_path):
@@ -38,7 +38,7 @@ def test_quick_grid(tmp_path):
 def test_seed_count_is_validated_before_any_work():
     import pytest
 
-    from robustdistill.experiments import bench_distill
+    from robustdistill.experiments.benchmarks import distill as bench_distill
 
     with pytest.raises(ValueError, match="seeds"):
         bench_active.run(seeds=0)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from robustdistill.algorithms.selection import SELECTORS
-from robustdistill.experiments import bench_selection as B
-from robustdistill.experiments.reporting import write_json_atomic
+from robustdistill.experiments.benchmarks import selection as B
+from robustdistill.experiments.pipeline.files import write_json_atomic
 
 SIZES = (300, 600)
 BUDGET = 12

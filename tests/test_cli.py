@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from robustdistill.experiments import reporting
+from robustdistill.experiments.benchmarks import reporting
+from robustdistill.experiments.pipeline import files
 from robustdistill.experiments.cli import main
 from robustdistill.theory import simulators
 from robustdistill.theory.simulators import CheckResult
@@ -160,7 +161,7 @@ def test_bench_halfspace_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_halfspace_linear_model_fit() -> None:
     """The time model t = n (a + b d) is recovered exactly from exact timings, and a quadratic cell shows."""
-    from robustdistill.experiments.bench_halfspace import fit_linear_model
+    from robustdistill.experiments.benchmarks.halfspace import fit_linear_model
 
     rows = [{"n": n, "d": d, "learner_s": n * (2e-5 + 3e-9 * d)} for n in (100, 400) for d in (5, 500)]
     fit = fit_linear_model(rows)
@@ -172,7 +173,7 @@ def test_halfspace_linear_model_fit() -> None:
 
 def test_bench_losses_thread_counts() -> None:
     """Several thread counts in one run: every case at each count, the setting restored afterwards."""
-    from robustdistill.experiments import bench_losses
+    from robustdistill.experiments.benchmarks import losses as bench_losses
 
     before = torch.get_num_threads()
     result = bench_losses.run(quick=True, threads=[1, 2], teacher_quality_n=0)
@@ -189,7 +190,7 @@ def test_bench_losses_thread_counts() -> None:
 
 
 def test_pin_restores_affinity() -> None:
-    from robustdistill.experiments.bench_game import pin_to_one_core
+    from robustdistill.experiments.benchmarks.game import pin_to_one_core
 
     before = sorted(os.sched_getaffinity(0)) if hasattr(shutil.os, "sched_getaffinity") else None
     with pin_to_one_core() as info:
@@ -200,7 +201,7 @@ def test_pin_restores_affinity() -> None:
 
 
 def test_reporting_helpers(tmp_path: Path) -> None:
-    path = reporting.write_json_atomic(tmp_path / "a" / "b.json", {"x": (1.5, 2), "ok": True})
+    path = files.write_json_atomic(tmp_path / "a" / "b.json", {"x": (1.5, 2), "ok": True})
     assert json.loads(path.read_text()) == {"x": [1.5, 2], "ok": True}
     assert [p.name for p in path.parent.iterdir()] == ["b.json"]  # no temporary file left behind
     table = reporting.format_table(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from robustdistill.experiments.data import (
+from robustdistill.experiments.pipeline.data import (
     DATA_ENV,
     DATASETS,
     Dataset,

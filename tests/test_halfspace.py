@@ -24,7 +24,7 @@ from scipy import stats
 from scipy.special import expit
 
 from robustdistill.theory import halfspace as H
-from robustdistill.theory.slam_checks import binary_grad, gradient_bound
+from robustdistill.theory.binary_slam import binary_grad, gradient_bound
 
 seeds = st.integers(0, 2**32 - 1)
 noise_rates = st.floats(0.0, 0.5, exclude_max=True)  # [0, 1/2)

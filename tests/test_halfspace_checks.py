@@ -1,4 +1,4 @@
-"""The S2/S3 simulators on margin halfspaces (robustdistill.theory.halfspace_checks): the exponent fit
+"""The S2/S3 simulators on margin halfspaces (robustdistill.theory.simulators.halfspace_checks): the exponent fit
 recovers known exponents, the checks hold in quick mode, and they fail when the learner is broken."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from robustdistill.theory import halfspace as H
-from robustdistill.theory import halfspace_checks as HC
+from robustdistill.theory.simulators import halfspace_checks as HC
 
 
 def _rows(gamma_exp: float, eps_exp: float, noise_exp: float = 0.0, etas=(0.2,), dim_exp: float = 0.0, dims=(10,)):

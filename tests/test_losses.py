@@ -122,12 +122,88 @@ def test_kd_at_temperature_one_is_soft_cross_entropy_exactly(seed, n, k):
     assert torch.equal(L.kd_loss(z32, t, 1.0), L.soft_cross_entropy(z32, t))
 
 
-def test_kd_temperature_scales_the_student_only():
-    z, t, _ = make_case(3, 4, 5)
-    assert torch.allclose(L.kd_loss(z, t, 2.0), L.soft_cross_entropy(z / 2.0, t), rtol=0, atol=1e-14)
-    assert torch.allclose(
-        L.kd_loss(z, t, 2.0, temperature_squared=True), 4.0 * L.soft_cross_entropy(z / 2.0, t), rtol=1e-14
+def _tempered_kd_reference(z_s: torch.Tensor, z_t: torch.Tensor, tau: float) -> torch.Tensor:
+    """Hinton et al.'s KD from the teacher's logits: tau^2 * soft_cross_entropy(z_s / tau, softmax(z_t / tau))."""
+    return tau**2 * L.soft_cross_entropy(z_s / tau, torch.softmax(z_t / tau, dim=1))
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), k=st.integers(2, 8),
+    tau=st.sampled_from([0.5, 2.0, 4.0, 10.0]),
+)  # fmt: skip
+def test_kd_tempers_both_sides_and_scales_by_tau_squared(seed, n, k, tau):
+    """The teacher's probabilities are tempered like its logits would be: kd_loss(z_s, softmax(z_t), tau) =
+    tau^2 CE(z_s / tau, softmax(z_t / tau)); temperature_squared=False drops the tau^2; KDLoss agrees."""
+    z_s, _, rng = make_case(seed, n, k)
+    z_t = torch.tensor(rng.normal(size=(n, k)) * 3.0, dtype=F64)
+    p = torch.softmax(z_t, dim=1)
+    want = _tempered_kd_reference(z_s, z_t, tau)
+    torch.testing.assert_close(L.kd_loss(z_s, p, tau), want, rtol=1e-12, atol=1e-12)
+    unscaled = L.kd_loss(z_s, p, tau, temperature_squared=False)
+    torch.testing.assert_close(unscaled, want / tau**2, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(L.KDLoss(tau, reduction="none")(z_s, p), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("tau", [0.5, 2.0, 5.0])
+def test_kd_gradient_equals_torch_kl_div_times_tau_squared(tau):
+    """The cross-entropy differs from torch's / torchdistill's KL by the teacher's entropy only: the gradient
+    in the student's logits is that of kl_div(log_softmax(z_s/tau), softmax(z_t/tau)).sum(1) * tau^2."""
+    z_s, _, rng = make_case(21, 7, 5)
+    z_t = torch.tensor(rng.normal(size=(7, 5)) * 3.0, dtype=F64)
+    p = torch.softmax(z_t, dim=1)
+    a = z_s.clone().requires_grad_(True)
+    (grad_ours,) = torch.autograd.grad(L.kd_loss(a, p, tau).sum(), a)
+    b = z_s.clone().requires_grad_(True)
+    kl = torch.nn.functional.kl_div(
+        torch.log_softmax(b / tau, dim=1), torch.softmax(z_t / tau, dim=1), reduction="none"
+    ).sum(dim=1) * tau**2
+    (grad_torch,) = torch.autograd.grad(kl.sum(), b)
+    torch.testing.assert_close(grad_ours, grad_torch, rtol=1e-12, atol=1e-13)
+    # and the values differ by tau^2 times the tempered teacher's entropy
+    q = torch.softmax(z_t / tau, dim=1)
+    entropy = -(q * torch.log(q)).sum(dim=1)
+    torch.testing.assert_close(L.kd_loss(z_s, p, tau) - kl.detach(), tau**2 * entropy, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("tau", [0.5, 3.0])
+def test_kd_zero_teacher_probabilities(tau, dtype):
+    """log 0 = -inf gives no NaN: a zero (or a round-off negative the simplex check admits) stays zero under
+    the temperature (q = t^(1/tau) / sum t^(1/tau)), a one-hot row stays one-hot (tau^2 CE(z / tau, y)),
+    and values and gradients are finite."""
+    z = torch.tensor(
+        [[1.0, -2.0, 0.5, 3.0], [0.0, 4.0, -1.0, 2.0], [-3.0, 0.0, 0.0, 1.0], [2.0, 1.0, 0.0, -1.0]], dtype=dtype
     )
+    t = np.array([[0.0, 1.0, 0.0, 0.0], [0.6, 0.0, 0.4, 0.0], [0.1, 0.2, 0.3, 0.4], [0.7 + 1e-9, -1e-9, 0.3, 0.0]])
+    zz = z.clone().requires_grad_(True)
+    loss = L.kd_loss(zz, t, tau)
+    loss.sum().backward()
+    assert loss.dtype == dtype and bool(torch.isfinite(loss).all()) and bool(torch.isfinite(zz.grad).all())
+    powered = np.clip(t, 0.0, None) ** (1.0 / tau)
+    q = powered / powered.sum(axis=1, keepdims=True)
+    want = tau**2 * L.soft_cross_entropy(z.double() / tau, q)
+    tol = 1e-12 if dtype == F64 else 1e-5
+    torch.testing.assert_close(loss.double(), want, rtol=tol, atol=tol)
+    torch.testing.assert_close(
+        loss[0].double(), tau**2 * L.soft_cross_entropy(z[:1].double() / tau, [1])[0], rtol=tol, atol=tol
+    )
+    # the gradient with respect to the teacher's probabilities is finite too (no inf * 0 at the zeros)
+    tt = torch.tensor(t, dtype=F64, requires_grad=True)
+    L.kd_loss(z.double(), tt, tau, validate=False).sum().backward()
+    assert bool(torch.isfinite(tt.grad).all())
+
+
+def test_kd_float64_precision_and_float32_parity():
+    """float64 logits compute in float64 (the tempered reference to 1e-12); float32 ones agree to 1e-5."""
+    z_s, _, rng = make_case(4, 50, 10, scale=5.0)
+    z_t = torch.tensor(rng.normal(size=(50, 10)) * 5.0, dtype=F64)
+    p = torch.softmax(z_t, dim=1)
+    got = L.kd_loss(z_s, p, 2.5)
+    assert got.dtype == F64
+    torch.testing.assert_close(got, _tempered_kd_reference(z_s, z_t, 2.5), rtol=1e-12, atol=1e-12)
+    got32 = L.kd_loss(z_s.float(), p.float(), 2.5)
+    assert got32.dtype == torch.float32
+    torch.testing.assert_close(got32.double(), got, rtol=1e-5, atol=1e-5)
 
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), k_classes=st.integers(2, 7), data=st.data())
@@ -690,11 +766,19 @@ def test_negative_learning_loss():
 # Autocast and devices
 
 
+def _with_zeros(t):
+    """The teacher with its entries below 0.1 zeroed, rows renormalised (same device and dtype)."""
+    kept = torch.where(t >= 0.1, t, torch.zeros_like(t))
+    kept[:, 0] += (kept.sum(dim=1) == 0).to(t.dtype)  # a row with nothing >= 0.1 becomes one-hot
+    return kept / kept.sum(dim=1, keepdim=True)
+
+
 def _loss_calls(t, transition, y):
     """name -> z -> per-example loss, float32 teacher tensors and well-conditioned T."""
     return {
         "soft_cross_entropy": lambda z: L.soft_cross_entropy(z, t),
         "kd_loss": lambda z: L.kd_loss(z, t, 2.0),
+        "kd_loss[zeros in t]": lambda z: L.kd_loss(z, _with_zeros(t), 3.0),
         "slam_loss": lambda z: L.slam_loss(z, t, 0.7, k=3),
         "slam_loss[normalised]": lambda z: L.slam_loss(z, t, 0.7, k=3, normalize=True),
         "forward_corrected_loss": lambda z: L.forward_corrected_loss(z, t, transition),

@@ -9,7 +9,7 @@ import torch
 
 from robustdistill.algorithms import losses as L
 from robustdistill.algorithms.teacher_quality import choose_top_k
-from robustdistill.experiments.methods import METHODS, VIDStudent, check_method, plan_student
+from robustdistill.experiments.pipeline.methods import METHODS, VIDStudent, check_method, plan_student
 from robustdistill.theory.teacher_noise import synthetic_teacher
 
 
@@ -86,12 +86,12 @@ def test_ups_selects_by_confidence_and_uncertainty(inputs):
         z, batch["negative"]
     )
     torch.testing.assert_close(plan.loss_fn(z, batch), expected)
-    with pytest.raises(ValueError, match="teacher_pool_std"):
+    with pytest.raises(ValueError, match="teacher_std"):
         plan_student("ups", None, **inputs, teacher_pool_std=np.zeros((3, 5)))
 
 
 def test_vid_student_learns_its_regressor_and_matches_the_formula(inputs):
-    from robustdistill.experiments.models import build_model
+    from robustdistill.experiments.pipeline.models import build_model
 
     feats = np.random.default_rng(5).normal(size=(200, 3))
     plan = plan_student("vid", None, **inputs, teacher_pool_features=feats)
@@ -109,7 +109,7 @@ def test_vid_student_learns_its_regressor_and_matches_the_formula(inputs):
     torch.testing.assert_close(loss_fn(z, batch), expected)
     loss_fn(z, batch).mean().backward()
     assert model.raw_variance.grad is not None and model.regressor[0].weight.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="teacher_pool_features"):
+    with pytest.raises(ValueError, match="teacher_features"):
         plan_student("vid", None, **inputs)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from robustdistill.experiments.models import MODELS, build_model, count_parameters
+from robustdistill.experiments.pipeline.models import MODELS, build_model, count_parameters
 
 
 @pytest.fixture(autouse=True)

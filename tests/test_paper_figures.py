@@ -22,9 +22,9 @@ from matplotlib.container import BarContainer, ErrorbarContainer
 import robustdistill.paper_figures as paper_figures
 from robustdistill.paper_figures import FIGURES, _style, make_figures
 from robustdistill.experiments.cli import main
-from robustdistill.experiments.reporting import write_json_atomic
-from robustdistill.theory.rad_checks import SPEC_GAINS
-from robustdistill.theory.rad_selection_checks import worst_case_curve
+from robustdistill.experiments.pipeline.files import write_json_atomic
+from robustdistill.theory.simulators.rad_checks import SPEC_GAINS
+from robustdistill.theory.simulators.rad_selection_checks import worst_case_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Figures that read the tiny stored results below; every other one computes its data ("quick").

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from robustdistill.algorithms.query_game import solve_query_game
 from robustdistill.algorithms.rad import depround
-from robustdistill.theory import rad_selection_checks as R
-from robustdistill.theory.rad_checks import random_game
+from robustdistill.theory import selection_value
+from robustdistill.theory.simulators import rad_selection_checks as R
+from robustdistill.theory.simulators.rad_checks import random_game
 from strategies import close, games
 
 SPEC_GAINS = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
@@ -338,7 +339,9 @@ def test_checks_fail_on_a_broken_solver(monkeypatch, solver, broken):
 def test_r4_fails_with_a_wrong_greedy(monkeypatch):
     """Greedy replaced by the bottom-b gains: it no longer beats RAD when mistakes ignore the gain."""
     top = R.top_marginals
-    monkeypatch.setattr(R, "top_marginals", lambda s, k: top(-np.asarray(s, dtype=float), k))
+    wrong = lambda s, k: top(-np.asarray(s, dtype=float), k)  # noqa: E731
+    monkeypatch.setattr(R, "top_marginals", wrong)
+    monkeypatch.setattr(selection_value, "top_marginals", wrong)  # greedy's marginals live in the library module
     assert not R.check_r4(np.random.default_rng(0), {"instances": 10, "max_n": 40}).holds
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from report_samples import synthetic_result
 
-from robustdistill.experiments import reproduce as R
+from robustdistill.experiments.cli import reproduce as R
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chromium-headless-shell")
 PLAYWRIGHT = "~/.cache/ms-playwright/chromium*/chrome-linux*/chrome"

@@ -16,7 +16,9 @@ import pytest
 from report_samples import synthetic_result, tiny_png
 
 from robustdistill.experiments import cli
-from robustdistill.experiments import reproduce as R
+from robustdistill.experiments.benchmarks import BENCHMARKS, Benchmark
+from robustdistill.experiments.cli import jobs
+from robustdistill.experiments.cli import reproduce as R
 
 
 class _Collector(html.parser.HTMLParser):
@@ -130,8 +132,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         png = tiny_png(Path(out) / f"{names[0]}.png")
         return [types.SimpleNamespace(name=names[0], files=[png], data_path=Path(out) / "d.json", source="s.py")]
 
-    monkeypatch.setattr(cli, "run_verify", fake_verify)
-    monkeypatch.setattr(cli, "run_bench", fake_bench)
+    monkeypatch.setattr(jobs, "run_verify", fake_verify)
+    monkeypatch.setattr(jobs, "run_bench", fake_bench)
     api = types.SimpleNamespace(FIGURES=["only_fig"], make_figures=make_figures)
     monkeypatch.setattr(R, "_figures_api", lambda: api)
     return state
@@ -143,7 +145,7 @@ def test_reproduce_all_steps_in_order_and_report(tmp_path: Path, fakes: dict[str
     assert [c[0] for c in fakes["calls"]] == list(R.STEPS)
     assert all(quick is False for name, quick in fakes["calls"] if name in R.MAIN_BENCHES)
     assert ("verify", False) in fakes["calls"] and ("figures", True) in fakes["calls"]
-    assert set(R.MAIN_BENCHES) <= set(cli.BENCH_TARGETS)
+    assert R.MAIN_BENCHES == tuple(BENCHMARKS)
     page = (tmp_path / "index.html").read_text()
     assert page.count("<img ") == 1 and "table of active" in page
     saved = json.loads((tmp_path / "reproduce.json").read_text())
@@ -211,9 +213,9 @@ def test_run_bench_moves_the_benchmarks_folders_under_out(tmp_path: Path, monkey
         return {"value": 1}
 
     module = types.SimpleNamespace(run=run, table=lambda result: f"value {result['value']}")
-    monkeypatch.setitem(sys.modules, "robustdistill.experiments.bench_fake", module)
-    monkeypatch.setitem(cli.BENCH_TARGETS, "fake", ("fake", {"grid": "ablation"}, "a fake benchmark"))
-    result, table, path = cli.run_bench("fake", tmp_path / "r", seed=3, quick=True)
+    monkeypatch.setitem(sys.modules, "robustdistill.experiments.benchmarks.fake", module)
+    monkeypatch.setitem(BENCHMARKS, "fake", Benchmark("fake", "a fake benchmark", 1, {"grid": "ablation"}))
+    result, table, path = jobs.run_bench("fake", tmp_path / "r", seed=3, quick=True)
     assert calls == [{"seed": 3, "quick": True, "out": str(tmp_path / "r" / "distill"),
                       "cache": str(tmp_path / "r" / "cache"), "device": "auto", "grid": "ablation"}]  # fmt: skip
     assert table == "value 1" and path == tmp_path / "r" / "bench_fake.json"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from robustdistill.algorithms.query_game import solve_query_game
-from robustdistill.theory import rad_checks, simulators
+from robustdistill.theory import simulators
+from robustdistill.theory.simulators import rad_checks
 from robustdistill.theory.simulators import CheckResult, run_checks
 
 NAMES = ["P1", "P2", "P3-exact", "P3-MC", "P4", "P5", "P6", "R1", "R2", "R3", "R4"]

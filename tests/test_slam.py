@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import special
 
 from robustdistill.algorithms.slam import DEFAULT_ALPHA_FLOOR, clip_alpha, mix, topk_mask
-from robustdistill.theory import slam_checks as sc
+from robustdistill.theory.simulators import slam_checks as sc
 
 seeds = st.integers(0, 2**32 - 1)
 alphas_half = st.floats(0.5, 1.0, exclude_min=True, exclude_max=True)  # (1/2, 1)

@@ -7,8 +7,8 @@ import pytest
 from scipy import special
 
 from robustdistill.algorithms.slam import mix
-from robustdistill.theory import halfspace_checks as hc
-from robustdistill.theory import slam_checks as sc
+from robustdistill.theory.simulators import halfspace_checks as hc
+from robustdistill.theory.simulators import slam_checks as sc
 from robustdistill.theory.simulators import CheckResult, run_checks
 from robustdistill.theory.teacher_noise import topk_noise_expectation
 

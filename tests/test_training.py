@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from robustdistill.experiments.models import build_model
-from robustdistill.experiments.training import (
+from robustdistill.experiments.pipeline.models import build_model
+from robustdistill.experiments.pipeline.training import (
     CHECKPOINT_NAME,
     ResidentInputs,
     TrainConfig,
@@ -536,7 +536,7 @@ def test_cuda_checkpoint_resume(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- bench
 def test_bench_throughput_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from robustdistill.experiments import bench_throughput
+    from robustdistill.experiments.benchmarks import throughput as bench_throughput
 
     result = bench_throughput.run(quick=True, n=32, batch_size=16, model="small_cnn", devices=["cpu"])
     assert {"benchmark", "rows", "ratios", "targets", "targets_met", "protocol", "seed", "quick", "environment",
@@ -559,7 +559,7 @@ def test_bench_throughput_quick(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_mc_dropout_std_is_seeded_and_leaves_the_global_rng_alone():
-    from robustdistill.experiments.training import has_dropout, mc_dropout_std
+    from robustdistill.experiments.pipeline.training import has_dropout, mc_dropout_std
 
     X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
     inputs = ResidentInputs(X, "tabular", "cpu")

@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from robustdistill.theory import weighted_checks as wc
+from robustdistill.theory.simulators import weighted_checks as wc
 from robustdistill.theory.simulators import CheckResult, run_checks
 
 NAMES = [

@@ -2,6 +2,6 @@
 
 Modules: :mod:`~robustdistill.theory.query_game` (the LP reference of the RAD query game),
 :mod:`~robustdistill.theory.simulators` (``run_checks`` over the registered checks of
-:mod:`~robustdistill.theory.rad_checks`, :mod:`~robustdistill.theory.weighted_checks` and
-:mod:`~robustdistill.theory.slam_checks`; the common :class:`~robustdistill.theory.checks.CheckResult`).
+:mod:`~robustdistill.theory.simulators.rad_checks`, :mod:`~robustdistill.theory.simulators.weighted_checks` and
+:mod:`~robustdistill.theory.simulators.slam_checks`; the common :class:`~robustdistill.theory.simulators.checks.CheckResult`).
 """

@@ -42,7 +42,7 @@ from robustdistill.algorithms.results import Result
 from robustdistill.algorithms.typing import FloatArray, RNGLike
 from robustdistill.algorithms.validation import as_numpy, check_int, check_rng
 
-from .slam_checks import binary_grad, binary_loss, gradient_bound
+from .binary_slam import binary_grad, binary_loss, gradient_bound
 
 __all__ = [
     "KINDS",
@@ -329,7 +329,7 @@ def forward_adjusted_sgd(
     r"""The core of :func:`learn_halfspace_rcn` for ``S`` runs at once: one pass in the given row order
     over ``X`` (S, n, d) with labels ``y_noisy`` (S, n) in {-1, +1} (shapes, labels, the noise rate and
     the radius are checked; the row norms are the caller's business); the SLaM
-    derivative with :math:`\alpha = 1 - \eta` (``slam_checks.binary_grad``), step
+    derivative with :math:`\alpha = 1 - \eta` (``binary_slam.binary_grad``), step
     :math:`R/(G_\alpha\sqrt n)`, projection on :math:`\|w\| \le R`. Returns what :func:`_projected_sgd`
     returns (average iterates (S, d), gradient norms (S, n), tracked running averages)."""
     X, y_noisy = np.asarray(X, dtype=np.float64), np.asarray(y_noisy, dtype=np.float64)
@@ -458,7 +458,7 @@ def learn_halfspace_rcn(
 
 def slam_objective(w: object, X: object, y_noisy: object, noise_rate: float) -> float:
     r"""The empirical forward-adjusted (SLaM) risk :math:`\frac1n\sum_i \ell(\langle w, x_i\rangle,
-    \tilde y_i)` with :math:`\alpha = 1 - \eta` (stable log form of ``slam_checks.binary_loss``)."""
+    \tilde y_i)` with :math:`\alpha = 1 - \eta` (stable log form of ``binary_slam.binary_loss``)."""
     x, y = _check_sample(X, y_noisy)
     eta = _check_noise_rate(noise_rate)
     ww = np.asarray(as_numpy(w, "w"), dtype=np.float64)

@@ -1,0 +1,315 @@
+"""The ``robustdistill`` command line.
+
+Commands:
+
+- ``robustdistill verify``: run the guarantee simulators (``theory.simulators.run_checks``), print a table
+  and write ``reports/verify.json``; exit 0 when every check holds, 1 otherwise.
+- ``robustdistill bench game``: benchmark the query game against the spec's targets; write
+  ``reports/bench_game.json``.
+- ``robustdistill bench losses``: forward+backward time of every loss against soft cross-entropy (CPU, and
+  CUDA when present) and the teacher-accuracy fit at 10^6 points; write ``reports/bench_losses.json``.
+- ``robustdistill bench halfspace``: run time of the forward-adjusted halfspace learner against n and d.
+- ``robustdistill bench throughput``: the resident training loop against a per-item DataLoader.
+- ``robustdistill bench distill`` / ``ablation``: the distillation benchmark and the Weighted Distillation
+  ablation (``experiments.bench_distill``).
+- ``robustdistill distill CONFIG [--method M] [--seeds S ...]``: the distillation pipeline of a TOML config
+  (``experiments.distill.run_distillation``); print the per-seed and mean test accuracies and write
+  ``OUT/NAME.json``.
+- ``robustdistill active CONFIG [--selector S] [--seeds S ...]``: the active distillation loop
+  (``experiments.active.run_active_distillation``); accuracy against teacher queries, ``OUT/NAME.json``.
+- ``robustdistill figures [NAME ...]``: the paper figures (``paper_figures.make_figures``): PNG, PDF and the
+  plotted data per figure, from stored results in ``--results`` or else the quick experiment.
+- ``robustdistill reproduce [--full] [--only STEP ...]``: the main job (``experiments.reproduce``): every check,
+  the benchmarks and every figure; ``OUT/index.html`` and ``OUT/summary.md``; exit 1 when a check failed, 2 when
+  a step raised.
+
+Exit codes: 0 success, 1 a check failed, 2 bad usage or an error (one line on stderr, no traceback),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from robustdistill.theory.simulators.checks import GROUPS
+
+from ..benchmarks import BENCHMARKS
+from ..benchmarks.reporting import format_table
+from .jobs import PROG, run_bench, run_verify, verify_table
+
+
+
+def _version() -> str:
+    try:
+        return metadata.version("robustdistill")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``robustdistill verify``: run the simulators, print the table, write ``verify.json``."""
+    report, path = run_verify(
+        args.out, full=args.full, seed=args.seed, progress=_show_progress(args.quiet), only=args.only
+    )
+    records = report["checks"]
+    print(verify_table(records))
+    if not args.quiet:
+        print(f"{len(records)} checks in {report['seconds']:.1f} s; wrote {path}", file=sys.stderr)
+    if not report["all_hold"]:
+        failed = [str(r["name"]) for r in records if not r["holds"]]
+        print(f"{PROG}: verify: {len(failed)} check(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``robustdistill bench TARGET``: run the benchmark, print its table, write ``bench_TARGET.json``."""
+    _, table, path = run_bench(args.target, args.out, seed=args.seed, quick=args.quick,
+                               progress=_show_progress(args.quiet))  # fmt: skip
+    print(table)
+    if not args.quiet:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _read_config(path: str, overrides: dict[str, Any], *, active: bool) -> dict[str, Any]:
+    """The config file with the command line's overrides, checked for syntax and key names before the training
+    stack is imported (a missing or malformed file fails at once; the values are checked by the run)."""
+    from ..pipeline.config import check_keys, read_config
+
+    raw = read_config(path)
+    check_keys(raw, active=active)
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return raw
+
+
+def _mean(mean: float | None, std: float | None) -> str:
+    return "-" if mean is None else f"{mean:.4f} +- {std:.4f}"
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """``robustdistill distill CONFIG``: run the config (with the command line's overrides), print a summary."""
+    overrides = {"seeds": args.seeds or None, "out": args.out, "device": args.device}
+    if args.method is not None:
+        overrides.update(method=args.method, method_options={})
+    config = _read_config(args.config, overrides, active=False)
+    from ..pipeline.distill import run_distillation
+
+    result = run_distillation(config, progress=_show_progress(args.quiet))
+    rows = [
+        {"seed": s, "student_acc": a, "teacher_acc": t, "teacher_labels": q}
+        for s, a, t, q in zip(result.seeds, result.student_accuracy, result.teacher_accuracy, result.teacher_queries)
+    ]
+    print(format_table(rows, ["seed", "student_acc", "teacher_acc", "teacher_labels"]))
+    print(
+        f"{result.name}: method {result.method}, student {_mean(result.student_mean, result.student_std)}, teacher "
+        f"{_mean(result.teacher_mean, result.teacher_std)}, {max(result.teacher_queries)} teacher labels per seed, "
+        f"{result.wall_time_s:.1f} s"
+    )
+    if not args.quiet:
+        print(f"wrote {result.path}", file=sys.stderr)
+    return 0
+
+
+def cmd_active(args: argparse.Namespace) -> int:
+    """``robustdistill active CONFIG``: the active distillation loop; print accuracy against teacher labels."""
+    overrides = {"seeds": args.seeds or None, "out": args.out, "selector": args.selector}
+    config = _read_config(args.config, overrides, active=True)
+    from ..pipeline.active import run_active_distillation
+
+    result = run_active_distillation(config, progress=_show_progress(args.quiet))
+    rows = [{"queries": q, "mean_acc": m, "std": s} for q, m, s in zip(result.queries, result.mean, result.std)]
+    print(format_table(rows, ["queries", "mean_acc", "std"]))
+    print(f"{result.name}: selector {result.selector}, loss {result.loss}, seeds {list(result.seeds)}, teacher labels "
+          f"per seed {list(result.teacher_queries)} (validation set + rounds x budget), {result.wall_time_s:.1f} s")  # fmt: skip
+    if not args.quiet:
+        print(f"wrote {result.path}", file=sys.stderr)
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    """``robustdistill figures [NAME ...]``: make the figures; print one line per figure (name, source, files)."""
+    from robustdistill.paper_figures import make_figures
+
+    figures = make_figures(args.names or None, out=args.out, results=args.results, quick=not args.stored_only,
+                           progress=_show_progress(args.quiet))  # fmt: skip
+    for fig in figures:
+        print(f"{fig.name}  {fig.source}  " + "  ".join(str(p) for p in [*fig.files, fig.data_path]))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """``robustdistill reproduce``: every check, the benchmarks and every figure; ``OUT/index.html`` and
+    ``OUT/summary.md``. Exit 0 when all went well, 1 when a check failed, 2 when a step raised."""
+    from .reproduce import reproduce
+
+    result = reproduce(args.out, full=args.full, progress=_show_progress(args.quiet), steps=args.only, seed=args.seed)
+    if not args.quiet:
+        print(f"{len(result.steps)} step(s) in {result.seconds / 60:.1f} min; wrote {Path(args.out) / 'index.html'} "
+              f"and {Path(args.out) / 'summary.md'}", file=sys.stderr)  # fmt: skip
+    problems = []
+    if result.failed_checks:
+        problems.append(f"{len(result.failed_checks)} check(s) failed: {', '.join(result.failed_checks)}")
+    if result.errored_steps:
+        problems.append(f"step(s) raised: {', '.join(result.errored_steps)}")
+    if problems:
+        print(f"{PROG}: reproduce: {'; '.join(problems)} (see {Path(args.out) / 'index.html'})", file=sys.stderr)
+    return result.exit_code
+
+
+def _add_common_options(command: argparse.ArgumentParser) -> None:
+    """--out, --seed and --quiet, shared by every command that writes a report."""
+    command.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
+    command.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
+    command.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one sub-command per job, each with a one-line description."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Knowledge distillation with unlabeled examples when the teacher is expensive "
+        "and wrong: verify the guarantees and benchmark the methods.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check the stated guarantees with simulators",
+        description="Run the guarantee simulators, print one row per check and write DIR/verify.json. "
+        "Exit 0 when every check holds, 1 otherwise.",
+    )
+    verify.add_argument("--full", action="store_true", help="full simulator sizes (slow)")
+    verify.add_argument(
+        "--only",
+        action="append",
+        choices=GROUPS,
+        metavar="METHOD",
+        help=f"run only this method's checks: {', '.join(GROUPS)} (repeatable; default all)",
+    )
+    _add_common_options(verify)
+    verify.set_defaults(func=cmd_verify)
+
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark against the spec's performance targets",
+        description="Benchmarks against the specs' performance targets: each prints its table (protocol in "
+        "its header) and writes DIR/bench_TARGET.json.",
+    )
+    targets = bench.add_subparsers(dest="target", metavar="TARGET", required=True)
+    for name, spec in BENCHMARKS.items():
+        help_line = spec.help
+        command = targets.add_parser(name, help=help_line, description=f"{help_line}; write DIR/bench_{name}.json.")
+        command.add_argument("--quick", action="store_true", help="small sizes, one repeat (seconds; for tests)")
+        _add_common_options(command)
+        command.set_defaults(func=cmd_bench)
+
+    distill = commands.add_parser(
+        "distill",
+        help="run a distillation config: teacher, teacher outputs, method, student",
+        description="Run the distillation pipeline of a TOML config (keys: see "
+        "robustdistill.experiments.pipeline.distill), print per-seed and mean test accuracies, write OUT/NAME.json.",
+    )
+    distill.add_argument("config", help="TOML config file (e.g. one of experiments/configs/)")
+    distill.add_argument("--method", default=None, help="override the method (its options reset to defaults)")
+    distill.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None, help="override the seeds")
+    distill.add_argument("--device", default=None, help="auto, cpu or cuda")
+    distill.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the config's out)")
+    distill.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+    distill.set_defaults(func=cmd_distill)
+
+    active = commands.add_parser(
+        "active",
+        help="run the active distillation loop of a config: select, query the teacher, retrain",
+        description="Run the active distillation loop (robustdistill.experiments.pipeline.active) of a TOML config; print "
+        "the student's test accuracy against teacher queries and write OUT/NAME.json.",
+    )
+    active.add_argument("config", help="TOML config file")
+    active.add_argument("--selector", default=None, help="override the selector (a name of SELECTORS)")
+    active.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None, help="override the seeds")
+    active.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the config's out)")
+    active.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+    active.set_defaults(func=cmd_active)
+
+    from robustdistill.paper_figures import FIGURES  # light: each figure's module is imported when it runs
+
+    figures = commands.add_parser(
+        "figures",
+        help="make the paper figures: PNG, PDF and the plotted data (JSON) per figure",
+        description="Make the paper figures (all by default) into DIR: NAME.png, NAME.pdf and NAME.json (the "
+        "plotted arrays and their source). A figure reads stored results from --results (bench_*.json, "
+        "data/*.json) and runs its quick experiment when they are missing. One line per figure: name, source "
+        "(stored or quick), files.",
+    )
+    figures.add_argument("names", nargs="*", metavar="NAME", help=f"figures to make (default all): {', '.join(FIGURES)}")
+    figures.add_argument("--out", default="reports/figures", metavar="DIR", help="output folder (default: reports/figures)")
+    figures.add_argument("--results", default="reports", metavar="DIR",
+                         help="stored results: bench_*.json and data/*.json (default: reports)")  # fmt: skip
+    figures.add_argument("--stored-only", action="store_true",
+                         help="fail instead of running the quick experiment when a stored result is missing")  # fmt: skip
+    figures.add_argument("--quiet", action="store_true", help="no progress bar")
+    figures.set_defaults(func=cmd_figures)
+
+    from .reproduce import STEPS  # light: the steps' modules are imported when they run
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="the main job: every check, the benchmarks and every figure; one HTML and Markdown report",
+        description="Run every check of verify, the benchmarks' default grids and every figure, and write "
+        "DIR/index.html (self-contained: figures inline) and DIR/summary.md. About 25 minutes on 2 CPU cores. "
+        "Exit 0 when every check holds and every step ran, 1 when a check failed, 2 when a step raised.",
+    )
+    reproduce.add_argument("--full", action="store_true", help="the specs' simulator sizes, the accuracy grids with "
+                           "10 seeds (GPU recommended) and figures without quick fallbacks; the speed benchmarks run "
+                           "their default")
+    reproduce.add_argument(
+        "--only", nargs="+", choices=STEPS, metavar="STEP", default=None,
+        help=f"run only these steps (in the job's order): {', '.join(STEPS)}",
+    )  # fmt: skip
+    _add_common_options(reproduce)
+    reproduce.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point: parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2, message already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        result: Any = args.func(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    return int(result)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

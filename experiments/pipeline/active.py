@@ -1,0 +1,357 @@
+r"""``run_active_distillation(config, data=None, *, teacher=None, student=None)``: the active distillation loop
+(our formulation of Algorithm 1 of Baykal et al., ICLR 2023), which pays the teacher only for what it selects.
+
+Per seed (splits, inputs and teacher exactly as in :mod:`~robustdistill.experiments.pipeline.distill`):
+
+.. code-block:: text
+
+    t_V  <- teacher.query(V)                     # |V| labels: m (and alpha, k for the loss) need them
+    D <- {};  student <- TRAIN(A, D)
+    for round r = 1..R:
+        P, h <- student probabilities and penultimate features on the remaining pool U
+        m    <- estimate_mistakes(t_V, y_V, |U|)
+        sel  <- SELECTORS[selector](P, b, m, rng=rng, embeddings=h, center_embeddings=h(A and D),
+                                    clusters=ids)   # cluster_margin's HAC ids, computed in round 1 only
+        D    <- D + teacher.query(U[sel.indices]);  U <- U minus sel.indices   # exactly b new labels
+        student <- TRAIN(A, D)        # from scratch (the seed's initial weights) or warm start
+        log test accuracy, the labels used, the support size and max p of sel.probabilities (when the
+        selector samples), RAD's diagnostics (and whether its law was close to uniform), how many queried
+        labels were wrong (against the true labels)
+        save the round's state (resume)
+
+**Teacher labels.** The teacher is queried on demand
+(:class:`~robustdistill.experiments.pipeline.teacher.Teacher`), never on the whole pool: R rounds of budget b
+cost exactly ``|V| + R b`` labels (fewer only when two points share the same input, which is labeled once),
+and a teacher the pipeline builds is given exactly that budget. The result reports them per seed
+(``teacher_queries``), beside the evaluation-only answers (``evaluation_queries``: the test set for the
+teacher's accuracy, and the pool with ``pool_diagnostics``).
+
+**Evaluation-only diagnostics** (``pool_diagnostics = true``, off by default: they ask the teacher about the
+whole pool, which a user paying per label would not do): per round, how the teacher's mistakes follow the
+gain and what RAD, greedy top-b and uniform would gain on them, under ``"evaluation_only"`` in the round's
+record.
+
+UNIXKD (``selector = "unixkd"``) queries the teacher on mixed inputs
+(:func:`~robustdistill.algorithms.selection.mix_inputs`), so it needs a teacher that takes inputs (not an
+array); D holds the mixed inputs with the teacher's answers on them.
+
+Resume: after every round the seed's state (selections, teacher answers, queried inputs, the RNG state,
+accuracies and the student's weights) is written atomically to ``OUT/NAME/seed_S_state.pt``; a run of the
+same config (``resume = true``, the default) continues after the last finished round, and the result is the
+same as an uninterrupted run's (bit for bit on the CPU: every step is seeded). The finished student's weights
+are ``OUT/NAME/seed_S_student.pt``.
+
+The student's loss on D is any method of :data:`~robustdistill.algorithms.methods.METHODS` (``loss``, default
+``"vanilla"``, with ``loss_options``), on A plus the queried points. Config keys: those of
+``run_distillation`` without ``method`` / ``method_options``, plus ``selector`` (a name of
+:data:`~robustdistill.algorithms.selection.SELECTORS`), ``gain`` (RAD's gain kind, default ``"margin"``),
+``rounds``, ``budget`` (per round), ``loss``, ``loss_options``, ``retrain`` (``"scratch"``, the default, or
+``"warm"``) and ``pool_diagnostics`` (default false).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robustdistill.algorithms.methods import METHODS
+from robustdistill.algorithms.results import Result, to_jsonable
+from robustdistill.algorithms.selection import (
+    GAINS,
+    NEAR_UNIFORM_RATIO,
+    SELECTORS,
+    NearUniformWarning,
+    cluster_assignments,
+    informativeness,
+    mix_inputs,
+    top_b,
+)
+from robustdistill.algorithms.teacher_quality import estimate_mistakes
+from robustdistill.algorithms.validation import check_int
+from robustdistill.theory.selection_value import expected_useful_gain, selector_marginals
+
+from .config import ACTIVE_KEYS, read_config
+from .data import make_splits
+from .distill import config_key, load_config
+from .files import environment_info, write_atomic, write_json_atomic
+from .methods import check_method, plan_student
+from .seeds import (
+    accuracy,
+    build_student,
+    dataset_of,
+    prepare_seed,
+    renormalise,
+    run_folder,
+    save_student,
+    seed_teacher,
+)
+from .training import predict_probs, resolve_device, train
+
+__all__ = ["ActiveResult", "load_active_config", "run_active_distillation"]
+
+
+def load_active_config(
+    config: Mapping[str, Any] | str | os.PathLike[str], *, own_data: bool = False, own_teacher: bool = False,
+    own_student: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """The active-loop config, checked before any work (module docstring for the keys)."""
+    raw = read_config(config)
+    extra = {k: raw.pop(k) for k in list(raw) if k in ACTIVE_KEYS}
+    cfg = load_config({**raw, **extra}, own_data=own_data, own_teacher=own_teacher, own_student=own_student,
+                      active=True)  # fmt: skip
+    for key in ACTIVE_KEYS:
+        cfg.pop(key, None)
+    del cfg["method"], cfg["method_options"]
+    cfg.update({**ACTIVE_KEYS, **extra})
+    if cfg["selector"] not in SELECTORS:
+        raise ValueError(f"unknown selector {cfg['selector']!r}; choose one of {', '.join(SELECTORS)}")
+    if cfg["gain"] not in GAINS:
+        raise ValueError(f"gain must be one of {', '.join(GAINS)}, got {cfg['gain']!r}")
+    cfg["rounds"] = check_int(cfg["rounds"], "rounds", low=1)
+    cfg["budget"] = check_int(cfg["budget"], "budget", low=1)
+    if isinstance(cfg["unlabeled"], int) and cfg["rounds"] * cfg["budget"] > cfg["unlabeled"]:
+        raise ValueError(f"rounds x budget = {cfg['rounds'] * cfg['budget']} exceeds the pool ({cfg['unlabeled']})")
+    if cfg["loss"] not in METHODS:
+        raise ValueError(f"loss must be one of {', '.join(METHODS)}, got {cfg['loss']!r}")
+    _, cfg["loss_options"] = check_method(cfg["loss"], cfg["loss_options"])
+    if cfg["selector"] == "unixkd" and cfg["teacher"] is not None and cfg["teacher"]["name"] == "synthetic":
+        raise ValueError("selector 'unixkd' queries the teacher on mixed inputs; the synthetic teacher has no model")
+    if cfg["retrain"] not in ("scratch", "warm"):
+        raise ValueError(f"retrain must be 'scratch' or 'warm', got {cfg['retrain']!r}")
+    if not isinstance(cfg["pool_diagnostics"], bool):
+        raise ValueError(f"pool_diagnostics must be true or false, got {cfg['pool_diagnostics']!r}")
+    return cfg
+
+
+@dataclasses.dataclass(frozen=True)
+class ActiveResult(Result):
+    """Accuracy against teacher labels: ``queries`` (R + 1,) cumulative labels bought on the pool after each round
+    (0 first), ``accuracy`` (seeds, R + 1) student test accuracy, their mean and std over seeds, the teacher's
+    accuracy per seed, ``teacher_queries`` per seed (every label used: ``|V| + R b``), ``evaluation_queries``
+    per seed (evaluation-only answers), per-seed records (selected indices per round, diagnostics), the JSON
+    path, and the trained students (``students``, one ``nn.Module`` per seed; not in :meth:`to_dict`)."""
+
+    name: str
+    selector: str
+    loss: str
+    config: dict[str, Any]
+    seeds: tuple[int, ...]
+    queries: tuple[int, ...]
+    accuracy: tuple[tuple[float, ...], ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    teacher_accuracy: tuple[float | None, ...]
+    teacher_queries: tuple[int, ...]
+    evaluation_queries: tuple[int, ...]
+    wall_time_s: float
+    per_seed: tuple[dict[str, Any], ...]
+    path: str | None = None
+    students: tuple[nn.Module, ...] = dataclasses.field(default=(), repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, without the students (modules)."""
+        return to_jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "students"})
+
+
+def _active_seed(
+    cfg: dict[str, Any], ds: Any, seed: int, device: Any, progress: bool | None, run_dir: Path, key: str,
+    teacher: Any, student_factory: Callable[[int], nn.Module] | None,
+) -> tuple[dict[str, Any], nn.Module]:  # fmt: skip
+    started = time.perf_counter()
+    data = prepare_seed(cfg, ds, seed, device, run_dir)
+    splits = data.splits
+    state_path = run_dir / f"seed_{seed}_state.pt"
+    state = _load_state(state_path, key) if cfg["resume"] else None
+    if state is None:
+        state = {
+            "config_key": key, "round": -1, "rng": np.random.default_rng([seed, 11]).bit_generator.state,
+            "chosen": np.empty(0, dtype=np.int64), "queried_x": ds.X[:0], "answers": np.empty((0, ds.num_classes)),
+            "clusters": None, "accuracy": [], "rounds": [], "per_round": [], "student": None,
+        }  # fmt: skip
+    resumed_from = state["round"]
+    rounds_left = cfg["rounds"] - len(state["per_round"])
+    st = seed_teacher(cfg, ds, data, teacher, budget=splits.validation.size + rounds_left * cfg["budget"],
+                      progress=progress)  # fmt: skip
+    if cfg["selector"] == "unixkd" and st.teacher.kind == "array":
+        raise ValueError("selector 'unixkd' queries the teacher on mixed inputs; a teacher array is queried by row")
+    before = (st.teacher.queries, st.teacher.evaluation_queries)
+    y_val = ds.y[splits.validation]
+    t_val = renormalise(st.teacher.query(ds.X[splits.validation], index=splits.validation))
+    val_queries = st.teacher.queries - before[0]
+    teacher_acc = accuracy(st.teacher.evaluate(data.X_test, index=data.test_rows), data.y_test) if (
+        cfg["evaluate_teacher"]) else None  # fmt: skip
+    labeled_x, pool_x, pool_y = ds.X[splits.labeled], ds.X[splits.unlabeled], ds.y[splits.unlabeled]
+    pool_wrong = None
+    if cfg["pool_diagnostics"]:  # evaluation only: the teacher on the whole pool, never used for training
+        pool_wrong = st.teacher.evaluate(pool_x, index=splits.unlabeled).argmax(axis=1) != pool_y
+    labeled_inputs, pool_inputs, test_inputs = (data.inputs(x) for x in (labeled_x, pool_x, data.X_test))
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    student = None
+    if state["student"] is not None:
+        student = build_student(cfg, student_factory, data, ds.num_classes)
+        student.load_state_dict(state["student"])
+        student.to(device)
+    for r in range(state["round"] + 1, cfg["rounds"] + 1):
+        chosen, answers, queried_x = state["chosen"], state["answers"], state["queried_x"]
+        if r > 0:  # select with the current student, then query the teacher
+            remaining = np.setdiff1d(np.arange(splits.unlabeled.size), chosen)
+            probs, feats = predict_probs(student, pool_inputs, features=True)
+            # coreset's centers (only coreset uses them): the labeled points and the queried ones (in feats)
+            center = np.concatenate([predict_probs(student, labeled_inputs, features=True)[1], feats[chosen]]) if (
+                cfg["selector"] == "coreset") else None  # fmt: skip
+            if cfg["selector"] == "cluster_margin" and state["clusters"] is None:  # once per run
+                state["clusters"] = cluster_assignments(feats, cfg["budget"], rng=rng)
+            clusters = state["clusters"]
+            m = estimate_mistakes(t_val, y_val, remaining.size)
+            probs_r = probs[remaining].astype(np.float64)
+            with warnings.catch_warnings():  # recorded in the round's record instead (near_uniform)
+                warnings.simplefilter("ignore", NearUniformWarning)
+                sel = SELECTORS[cfg["selector"]](
+                    probs_r / probs_r.sum(axis=1, keepdims=True), cfg["budget"], rng=rng, mistakes=m,
+                    embeddings=feats[remaining], center_embeddings=center, kind=cfg["gain"],
+                    clusters=None if clusters is None else clusters[remaining],
+                )  # fmt: skip
+            picked = remaining[sel.indices]
+            x_new = mix_inputs(pool_x[remaining], sel)  # pool_x[picked], or UNIXKD's mixed inputs
+            used = st.teacher.queries
+            new_answers = st.teacher.query(x_new) if sel.mix is not None else st.teacher.query(
+                x_new, index=splits.unlabeled[picked])  # fmt: skip
+            if st.teacher.queries - used > cfg["budget"]:  # a user's Teacher with its own accounting
+                raise RuntimeError(f"round {r} used {st.teacher.queries - used} labels, more than its budget")
+            answers = np.concatenate([answers, new_answers])
+            chosen, queried_x = np.concatenate([chosen, picked]), np.concatenate([queried_x, x_new])
+            wrong = int((new_answers.argmax(axis=1) != pool_y[picked]).sum())
+            record: dict[str, Any] = {"round": r, "mistakes": int(m), "selected": picked.tolist(),
+                                      "mixed": sel.mix is not None, "labels": st.teacher.queries - used,
+                                      "teacher_wrong": wrong}  # fmt: skip
+            if sel.probabilities is not None:  # support size and max p of the sampling law
+                record.update(pool=int(remaining.size), support=int(np.count_nonzero(sel.probabilities)),
+                              max_p=float(sel.probabilities.max()))  # fmt: skip
+            if sel.diagnostics is not None:  # RAD: its law against uniform sampling
+                record["rad"] = dict(sel.diagnostics)
+                record["near_uniform"] = bool(m > 0 and sel.diagnostics["uniform_ratio"] >= NEAR_UNIFORM_RATIO)
+            if pool_wrong is not None:
+                record["evaluation_only"] = _noise_diagnostics(
+                    informativeness(probs_r, cfg["gain"]), pool_wrong[remaining], cfg["budget"], m)  # fmt: skip
+            state["rounds"].append(record)
+            state["per_round"].append(int(record["labels"]))
+        if student is None or cfg["retrain"] == "scratch":
+            student = build_student(cfg, student_factory, data, ds.num_classes)
+        method, options = ("labeled_only", {}) if chosen.size == 0 else (cfg["loss"], cfg["loss_options"])
+        plan = plan_student(
+            method, options, labels_labeled=ds.y[splits.labeled], teacher_val=t_val, labels_val=y_val,
+            teacher_pool=renormalise(answers) if chosen.size else None, num_classes=ds.num_classes,
+        )  # fmt: skip
+        inputs = data.inputs(np.concatenate([labeled_x, queried_x])[plan.rows])
+        train(student, inputs, plan.arrays, plan.loss_fn, data.student_cfg, progress=progress,
+              desc=f"{cfg['selector']} seed {seed} round {r}")  # fmt: skip
+        state["accuracy"].append(accuracy(predict_probs(student, test_inputs), data.y_test))
+        state.update(round=r, chosen=chosen, answers=answers, queried_x=queried_x, rng=rng.bit_generator.state,
+                     student=student.state_dict())  # fmt: skip
+        if cfg["resume"]:
+            _save_state(state_path, state)
+    save_student(run_dir / f"seed_{seed}_student.pt", student)
+    record = {
+        "seed": seed, "accuracy": state["accuracy"], "queries": [0, *np.cumsum(state["per_round"]).tolist()],
+        "labels_per_round": state["per_round"], "validation_queries": val_queries,
+        "teacher_queries": val_queries + int(sum(state["per_round"])),
+        "evaluation_queries": st.teacher.evaluation_queries - before[1], "teacher_accuracy": teacher_acc,
+        "teacher": st.info, "rounds": state["rounds"], "splits": splits.to_dict(), "resumed_from_round": resumed_from,
+        "seconds": time.perf_counter() - started,
+    }  # fmt: skip
+    return record, student
+
+
+def _noise_diagnostics(gains: np.ndarray, wrong: np.ndarray, budget: int, mistakes: int) -> dict[str, Any]:
+    r"""Evaluation-only diagnostics of one round, from the teacher's answers on the whole pool and the true
+    labels: how the teacher's mistakes (``wrong`` (n,) bool) follow the student's gains (n,), and what each
+    selection rule would gain on it.
+
+    - ``error_by_gain``: the pool in 10 equal-count bins by gain, per bin [mean gain, teacher error rate];
+    - ``error_top_b`` / ``error_pool``: the error rate among the ``budget`` highest gains and in the pool;
+    - ``useful_gain``: the exact expected gain of the correctly labeled queried points per query,
+      :math:`\sum_i p_i g_i (1 - w_i) / b` (:func:`~robustdistill.theory.selection_value.expected_useful_gain`),
+      for RAD's p* (with the round's estimated ``mistakes``), greedy top-b and uniform b/n."""
+    parts = np.array_split(np.argsort(gains, kind="stable"), min(10, gains.size))
+    w = wrong.astype(np.float64)
+    marginals = selector_marginals(gains, budget, mistakes)
+    return {
+        "error_by_gain": [[float(gains[p].mean()), float(w[p].mean())] for p in parts if p.size],
+        "error_top_b": float(w[top_b(gains, budget, rng=0)].mean()), "error_pool": float(w.mean()),
+        "useful_gain": {k: expected_useful_gain(p, gains, w) / budget for k, p in marginals.items()},
+    }  # fmt: skip
+
+
+_ARRAYS = ("chosen", "answers", "queried_x", "clusters")
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    """One round's state (selections, teacher answers, queried inputs, RNG, accuracies, student weights),
+    written atomically; numpy arrays travel as tensors so the file loads with ``weights_only=True``."""
+    data = {k: (torch.from_numpy(np.array(v)) if k in _ARRAYS and v is not None else v)
+            for k, v in state.items()}  # fmt: skip
+    data["student"] = {k: v.detach().cpu() for k, v in state["student"].items()}
+    write_atomic(path, lambda fh: torch.save(data, fh))
+
+
+def _load_state(path: Path, key: str) -> dict[str, Any] | None:
+    """The saved state of the same config, or None (absent, unreadable or another config's)."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError):
+        return None
+    if not isinstance(data, dict) or data.get("config_key") != key:
+        return None
+    return {k: (v.numpy() if k in _ARRAYS and v is not None else v) for k, v in data.items()}
+
+
+def run_active_distillation(
+    config: Mapping[str, Any] | str | os.PathLike[str],
+    data: Any = None,
+    *,
+    teacher: Any = None,
+    student: Callable[[int], nn.Module] | None = None,
+    progress: bool | None = None,
+) -> ActiveResult:
+    """Run the active loop of ``config`` (module docstring) for every seed and write ``OUT/NAME.json``.
+
+    ``data``, ``teacher`` and ``student`` as in
+    :func:`~robustdistill.experiments.pipeline.distill.run_distillation`; the teacher is asked only about the
+    validation set and the selected points."""
+    started = time.perf_counter()
+    cfg = load_active_config(config, own_data=data is not None, own_teacher=teacher is not None,
+                             own_student=student is not None)  # fmt: skip
+    if student is not None and not callable(student):
+        raise TypeError(f"student must be a factory seed -> nn.Module, got {type(student).__name__}")
+    ds = dataset_of(cfg, data)
+    device = resolve_device(None if cfg["device"] == "auto" else cfg["device"])
+    make_splits(ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"],
+                test=cfg["test"], rng=cfg["seeds"][0], stratify=cfg["stratify"])  # fmt: skip
+    run_dir = run_folder(cfg)
+    key = config_key(cfg, teacher, student)
+    pairs = [_active_seed(cfg, ds, seed, device, progress, run_dir, key, teacher, student) for seed in cfg["seeds"]]
+    records = [r for r, _ in pairs]
+    acc = np.array([r["accuracy"] for r in records])
+    result = ActiveResult(
+        name=cfg["name"], selector=cfg["selector"], loss=cfg["loss"], config=cfg, seeds=tuple(cfg["seeds"]),
+        queries=tuple(records[0]["queries"]), accuracy=tuple(map(tuple, acc.tolist())),
+        mean=tuple(acc.mean(axis=0).tolist()),
+        std=tuple((acc.std(axis=0, ddof=1) if acc.shape[0] > 1 else np.zeros(acc.shape[1])).tolist()),
+        teacher_accuracy=tuple(r["teacher_accuracy"] for r in records),
+        teacher_queries=tuple(r["teacher_queries"] for r in records),
+        evaluation_queries=tuple(r["evaluation_queries"] for r in records),
+        wall_time_s=time.perf_counter() - started, per_seed=tuple(records), students=tuple(s for _, s in pairs),
+    )  # fmt: skip
+    path = Path(cfg["out"]) / f"{cfg['name']}.json"
+    write_json_atomic(path, {**result.to_dict(), "device": str(device), "environment": environment_info()})
+    return dataclasses.replace(result, path=str(path))
