@@ -1,4 +1,4 @@
-"""The active distillation benchmark (experiments.bench_active): its quick grid runs every selector with both
+"""The active distillation benchmark (experiments.benchmarks.active): its quick grid runs every selector with both
 losses, pairs the seeds, and prints and writes what it measured."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The selection-time benchmark (``experiments.bench_selection``): every selector gets a row, the times are
+"""The selection-time benchmark (``experiments.benchmarks.selection``): every selector gets a row, the times are
 positive and finite, the table and the JSON carry them, and the peer's subprocess plumbing works (with this
 interpreter and the snippet's numpy reference standing in for a peer environment; no venv, no download)."""
 

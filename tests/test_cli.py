@@ -218,3 +218,28 @@ def test_console_script_help() -> None:
     proc = subprocess.run([found, "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "verify" in proc.stdout and "bench" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["distill", "active"])
+def test_a_bad_config_file_fails_before_the_training_stack_is_imported(tmp_path: Path, command: str) -> None:
+    """A missing file, a TOML syntax error (named with its file) or an unknown key fail with exit 2 before torch
+    is imported (so in well under a second, not the several seconds of the training stack's imports)."""
+    bad = tmp_path / "broken.toml"
+    bad.write_text('dataset = "digits"\nlabeled = [\n')
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('dataset = "digits"\nepoch = 3\n')
+    code = (
+        "import sys, contextlib, io\n"
+        "from robustdistill.experiments.cli import main\n"
+        "err = io.StringIO()\n"
+        "with contextlib.redirect_stderr(err):\n"
+        f"    codes = [main([{command!r}, p]) for p in {[str(bad), str(tmp_path / 'missing.toml'), str(unknown)]!r}]\n"
+        "print(codes, 'torch' in sys.modules)\n"
+        "print(err.getvalue())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, *messages = done.stdout.splitlines()
+    assert first == "[2, 2, 2] False"
+    text = "\n".join(messages)
+    assert f"config file '{bad}' is not valid TOML" in text and "missing.toml' not found" in text
+    assert "unknown config key(s) 'epoch'" in text

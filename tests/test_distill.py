@@ -1,4 +1,4 @@
-"""The distillation pipeline (experiments.distill): config checks before any training, a tiny end-to-end
+"""The distillation pipeline (experiments.pipeline.distill): config checks before any training, a tiny end-to-end
 run with the teacher-output cache and resume, own data, TOML configs, the CLI command and the benchmark
 grid's smoke run."""
 

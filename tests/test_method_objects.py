@@ -495,6 +495,21 @@ def test_prepare_labeled_accepts_an_empty_set_and_checks_labels(inst):
         slam.prepare(inst["t_pool"] - 0.5)
 
 
+@pytest.mark.parametrize(("name", "opts"), VARIANTS, ids=VARIANT_IDS)
+def test_an_empty_pool_gives_an_empty_batch_with_the_same_keys(name, opts, inst):
+    """An active loop before its first query: prepare((0, K)) concatenates with the labeled rows."""
+    method = METHODS[name](**opts).fit(inst["t_val"], inst["y_val"])
+    empty = method.prepare(np.empty((0, 4)))
+    full = method.prepare(inst["t_pool"])
+    assert tuple(empty) == tuple(full)
+    for key, value in empty.items():
+        assert value.shape == (0, *full[key].shape[1:]) and value.dtype == full[key].dtype, key
+    batch = concat_batches(method.prepare_labeled(inst["y_lab"]), empty)
+    np.testing.assert_array_equal(batch["labeled"], np.ones(6, dtype=bool))
+    with pytest.raises(ValueError, match="classes"):
+        method.prepare(np.empty((0, 3)))  # the fitted K still holds
+
+
 def test_concat_batches_and_to_tensors(inst):
     method = SLaM().fit(inst["t_val"], inst["y_val"])
     lab, pool = method.prepare_labeled(inst["y_lab"]), method.prepare(inst["t_pool"])

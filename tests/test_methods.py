@@ -1,4 +1,4 @@
-"""The distillation methods (experiments.methods): option checks, plan shapes, per-example losses, and the
+"""The distillation methods (experiments.pipeline.methods): option checks, plan shapes, per-example losses, and the
 reductions that tie methods together (SLaM on labeled rows is cross-entropy; uniform weights are vanilla)."""
 
 from __future__ import annotations

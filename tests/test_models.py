@@ -1,4 +1,4 @@
-"""Model registry (``experiments.models``): output shapes, sizes, seeded initialisation, errors."""
+"""Model registry (``experiments.pipeline.models``): output shapes, sizes, seeded initialisation, errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The training layer (``experiments.training``): resident inputs and augmentation, the loop, checkpoints,
+"""The training layer (``experiments.pipeline.training``): resident inputs and augmentation, the loop, checkpoints,
 prediction; and the throughput benchmark's quick run."""
 
 from __future__ import annotations

@@ -293,12 +293,20 @@ class Method:
         the weights to mean 1) are taken over the rows given here: prepare the whole pool at once.
 
         Args:
-            teacher_probs: (n, K) teacher probabilities on the pool rows, rows on the simplex, K as fitted.
+            teacher_probs: (n, K) teacher probabilities on the pool rows, rows on the simplex, K as fitted;
+                ``n = 0`` gives an empty batch with the same keys (an active loop before its first query).
 
         Raises:
             NotFittedError: the method needs :meth:`fit` first.
             ValueError: rows off the simplex, or a K other than the fitted one.
         """
+        arr = as_numpy(teacher_probs, "teacher_probs")
+        if arr.ndim == 2 and arr.shape[0] == 0 and arr.shape[1] >= 2:  # no pool rows (yet): an empty batch
+            if self.requires_fit:
+                self._check_fitted()
+            empty = self.prepare_labeled(np.empty(0, dtype=np.int64), arr.shape[1])
+            empty["labeled"] = np.zeros(0, dtype=bool)
+            return empty
         t = self._check_teacher_probs(teacher_probs)
         arrays = self._prepare(t)
         arrays["labeled"] = np.zeros(t.shape[0], dtype=bool)

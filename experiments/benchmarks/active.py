@@ -5,7 +5,7 @@ points (``robustdistill bench active``; issue 6, ``spec/rad.md`` §7-§8).
 Protocol: per dataset (base configs ``experiments/configs/active_digits.toml`` and ``active_mnist1d.toml``:
 a teacher trained on the small labeled set A, so it is often wrong; a smaller student that starts from A)
 and per (loss, selector), :func:`~robustdistill.experiments.pipeline.active.run_active_distillation` with the same
-seeds. A seed fixes the splits, the teacher (trained once, outputs cached), the student's initial weights and
+seeds. A seed fixes the splits, the teacher (trained once, weights and answers cached), the student's initial weights and
 the selector's coins, so rows are paired by seed: the table's differences (RAD minus margin, RAD minus
 random) are mean +- std of the per-seed differences. Reported per row: mean +- std (ddof 1) test accuracy
 after each round, the area under the curve (mean accuracy over the rounds with queries), and the share of

@@ -11,15 +11,15 @@ Commands:
 - ``robustdistill bench halfspace``: run time of the forward-adjusted halfspace learner against n and d.
 - ``robustdistill bench throughput``: the resident training loop against a per-item DataLoader.
 - ``robustdistill bench distill`` / ``ablation``: the distillation benchmark and the Weighted Distillation
-  ablation (``experiments.bench_distill``).
+  ablation (``experiments.benchmarks.distill``).
 - ``robustdistill distill CONFIG [--method M] [--seeds S ...]``: the distillation pipeline of a TOML config
-  (``experiments.distill.run_distillation``); print the per-seed and mean test accuracies and write
+  (``experiments.pipeline.distill.run_distillation``); print the per-seed and mean test accuracies and write
   ``OUT/NAME.json``.
 - ``robustdistill active CONFIG [--selector S] [--seeds S ...]``: the active distillation loop
-  (``experiments.active.run_active_distillation``); accuracy against teacher queries, ``OUT/NAME.json``.
+  (``experiments.pipeline.active.run_active_distillation``); accuracy against teacher labels, ``OUT/NAME.json``.
 - ``robustdistill figures [NAME ...]``: the paper figures (``paper_figures.make_figures``): PNG, PDF and the
   plotted data per figure, from stored results in ``--results`` or else the quick experiment.
-- ``robustdistill reproduce [--full] [--only STEP ...]``: the main job (``experiments.reproduce``): every check,
+- ``robustdistill reproduce [--full] [--only STEP ...]``: the main job (``experiments.cli.reproduce``): every check,
   the benchmarks and every figure; ``OUT/index.html`` and ``OUT/summary.md``; exit 1 when a check failed, 2 when
   a step raised.
 
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -227,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     distill = commands.add_parser(
         "distill",
-        help="run a distillation config: teacher, teacher outputs, method, student",
+        help="run a distillation config: teacher, teacher labels, method, student",
         description="Run the distillation pipeline of a TOML config (keys: see "
         "robustdistill.experiments.pipeline.distill), print per-seed and mean test accuracies, write OUT/NAME.json.",
     )

@@ -80,21 +80,18 @@ from robustdistill.algorithms.validation import check_int
 from robustdistill.theory.selection_value import expected_useful_gain, selector_marginals
 
 from .config import ACTIVE_KEYS, read_config
-from .data import make_splits
-from .distill import config_key, load_config
+from .distill import load_config, open_run
 from .files import environment_info, write_atomic, write_json_atomic
 from .methods import check_method, plan_student
 from .seeds import (
     accuracy,
     build_student,
-    dataset_of,
     prepare_seed,
     renormalise,
-    run_folder,
     save_student,
     seed_teacher,
 )
-from .training import predict_probs, resolve_device, train
+from .training import predict_probs, train
 
 __all__ = ["ActiveResult", "load_active_config", "run_active_distillation"]
 
@@ -331,14 +328,7 @@ def run_active_distillation(
     started = time.perf_counter()
     cfg = load_active_config(config, own_data=data is not None, own_teacher=teacher is not None,
                              own_student=student is not None)  # fmt: skip
-    if student is not None and not callable(student):
-        raise TypeError(f"student must be a factory seed -> nn.Module, got {type(student).__name__}")
-    ds = dataset_of(cfg, data)
-    device = resolve_device(None if cfg["device"] == "auto" else cfg["device"])
-    make_splits(ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"],
-                test=cfg["test"], rng=cfg["seeds"][0], stratify=cfg["stratify"])  # fmt: skip
-    run_dir = run_folder(cfg)
-    key = config_key(cfg, teacher, student)
+    ds, device, run_dir, key = open_run(cfg, data, teacher, student)
     pairs = [_active_seed(cfg, ds, seed, device, progress, run_dir, key, teacher, student) for seed in cfg["seeds"]]
     records = [r for r, _ in pairs]
     acc = np.array([r["accuracy"] for r in records])

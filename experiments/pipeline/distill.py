@@ -93,7 +93,7 @@ from .seeds import (
 )
 from .training import TrainConfig, has_dropout, mc_dropout_std, predict_probs, resolve_device, train
 
-__all__ = ["DistillationResult", "load_config", "run_distillation", "tomllib"]
+__all__ = ["DistillationResult", "config_key", "load_config", "mean_std", "open_run", "run_distillation", "tomllib"]
 
 _REQUIRED = ("dataset", "labeled", "validation", "unlabeled", "teacher", "student", "epochs", "method")
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("epochs", "seed"))
@@ -230,6 +230,20 @@ def config_key(cfg: Mapping[str, Any], teacher: Any = None, student: Any = None)
                                     "given_teacher": ident(teacher), "given_student": ident(student)})  # fmt: skip
 
 
+def open_run(
+    cfg: Mapping[str, Any], data: Any, teacher: Any, student: Any
+) -> tuple[Dataset, torch.device, Path, str]:  # fmt: skip
+    """What both pipelines check and fix before any training: the student factory's type, the data, the device,
+    the split sizes against the data (one clear error), the run folder and the config's key."""
+    if student is not None and not callable(student):
+        raise TypeError(f"student must be a factory seed -> nn.Module, got {type(student).__name__}")
+    ds = dataset_of(cfg, data)
+    device = resolve_device(None if cfg["device"] == "auto" else cfg["device"])
+    make_splits(ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"],
+                test=cfg["test"], rng=cfg["seeds"][0], stratify=cfg["stratify"])  # fmt: skip
+    return ds, device, run_folder(cfg), config_key(cfg, teacher, student)
+
+
 def _run_seed(
     cfg: dict[str, Any], ds: Dataset, seed: int, device: torch.device, progress: bool | None, run_dir: Path,
     teacher: Any, student: Callable[[int], nn.Module] | None,
@@ -320,15 +334,7 @@ def run_distillation(
     started = time.perf_counter()
     cfg = load_config(config, own_data=data is not None, own_teacher=teacher is not None,
                       own_student=student is not None)  # fmt: skip
-    if student is not None and not callable(student):
-        raise TypeError(f"student must be a factory seed -> nn.Module, got {type(student).__name__}")
-    ds = dataset_of(cfg, data)
-    device = resolve_device(None if cfg["device"] == "auto" else cfg["device"])
-    # sizes against the data before any training (one clear error)
-    make_splits(ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"],
-                test=cfg["test"], rng=cfg["seeds"][0], stratify=cfg["stratify"])  # fmt: skip
-    run_dir = run_folder(cfg)
-    key = config_key(cfg, teacher, student)
+    ds, device, run_dir, key = open_run(cfg, data, teacher, student)
     records, students = [], []
     for seed in cfg["seeds"]:
         path, weights = run_dir / f"seed_{seed}.json", run_dir / f"seed_{seed}_student.pt"

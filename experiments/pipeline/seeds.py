@@ -29,7 +29,7 @@ from .config import import_object, is_import_name
 from .data import Dataset, Splits, from_arrays, from_torch_dataset, load_dataset, make_splits
 from .files import environment_info, write_atomic
 from .models import model_factory
-from .teacher import Teacher, as_teacher
+from .teacher import Teacher
 from .training import ResidentInputs, TrainConfig, cross_entropy_loss, predict_probs, train
 
 __all__ = [

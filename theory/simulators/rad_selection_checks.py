@@ -76,7 +76,6 @@ from robustdistill.algorithms.validation import (
     check_gains,
     check_int,
     check_mistakes,
-    check_probability_vector,
     check_rng,
     check_vector,
 )

@@ -40,7 +40,7 @@ import numpy as np
 from scipy import special, stats
 
 from robustdistill.algorithms.teacher_quality import binned_accuracy, clopper_pearson, fit_teacher_accuracy
-from robustdistill.algorithms.typing import FloatArray, IntArray
+from robustdistill.algorithms.typing import FloatArray
 from robustdistill.algorithms.weighting import KAPPA, debiased_targets, distillation_weights, normalize_weights
 
 from .checks import EXACT as _EXACT
