@@ -87,3 +87,24 @@ def test_bad_inputs() -> None:
     if importlib.util.find_spec("skactiveml") is None:  # the project's venv never gets the peer
         with pytest.raises(RuntimeError, match="peer"):
             B.run_peer(sys.executable, None, 2, 1, library="scikit-activeml")
+
+
+def test_one_core_restores_every_thread_count():
+    """After the one-core block, torch's intra-op threads and MKL's are what they were: a later training run in
+    the same process (the main job runs the distillation grid after this benchmark) is neither slower nor
+    numerically different."""
+    import re
+
+    import torch
+
+    def counts() -> tuple[int, str]:
+        info = torch.__config__.parallel_info()
+        mkl = re.search(r"mkl_get_max_threads\(\) : (\d+)", info)
+        return torch.get_num_threads(), mkl.group(1) if mkl else "-"
+
+    before = counts()
+    if before[0] < 2:
+        pytest.skip("needs at least 2 torch threads to tell a lowered count apart")
+    with B.one_core(None) as info:
+        assert torch.get_num_threads() == 1 and info["torch_threads"] == 1
+    assert counts() == before

@@ -174,7 +174,10 @@ def one_core(cpu: int | None) -> Iterator[dict[str, Any]]:
     import scipy.linalg  # noqa: F401  (loads scipy's BLAS now, so that the thread limit below covers it too)
 
     info: dict[str, Any] = {"cpu": cpu, "pinned": False, "previous": None, "threadpoolctl": None, "torch_threads": None}
+    torch = sys.modules.get("torch")
     with contextlib.ExitStack() as stack:
+        if torch is not None:  # read and restored outside threadpoolctl's limit, which lowers torch's OpenMP count
+            stack.callback(torch.set_num_threads, torch.get_num_threads())
         if cpu is not None and hasattr(os, "sched_setaffinity"):
             previous = os.sched_getaffinity(0)
             if cpu not in previous:
@@ -189,9 +192,7 @@ def one_core(cpu: int | None) -> Iterator[dict[str, Any]]:
         else:
             stack.enter_context(threadpool_limits(limits=1))
             info["threadpoolctl"] = [f"{lib['internal_api']}: {lib['num_threads']} thread" for lib in threadpool_info()]
-        torch = sys.modules.get("torch")
         if torch is not None:
-            stack.callback(torch.set_num_threads, torch.get_num_threads())
             torch.set_num_threads(1)
             info["torch_threads"] = 1
         yield info
