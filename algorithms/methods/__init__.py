@@ -17,12 +17,12 @@ tensor([0.6931, 0.6172])
 ``weighted`` (:class:`WeightedDistillation`), ``slam`` (:class:`SLaM`), ``forward``
 (:class:`ForwardCorrection`), ``backward`` (:class:`BackwardCorrection`), ``taylor`` (:class:`TaylorCE`),
 ``confidence_threshold`` (:class:`ConfidenceThreshold`). A new method is one class decorated with
-:func:`register`.
+:func:`register`; :func:`check_real` checks a real-valued option the way every method does.
 """
 
 # isort: skip_file
 # The import order below is the registration order, hence the order of METHODS: keep it.
-from ._base import METHODS, Method, NotFittedError, concat_batches, register, to_tensors
+from ._base import METHODS, Method, NotFittedError, check_real, concat_batches, register, to_tensors
 from .vanilla import Vanilla
 from .weighted import WeightedDistillation
 from .slam import SLaM
@@ -41,6 +41,7 @@ __all__ = [
     "TaylorCE",
     "Vanilla",
     "WeightedDistillation",
+    "check_real",
     "concat_batches",
     "register",
     "to_tensors",

@@ -43,7 +43,6 @@ from ..benchmarks.reporting import format_table
 from .jobs import PROG, run_bench, run_verify, verify_table
 
 
-
 def _version() -> str:
     try:
         return metadata.version("robustdistill")
@@ -218,8 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     targets = bench.add_subparsers(dest="target", metavar="TARGET", required=True)
     for name, spec in BENCHMARKS.items():
-        help_line = spec.help
-        command = targets.add_parser(name, help=help_line, description=f"{help_line}; write DIR/bench_{name}.json.")
+        command = targets.add_parser(name, help=spec.help, description=f"{spec.help}; write DIR/bench_{name}.json.")
         command.add_argument("--quick", action="store_true", help="small sizes, one repeat (seconds; for tests)")
         _add_common_options(command)
         command.set_defaults(func=cmd_bench)

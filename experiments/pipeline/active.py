@@ -79,11 +79,12 @@ from robustdistill.algorithms.teacher_quality import estimate_mistakes
 from robustdistill.algorithms.validation import check_int
 from robustdistill.theory.selection_value import expected_useful_gain, selector_marginals
 
-from .config import ACTIVE_KEYS, read_config
+from .config import ACTIVE_KEYS
 from .distill import load_config, open_run
 from .files import environment_info, write_atomic, write_json_atomic
 from .methods import check_method, plan_student
 from .seeds import (
+    SYNTHETIC_TEACHER,
     accuracy,
     build_student,
     prepare_seed,
@@ -101,14 +102,10 @@ def load_active_config(
     own_student: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """The active-loop config, checked before any work (module docstring for the keys)."""
-    raw = read_config(config)
-    extra = {k: raw.pop(k) for k in list(raw) if k in ACTIVE_KEYS}
-    cfg = load_config({**raw, **extra}, own_data=own_data, own_teacher=own_teacher, own_student=own_student,
-                      active=True)  # fmt: skip
-    for key in ACTIVE_KEYS:
-        cfg.pop(key, None)
+    cfg = load_config(config, own_data=own_data, own_teacher=own_teacher, own_student=own_student, active=True)
     del cfg["method"], cfg["method_options"]
-    cfg.update({**ACTIVE_KEYS, **extra})
+    for key, default in ACTIVE_KEYS.items():
+        cfg.setdefault(key, default)
     if cfg["selector"] not in SELECTORS:
         raise ValueError(f"unknown selector {cfg['selector']!r}; choose one of {', '.join(SELECTORS)}")
     if cfg["gain"] not in GAINS:
@@ -120,7 +117,7 @@ def load_active_config(
     if cfg["loss"] not in METHODS:
         raise ValueError(f"loss must be one of {', '.join(METHODS)}, got {cfg['loss']!r}")
     _, cfg["loss_options"] = check_method(cfg["loss"], cfg["loss_options"])
-    if cfg["selector"] == "unixkd" and cfg["teacher"] is not None and cfg["teacher"]["name"] == "synthetic":
+    if cfg["selector"] == "unixkd" and cfg["teacher"] is not None and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
         raise ValueError("selector 'unixkd' queries the teacher on mixed inputs; the synthetic teacher has no model")
     if cfg["retrain"] not in ("scratch", "warm"):
         raise ValueError(f"retrain must be 'scratch' or 'warm', got {cfg['retrain']!r}")

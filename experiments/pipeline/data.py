@@ -218,6 +218,7 @@ def from_arrays(
     kind: str | None = None,
     name: str = "arrays",
     test: tuple[ArrayLike, ArrayLike] | None = None,
+    source: str = "arrays",
 ) -> Dataset:
     """The user's own arrays as a validated :class:`Dataset`.
 
@@ -230,6 +231,7 @@ def from_arrays(
             ``"tabular"``.
         name: a name for reports.
         test: an optional official test split ``(X_test, y_test)`` of the same form.
+        source: where the arrays came from, recorded in ``info``.
 
     Returns:
         The :class:`Dataset`; ``X`` and ``y`` are read-only views (no copy when the dtype already fits).
@@ -243,8 +245,7 @@ def from_arrays(
     if num_classes is None:
         test_labels = [test[1]] if isinstance(test, (tuple, list)) and len(test) == 2 else []
         num_classes = _infer_num_classes(y, *test_labels)
-    return Dataset(name=name, X=X, y=y, num_classes=num_classes, kind=kind, test=test,
-                   info={"source": "arrays"})
+    return Dataset(name=name, X=X, y=y, num_classes=num_classes, kind=kind, test=test, info={"source": source})
 
 
 def from_torch_dataset(
@@ -299,9 +300,8 @@ def from_torch_dataset(
     if X.ndim not in (2, _IMAGE_NDIM):
         raise ValueError(f"dataset items of {X.ndim - 1} dimensions are not supported (1-D features or 3-D images)")
     kind = kind or ("image" if X.ndim == _IMAGE_NDIM else "tabular")
-    out = from_arrays(X, y, num_classes=num_classes, kind=kind, name=name, test=test_arrays)
-    return Dataset(name=out.name, X=out.X, y=out.y, num_classes=out.num_classes, kind=out.kind, test=out.test,
-                   info={"source": f"torch Dataset {type(dataset).__name__}"})
+    return from_arrays(X, y, num_classes=num_classes, kind=kind, name=name, test=test_arrays,
+                       source=f"torch Dataset {type(dataset).__name__}")
 
 
 # ------------------------------------------------------------------------------------- loader helpers

@@ -79,6 +79,7 @@ from .methods import PIPELINE_METHODS, check_method, plan_student
 from .models import MODELS
 from .seeds import (
     SYNTHETIC_TEACHER,
+    SeedData,
     accuracy,
     build_student,
     dataset_of,
@@ -261,14 +262,13 @@ def _run_seed(
     if cfg["evaluate_teacher"]:
         record["teacher_accuracy"] = accuracy(st.teacher.evaluate(data.X_test, index=data.test_rows), data.y_test)
     plan = None
-    if not uses_teacher:
-        if getattr(cls, "trains_student", True):
-            plan = plan_student(cfg["method"], cfg["method_options"], labels_labeled=ds.y[splits.labeled],
-                                teacher_val=None, labels_val=None, teacher_pool=None, num_classes=ds.num_classes)  # fmt: skip
+    if not uses_teacher:  # labeled_only (None for "teacher": no student)
+        plan = plan_student(cfg["method"], cfg["method_options"], labels_labeled=ds.y[splits.labeled],
+                            teacher_val=None, labels_val=None, teacher_pool=None, num_classes=ds.num_classes)  # fmt: skip
     else:
         t_val = st.teacher.query(ds.X[splits.validation], index=splits.validation)
         t_pool = st.teacher.query(ds.X[splits.unlabeled], index=splits.unlabeled)
-        extras = _teacher_extras(cfg["method"], st.module, data.inputs(ds.X[splits.unlabeled]), seed)
+        extras = _teacher_extras(cfg["method"], st.module, data, ds.X[splits.unlabeled])
         plan = plan_student(
             cfg["method"], cfg["method_options"], labels_labeled=ds.y[splits.labeled], teacher_val=renormalise(t_val),
             labels_val=ds.y[splits.validation], teacher_pool=renormalise(t_pool), **extras,
@@ -292,16 +292,16 @@ def _run_seed(
     return record, model
 
 
-def _teacher_extras(method: str, module: nn.Module | None, pool_inputs: Any, seed: int) -> dict[str, Any]:
+def _teacher_extras(method: str, module: nn.Module | None, data: SeedData, pool_x: np.ndarray) -> dict[str, Any]:
     """What UPS (MC-dropout uncertainty) and VID (penultimate features) need from the teacher model on the
-    pool, which is already labeled (no new label is used)."""
+    pool ``pool_x``, which is already labeled (no new label is used); nothing for the other methods."""
     if method == "ups":
-        return {"teacher_pool_std": mc_dropout_std(module, pool_inputs, passes=10, seed=seed)
+        return {"teacher_pool_std": mc_dropout_std(module, data.inputs(pool_x), passes=10, seed=data.seed)
                 if module is not None and has_dropout(module) else None}  # fmt: skip
     if method == "vid":
         if module is None:
             raise ValueError("method 'vid' needs a teacher model's features; this teacher has no model")
-        return {"teacher_pool_features": predict_probs(module, pool_inputs, features=True)[1]}
+        return {"teacher_pool_features": predict_probs(module, data.inputs(pool_x), features=True)[1]}
     return {}
 
 

@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from robustdistill.algorithms import losses as L
-from robustdistill.algorithms.methods import METHODS, Method, concat_batches
+from robustdistill.algorithms.methods import METHODS, Method, check_real, concat_batches
 from robustdistill.algorithms.validation import check_labels, check_probs
 
 from .models import classifier_head
@@ -45,14 +45,6 @@ __all__ = ["PIPELINE_METHODS", "UPS", "VID", "LabeledOnly", "StudentPlan", "Teac
            "check_method", "plan_student"]  # fmt: skip
 
 LossFn = Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]
-
-
-def _real(owner: str, name: str, value: object, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{owner} option {name} must be a real number, got {type(value).__name__} {value!r}")
-    if not low <= float(value) <= high:
-        raise ValueError(f"{owner} option {name} must lie in [{low:g}, {high:g}], got {value!r}")
-    return float(value)
 
 
 def _soft_ce(z: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -92,10 +84,10 @@ class UPS(Method):
     extra_keys = ("negative",)
 
     def __init__(self, *, tau_p: float = 0.7, kappa_p: float = 0.05, tau_n: float = 0.05, kappa_n: float = 0.005) -> None:
-        self.tau_p = _real("ups", "tau_p", tau_p, 0.0, 1.0)
-        self.kappa_p = _real("ups", "kappa_p", kappa_p, 0.0, 1.0)
-        self.tau_n = _real("ups", "tau_n", tau_n, 0.0, 1.0)
-        self.kappa_n = _real("ups", "kappa_n", kappa_n, 0.0, 1.0)
+        self.tau_p = check_real("ups", "tau_p", tau_p, low=0.0, high=1.0)
+        self.kappa_p = check_real("ups", "kappa_p", kappa_p, low=0.0, high=1.0)
+        self.tau_n = check_real("ups", "tau_n", tau_n, low=0.0, high=1.0)
+        self.kappa_n = check_real("ups", "kappa_n", kappa_n, low=0.0, high=1.0)
 
     def prepare(self, teacher_probs: object, *, teacher_std: np.ndarray | None = None) -> dict[str, np.ndarray]:
         t = check_probs(teacher_probs, "teacher_probs")
@@ -173,7 +165,7 @@ class VID(Method):
     extra_keys = ("teacher_features",)
 
     def __init__(self, *, weight: float = 1.0) -> None:
-        self.weight = _real("vid", "weight", weight, 0.0, float("inf"))
+        self.weight = check_real("vid", "weight", weight, low=0.0)
 
     def prepare(self, teacher_probs: object, *, teacher_features: np.ndarray | None = None) -> dict[str, np.ndarray]:
         t = check_probs(teacher_probs, "teacher_probs")

@@ -168,7 +168,6 @@ def seed_teacher(
     their answers in ``cfg["cache"]``."""
     splits, seed = data.splits, data.seed
     cache = cfg["cache"] or None
-    info: dict[str, Any] = {}
     if given is not None:
         if isinstance(given, Teacher):
             return SeedTeacher(given, given.module, {"source": "given", **given.to_dict()})
@@ -205,7 +204,7 @@ def seed_teacher(
     labeled = data.inputs(ds.X[splits.labeled])
     module = model_factory(cfg["teacher"])(seed, input_shape=labeled.input_shape, num_classes=ds.num_classes)
     weights = teacher_cache.load_weights(cache, key)
-    info.update(source="trained on the labeled set", cache_key=key, cached=weights is not None)
+    info: dict[str, Any] = {"source": "trained on the labeled set", "cache_key": key, "cached": weights is not None}
     if weights is not None:
         module.load_state_dict(weights)
     else:

@@ -265,7 +265,8 @@ class Teacher:
             raise TeacherBudgetError(
                 f"teacher budget exceeded: {len(new)} new point(s) asked, {self.queries} of {self.budget} already used"
             )
-        known = {**stored, **self._memory}
+        known = {k: self._memory[k] if k in self._memory else stored[k] for k in unique
+                 if k in self._memory or k in stored}  # fmt: skip
         missing = [k for k in unique if k not in known]
         if missing:
             pos = {k: i for i, k in reversed(list(enumerate(raw)))}  # first occurrence of each key
@@ -274,8 +275,7 @@ class Teacher:
             self.calls += len(missing)
             if self._store is not None:
                 self._store.save(keys[rows], probs)
-                stored = self._store.load()
-            known.update({k: p for k, p in zip(missing, probs)})
+            known.update(zip(missing, probs))
         if charge:
             self._memory.update({k: known[k] for k in new})
             self.queries += len(new)
