@@ -40,7 +40,7 @@ bench: install
 	$(BIN)/robustdistill bench halfspace
 	$(BIN)/robustdistill bench throughput
 
-## Selection time of every selector beside margin sampling in scikit-activeml (issue 6). The peer goes into a
+## Selection time of every selector beside margin sampling in scikit-activeml. The peer goes into a
 ## throw-away venv in a mktemp -d folder, removed afterwards (also on failure); .venv never gets it.
 PEER ?= scikit-activeml==1.0.1 scikit-learn==1.9.1 numpy==2.4.6 scipy==1.17.1
 bench-selection: install

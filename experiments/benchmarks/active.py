@@ -1,6 +1,6 @@
 r"""The active distillation benchmark: student accuracy against teacher queries for every selector of
 :data:`~robustdistill.algorithms.selection.SELECTORS`, with the vanilla and the SLaM loss on the queried
-points (``robustdistill bench active``; issue 6, ``spec/rad.md`` §7-§8).
+points (``robustdistill bench active``).
 
 Protocol: per dataset (base configs ``experiments/configs/active_digits.toml`` and ``active_mnist1d.toml``:
 a teacher trained on the small labeled set A, so it is often wrong; a smaller student that starts from A)
