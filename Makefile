@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # Pytest workers: 2 cores on the reference machine.
 WORKERS ?= 2
 
-.PHONY: install install-test reproduce verify bench bench-selection test check-all clean
+.PHONY: install install-test fashion-mnist reproduce verify bench bench-selection test check-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,22 @@ install-test: $(VENV)/.installed-test
 ## The main job (README command 1): every check, the benchmarks' default grids and every figure; writes
 ## reports/index.html and reports/summary.md (about 25 minutes on 2 cores). `make reproduce ARGS=--full` for full sizes.
 ARGS ?=
-reproduce: install
+reproduce: install fashion-mnist
 	$(BIN)/robustdistill reproduce $(ARGS)
+
+## Fashion-MNIST for the real-data benchmark: the Debian package dataset-fashion-mnist, installed with apt-get
+## when run as root. Otherwise (or if that fails) the benchmark is skipped and the report says how to enable it.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+fashion-mnist:
+	@if [ -d "$(FASHION_MNIST)" ] || [ -n "$$ROBUSTDISTILL_DATA" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing the Debian package dataset-fashion-mnist (Fashion-MNIST, about 30 MB)"; \
+		{ apt-get install -y -q dataset-fashion-mnist || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; } \
+			>/dev/null 2>&1 || echo "could not install dataset-fashion-mnist: the real-data benchmark will be skipped"; \
+	else \
+		echo "Fashion-MNIST not found: 'sudo apt-get install dataset-fashion-mnist' (or set ROBUSTDISTILL_DATA to a" \
+			"folder with its IDX files) enables the real-data benchmark; it will be skipped"; \
+	fi
 
 verify: install
 	$(BIN)/robustdistill verify

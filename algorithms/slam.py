@@ -15,6 +15,15 @@ The paper's experiments use (2'); its appendix (Remark B.1) says that leaving ou
 (our formulation), computed from logits in :func:`robustdistill.algorithms.losses.slam_loss`; this module
 is the probability-domain reference used by the tests and the simulators.
 
+The target :math:`y_s` (our formulation; :func:`slam_targets`). SLaM's noise model puts the teacher's label
+inside :math:`M`, and for such targets the per-example minimiser of (2') keeps the target's top class. A
+teacher's *soft* probabilities put mass outside :math:`M` too; there (2') rewards off-:math:`M` mass at slope
+:math:`\alpha` against :math:`2\alpha - 1` on :math:`M`, and the minimiser's top class can leave :math:`M`
+(:func:`robustdistill.theory.slam_risk.per_example_minimiser`). So the default target is the teacher's
+probabilities restricted to :math:`M` and renormalised (``"topk"``); ``"soft"`` (the probabilities as they
+are) and ``"hard"`` (their argmax) are options. The default was chosen on Fashion-MNIST
+(``robustdistill bench realdata``).
+
 Lower bound on :math:`\alpha` (our formulation): (2') needs :math:`\alpha \ge 1/2` (below it the top-k
 entries decrease in :math:`f_i`); (2) needs :math:`\alpha > 1/k`. :func:`clip_alpha` applies the toolkit's
 default floor 0.6.
@@ -27,10 +36,16 @@ import numpy as np
 from .typing import ArrayLike, FloatArray
 from .validation import as_numpy, check_alpha, check_probs
 
-__all__ = ["DEFAULT_ALPHA_FLOOR", "check_mask", "clip_alpha", "mix", "topk_mask"]
+__all__ = ["DEFAULT_ALPHA_FLOOR", "DEFAULT_TARGETS", "TARGETS", "check_mask", "clip_alpha", "mix", "slam_targets", "topk_mask"]
 
 #: Default lower bound ``lb`` on alpha for the un-normalised mix (2') (our formulation, spec §3).
 DEFAULT_ALPHA_FLOOR = 0.6
+
+#: What SLaM's loss is computed against (:func:`slam_targets`).
+TARGETS = ("topk", "soft", "hard")
+#: SLaM's default target (:func:`slam_targets`), chosen on the Fashion-MNIST benchmark
+#: (``robustdistill bench realdata``).
+DEFAULT_TARGETS = "topk"
 
 
 def check_k(k: object, n: int, num_classes: int, name: str = "k") -> np.ndarray:
@@ -162,3 +177,43 @@ def clip_alpha(
     elif lower < 0.5:
         raise ValueError(f"lower must be >= 1/2 for the un-normalised mix (2'), got {lower}")
     return np.clip(a, float(lower), 1.0)
+
+
+def slam_targets(teacher_probs: ArrayLike, k: object, kind: str = "topk") -> FloatArray:
+    r"""The label SLaM's loss is computed against, from the teacher's probabilities :math:`t`.
+
+    - ``"topk"``: :math:`t` restricted to its top-k set :math:`M` and renormalised,
+      :math:`\tilde t_j = t_j M_j / \sum_l t_l M_l`;
+    - ``"soft"``: :math:`t` itself;
+    - ``"hard"``: the one-hot of :math:`\arg\max t` (ties to the lowest index).
+
+    SLaM's noise model puts the teacher's label inside :math:`M`. A soft target with mass outside
+    :math:`M` leaves that model: the un-normalised mix (2') rewards mass off :math:`M` at slope
+    :math:`\alpha` and on :math:`M` at the smaller slope :math:`2\alpha - 1`, so the per-example
+    minimiser can put its top class outside :math:`M`: :math:`t = (0.5, 0.3, 0.1, 0.1)`, :math:`k = 2`,
+    :math:`\alpha = 0.6` gives :math:`f \approx (0.143, 0, 0.429, 0.429)`
+    (:func:`robustdistill.theory.slam_risk.per_example_minimiser`). ``"topk"`` and ``"hard"`` are supported on :math:`M`, where the minimiser's top class is
+    the target's.
+
+    Args:
+        teacher_probs: (n, K) rows on the simplex.
+        k: the top-k size, an int in 1..K or an (n,) int array.
+        kind: one of :data:`TARGETS`.
+
+    Returns:
+        (n, K) float64 rows on the simplex.
+
+    >>> slam_targets([[0.5, 0.3, 0.1, 0.1]], 2)
+    array([[0.625, 0.375, 0.   , 0.   ]])
+    """
+    t = check_probs(teacher_probs, "teacher_probs")
+    if kind not in TARGETS:
+        raise ValueError(f"kind must be one of {TARGETS}, got {kind!r}")
+    if kind == "soft":
+        return t
+    if kind == "hard":
+        return np.eye(t.shape[1])[t.argmax(axis=1)]
+    kept = t * topk_mask(t, k)
+    total = kept.sum(axis=1, keepdims=True)
+    # a row whose top-k mass is 0 cannot occur on the simplex (the top-k entries are the largest)
+    return kept / total

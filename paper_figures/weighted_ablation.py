@@ -18,7 +18,7 @@ import numpy as np
 from . import _data, _style
 
 NAME = "weighted_ablation"
-REFERENCE = "uniform (soft)"
+REFERENCE = "vanilla (soft)"
 MARKERS = {"soft": "o", "hard": "s", "debiased": "D"}
 
 

@@ -46,6 +46,8 @@ def test_the_loop_queries_exactly_the_budget_per_round(tmp_path, selector):
         ({"loss": "ups"}, "loss"),
         ({"method": "slam"}, "loss / loss_options"),
         ({"retrain": "sometimes"}, "retrain"),
+        ({"mistakes": "oracle"}, "mistakes must be one of 'pool', 'upper', 'candidates'"),
+        ({"mistakes": None}, "mistakes"),
     ],
 )
 def test_bad_active_configs(tmp_path, overrides, message):
@@ -166,3 +168,72 @@ def test_pool_diagnostics_are_evaluation_only_and_off_by_default(tmp_path):
     assert set(diag) == {"error_by_gain", "error_top_b", "error_pool", "useful_gain"}
     assert on.evaluation_queries == (100 + 200,) and on.teacher_queries == off.teacher_queries == (120,)
     assert on.accuracy == off.accuracy  # evaluation only: it changes nothing the student sees
+
+
+# --------------------------------------------------------------------------------------------------------
+# The config key ``mistakes``: how RAD's m is estimated each round
+
+
+def test_mistakes_pool_is_the_default_and_the_pool_estimate(tmp_path):
+    absent = run_active_distillation(_config(tmp_path, name="absent"), progress=False)
+    pool = run_active_distillation(_config(tmp_path, name="pool", mistakes="pool"), progress=False)
+    assert absent.config["mistakes"] == "pool"
+    assert pool.per_seed[0]["rounds"] == absent.per_seed[0]["rounds"] and pool.accuracy == absent.accuracy
+    first, second = absent.per_seed[0]["rounds"]
+    assert first["mistakes_estimate"] == second["mistakes_estimate"] == "pool"
+    # m = round(validation error rate x remaining pool): |V| = 100, |U| = 200 then 180
+    errors = first["mistakes"] / 2
+    assert errors == int(errors) and second["mistakes"] == int(np.floor(errors * 1.8 + 0.5))
+    assert first["rad"]["mistakes"] == first["mistakes"]  # what RAD was given
+
+
+def test_mistakes_candidates_are_at_most_twice_the_budget_and_upper_is_conservative(tmp_path):
+    pool = run_active_distillation(_config(tmp_path, name="pool"), progress=False)
+    cand = run_active_distillation(_config(tmp_path, name="cand", mistakes="candidates"), progress=False)
+    upper = run_active_distillation(_config(tmp_path, name="upper", mistakes="upper"), progress=False)
+    for result in (cand, upper):
+        assert result.per_seed[0]["labels_per_round"] == [20, 20] and result.teacher_queries == (100 + 2 * 20,)
+    for p, c, u in zip(*(r.per_seed[0]["rounds"] for r in (pool, cand, upper))):
+        assert c["mistakes_estimate"] == "candidates" and u["mistakes_estimate"] == "upper"
+        assert 0 <= c["mistakes"] <= 2 * 20 and c["rad"]["mistakes"] == c["mistakes"]
+        assert u["mistakes"] >= p["mistakes"] and u["rad"]["mistakes"] == u["mistakes"]  # same |U|, same t_V
+
+
+def test_unknown_mistakes_is_refused_before_any_training_or_query(tmp_path, monkeypatch):
+    from robustdistill.experiments.pipeline import active
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("nothing may run before the config is checked")
+
+    monkeypatch.setattr(active, "train", forbidden)
+    monkeypatch.setattr(active, "seed_teacher", forbidden)
+    monkeypatch.setattr(active, "open_run", forbidden)
+    with pytest.raises(ValueError, match="mistakes must be one of 'pool', 'upper', 'candidates', got 'magic'"):
+        run_active_distillation(_config(tmp_path, mistakes="magic"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_mistakes_is_ignored_by_the_other_selectors(tmp_path):
+    base = run_active_distillation(_config(tmp_path, name="m0", selector="margin", rounds=1), progress=False)
+    cand = run_active_distillation(_config(tmp_path, name="m1", selector="margin", rounds=1, mistakes="candidates"),
+                                   progress=False)  # fmt: skip
+    assert cand.per_seed[0]["rounds"] == base.per_seed[0]["rounds"] and cand.accuracy == base.accuracy
+    assert cand.per_seed[0]["rounds"][0]["mistakes_estimate"] == "pool"
+
+
+def test_candidates_pay_only_for_the_validation_set_and_the_selected_points(tmp_path):
+    """The student's predictions on V cost no label, and the teacher is never asked about the pool."""
+    from robustdistill.experiments.pipeline.data import load_dataset, make_splits
+
+    ds = load_dataset("digits")
+    counting = _Counting(ds.num_classes)
+    cfg = _config(tmp_path, rounds=3, budget=15, teacher=None, mistakes="candidates", evaluate_teacher=False)
+    result = run_active_distillation(cfg, data=ds, teacher=counting, progress=False)
+    asked = np.concatenate(counting.asked)
+    assert asked.shape[0] == 100 + 3 * 15 and result.teacher_queries == (145,) and result.evaluation_queries == (0,)
+    rounds = result.per_seed[0]["rounds"]
+    assert [r["mistakes_estimate"] for r in rounds] == ["candidates"] * 3 and all(r["mistakes"] <= 30 for r in rounds)
+    splits = make_splits(ds, labeled=30, validation=100, unlabeled=200, test=100, rng=0)
+    pool_picked = splits.unlabeled[[i for r in rounds for i in r["selected"]]]
+    expected = {row.tobytes() for row in ds.X[np.concatenate([splits.validation, pool_picked])]}
+    assert {row.tobytes() for row in asked} == expected

@@ -101,7 +101,7 @@ def test_mnist1d_generates_offline_and_restores_global_rngs():
 def test_unknown_name_and_option_are_named():
     with pytest.raises(ValueError, match="unknown dataset 'cifar'.*cifar10"):
         load_dataset("cifar")
-    assert len(DATASETS) == 11
+    assert len(DATASETS) == 14
     with pytest.raises(ValueError, match="unknown option 'dim' for dataset 'iris'"):
         load_dataset("iris", dim=3)
     with pytest.raises(ValueError, match="unknown option 'label_mode' for dataset 'cifar10'"):

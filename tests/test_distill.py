@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from robustdistill.algorithms.weighting import DEFAULT_SCHEME
 from robustdistill.experiments.pipeline import teacher_cache
 from robustdistill.experiments.benchmarks.distill import rank_rows
 from robustdistill.experiments.benchmarks.distill import run as bench_run
@@ -34,7 +35,7 @@ def _config(tmp_path: Path, **overrides):
     [
         ({"epoch": 3}, "unknown config key"),
         ({"method": None}, "missing method"),
-        ({"dataset": "mnist"}, "unknown dataset"),
+        ({"dataset": "emnist"}, "unknown dataset"),
         ({"student": "transformer"}, "unknown student"),
         ({"method": "slam", "method_options": {"k": 1}}, "k"),
         ({"train": {"lr": -1.0}}, "lr"),
@@ -130,7 +131,8 @@ def test_own_data_and_toml_config(tmp_path):
         f'out = "{tmp_path / "toml_out"}"\ncache = false\n'
     )
     cfg = load_config(toml)
-    assert cfg["name"] == "run" and cfg["seeds"] == [0] and cfg["method_options"]["scheme"] == "uniform"
+    assert cfg["name"] == "run" and cfg["seeds"] == [0]
+    assert cfg["method_options"]["scheme"] == DEFAULT_SCHEME != "uniform"  # "weighted" weights by default
     assert main(["distill", str(toml), "--method", "slam", "--seeds", "3", "--quiet"]) == 0
     assert json.loads((tmp_path / "toml_out" / "run.json").read_text())["method"] == "slam"
     assert main(["distill", str(tmp_path / "missing.toml"), "--quiet"]) == 2

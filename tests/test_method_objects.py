@@ -39,11 +39,13 @@ from robustdistill.algorithms.weighting import debiased_targets, distillation_we
 VARIANTS = [
     ("vanilla", {"targets": "soft"}),
     ("vanilla", {"targets": "hard"}),
-    *[("weighted", {"scheme": s, "targets": t}) for s in ("uniform", "accuracy", "inverse", "signal") for t in ("soft", "hard")],
+    *[("weighted", {"scheme": s, "targets": t}) for s in ("accuracy", "inverse", "signal") for t in ("soft", "hard")],
     ("weighted", {"targets": "debiased"}),
     ("weighted", {"scheme": "accuracy", "feature": "entropy"}),
     ("slam", {"normalize": False}),
     ("slam", {"normalize": True}),
+    ("slam", {"normalize": False, "targets": "soft"}),
+    ("slam", {"targets": "hard"}),
     ("slam", {"k": 2}),
     ("slam", {"normalize": True, "k": 2, "feature": "confidence"}),
     ("forward", {}),
@@ -118,7 +120,7 @@ def build(name, opts, inst):
 # The oracle: the recipe in float64, from the algorithms' data-level functions and the losses' formulas
 
 
-def oracle(name: str, opts: dict, inst: dict, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def oracle(name: str, opts: dict, inst: dict, logits: np.ndarray, *, float32_alpha: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per-example losses of [labeled; pool] rows and the scale of their rounding error (the sum of the
     absolute terms; the loss itself except for backward correction, whose terms cancel)."""
     t_val, y_val, t, y_lab = inst["t_val"], inst["y_val"], inst["t_pool"], inst["y_lab"]
@@ -134,7 +136,7 @@ def oracle(name: str, opts: dict, inst: dict, logits: np.ndarray) -> tuple[np.nd
         if opts.get("targets") == "debiased":
             targets = debiased_targets(t, alpha)
         else:
-            weights = normalize_weights(distillation_weights(alpha, num_classes, opts.get("scheme", "uniform")))
+            weights = normalize_weights(distillation_weights(alpha, num_classes, opts.get("scheme", "accuracy")))
     if name == "confidence_threshold":
         weights = (t.max(axis=1) >= opts.get("threshold", 0.9)).astype(np.float64)
     if name in ("vanilla", "weighted", "confidence_threshold"):
@@ -156,13 +158,21 @@ def oracle(name: str, opts: dict, inst: dict, logits: np.ndarray) -> tuple[np.nd
         k = opts.get("k", "auto")
         k = choose_top_k(t_val, y_val, 0.9) if k == "auto" else k
         fit = fit_teacher_accuracy(t_val, y_val, feature=opts.get("feature", "margin"))
-        alpha = clip_alpha(fit.predict(t), 0.6, normalize=normalize, k=k)[:, None]
+        alpha = clip_alpha(fit.predict(t), opts.get("alpha_floor", 0.6), normalize=normalize, k=k)[:, None]
+        if float32_alpha:  # the batch's alpha, rounded to float32
+            alpha = alpha.astype(np.float32).astype(np.float64)
         mask = topk_mask(t, k).astype(bool)
+        kind = opts.get("targets", "topk")  # the default: the teacher's probabilities on its top-k, renormalised
+        if kind == "topk":
+            targets = np.where(mask, t, 0.0) / np.where(mask, t, 0.0).sum(axis=1, keepdims=True)
+        elif kind == "soft":
+            targets = t
         c = (1.0 - alpha) / (k - 1 if normalize else 1)
         with np.errstate(divide="ignore"):  # log 0 = -inf where f = 1 or c = 0
             on_m = np.logaddexp(np.log(alpha) + lf_pool, np.log(c) + np.log(-np.expm1(lf_pool)))
         log_mix = np.where(mask, on_m, np.log(alpha) + lf_pool)
-        pool = -(t * log_mix).sum(axis=1)
+        with np.errstate(invalid="ignore"):  # 0 * -inf = 0: a class the target gives no mass to
+            pool = -np.where(targets > 0, targets * log_mix, 0.0).sum(axis=1)
     else:
         raise AssertionError(name)
     losses = np.r_[labeled, pool]
@@ -216,8 +226,9 @@ def test_registry_holds_the_seven_methods_in_order():
 
 DEFAULTS = {
     "vanilla": {"targets": "soft"},
-    "weighted": {"scheme": "uniform", "targets": "soft", "feature": "margin"},
-    "slam": {"normalize": False, "k": "auto", "top_k_target": 0.9, "alpha_floor": 0.6, "feature": "margin"},
+    "weighted": {"scheme": "accuracy", "targets": "soft", "feature": "margin"},
+    "slam": {"normalize": False, "targets": "topk", "k": "auto", "top_k_target": 0.9, "alpha_floor": 0.6,
+             "feature": "margin"},
     "forward": {"targets": "soft", "smoothing": 1.0},
     "backward": {"targets": "soft", "smoothing": 1.0},
     "taylor": {"targets": "soft", "order": 2},
@@ -238,7 +249,7 @@ def test_defaults_get_params_repr_and_to_dict(name):
 
 
 def test_repr_shows_every_option():
-    assert repr(SLaM()) == "SLaM(normalize=False, k='auto', top_k_target=0.9, alpha_floor=0.6, feature='margin')"
+    assert repr(SLaM()) == "SLaM(normalize=False, targets='topk', k='auto', top_k_target=0.9, alpha_floor=0.6, feature='margin')"
     assert repr(WeightedDistillation(scheme="accuracy", targets="hard")) == (
         "WeightedDistillation(scheme='accuracy', targets='hard', feature='margin')"
     )
@@ -250,7 +261,8 @@ BAD_OPTIONS = [
     (Vanilla, {"targets": "debiased"}, ValueError, r"targets='debiased' is not one of \['soft', 'hard'\]"),
     (Vanilla, {"targets": 1}, TypeError, "targets must be a str"),
     (Vanilla, {"temperature": 2.0}, TypeError, "unexpected keyword argument 'temperature'"),
-    (WeightedDistillation, {"scheme": "W1"}, ValueError, r"scheme='W1' is not one of \['uniform', 'accuracy'"),
+    (WeightedDistillation, {"scheme": "W1"}, ValueError, r"scheme='W1' is not one of \['accuracy', 'inverse'"),
+    (WeightedDistillation, {"scheme": "uniform"}, ValueError, r"scheme 'uniform' .* vanilla distillation"),
     (WeightedDistillation, {"targets": "soft "}, ValueError, r"\['soft', 'hard', 'debiased'\]"),
     (WeightedDistillation, {"feature": "logit"}, ValueError, r"feature='logit' is not one of \['margin'"),
     (WeightedDistillation, {"k": 2}, TypeError, "unexpected keyword argument 'k'"),
@@ -452,6 +464,9 @@ def test_prepare_gives_the_batch_format(name, opts, inst):
     hard = np.eye(4)[t.argmax(axis=1)]
     if opts.get("targets") == "hard":
         np.testing.assert_array_equal(pool["targets"], hard.astype(np.float32))
+    elif name == "slam" and opts.get("targets", "topk") == "topk":  # t on its top-k set, renormalised
+        on_top = np.where(topk_mask(t, method.k_) > 0, t, 0.0)
+        np.testing.assert_allclose(pool["targets"], on_top / on_top.sum(axis=1, keepdims=True), rtol=1e-6, atol=1e-7)
     elif opts.get("targets") != "debiased":
         np.testing.assert_array_equal(pool["targets"], t.astype(np.float32))
     if name == "slam":
@@ -463,7 +478,7 @@ def test_prepare_gives_the_batch_format(name, opts, inst):
         assert all(y in row for y, row in zip(inst["y_lab"], lab["topk_index"]))  # the label is in the top-k
         raw = method.accuracy_model_.predict(t)
         np.testing.assert_array_equal(pool["teacher_accuracy"], raw.astype(np.float32))
-        np.testing.assert_array_equal(pool["alpha"], clip_alpha(raw, 0.6, normalize=method.normalize, k=k).astype(np.float32))
+        np.testing.assert_array_equal(pool["alpha"], clip_alpha(raw, opts.get("alpha_floor", 0.6), normalize=method.normalize, k=k).astype(np.float32))
         assert np.all(lab["alpha"] == 1.0) and np.all(lab["teacher_accuracy"] == 1.0)
     elif name == "weighted":
         alpha = method.accuracy_model_.predict(t)
@@ -554,8 +569,8 @@ def test_float64_logits_give_float64_losses_closer_to_the_oracle(name, opts, ins
     z64 = torch.from_numpy(inst["logits"]).double()
     got = method.loss(z64, to_tensors(batch))
     assert got.dtype == torch.float64
-    want, scale = oracle(name, opts, inst, inst["logits"])
-    # the batch's float32 targets, weights and alpha are the only float32 roundings left
+    want, scale = oracle(name, opts, inst, inst["logits"], float32_alpha=True)
+    # the batch's float32 targets and weights are the only float32 roundings left (alpha is rounded as in the batch)
     assert_matches_oracle(got, want, scale, inst["logits"], f"{name} {opts}", rtol=1e-6, atol=1e-9)
 
 
@@ -629,7 +644,7 @@ def test_info_summarises_the_pool_rows_and_the_fitted_state(name, opts, inst):
         assert info["weights"]["mean"] == pytest.approx(1.0, rel=1e-6)
     if name == "slam":
         assert info["k"] == method.k_
-        assert info["alpha_clipped"]["min"] >= 0.6 - 1e-7 and info["alpha_clipped"]["min"] == float(pool["alpha"].min())
+        assert info["alpha_clipped"]["min"] >= opts.get("alpha_floor", 0.6) - 1e-7 and info["alpha_clipped"]["min"] == float(pool["alpha"].min())
     if name in ("forward", "backward"):
         assert info["transition_diagonal"] == np.diag(estimate_transition(inst["t_val"], inst["y_val"])).tolist()
     if name == "confidence_threshold":

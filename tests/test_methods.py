@@ -54,11 +54,14 @@ def test_labeled_rows_get_cross_entropy_in_every_method(inputs):
         torch.testing.assert_close(plan.loss_fn(z, batch)[:40], ce, rtol=1e-5, atol=1e-6)
 
 
-def test_uniform_weights_are_vanilla_and_slam_uses_the_validation_k(inputs):
+def test_weighted_weights_by_default_and_slam_uses_the_validation_k(inputs):
     z = torch.randn(240, 5, generator=torch.Generator().manual_seed(3))
     vanilla = plan_student("vanilla", None, **inputs)
-    uniform = plan_student("weighted", {"scheme": "uniform"}, **inputs)
-    torch.testing.assert_close(uniform.loss_fn(z, _batch(uniform)), vanilla.loss_fn(z, _batch(vanilla)))
+    weighted = plan_student("weighted", None, **inputs)
+    assert np.ptp(weighted.arrays["weights"][40:]) > 0  # not all 1: the default is not vanilla in disguise
+    assert not torch.allclose(weighted.loss_fn(z, _batch(weighted)), vanilla.loss_fn(z, _batch(vanilla)))
+    with pytest.raises(ValueError, match="vanilla distillation"):
+        plan_student("weighted", {"scheme": "uniform"}, **inputs)
     slam = plan_student("slam", None, **inputs)
     assert slam.info["k"] == choose_top_k(inputs["teacher_val"], inputs["labels_val"], 0.9)
     assert slam.arrays["topk_index"].shape == (240, slam.info["k"])

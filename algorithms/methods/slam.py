@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .. import losses as L
-from ..slam import DEFAULT_ALPHA_FLOOR, clip_alpha
+from ..slam import DEFAULT_ALPHA_FLOOR, DEFAULT_TARGETS, TARGETS, clip_alpha, slam_targets
 from ..teacher_quality import FEATURES, choose_top_k, fit_teacher_accuracy
 from ._base import Method, check_choice, check_flag, check_integer, check_real, register, summary
 
@@ -28,12 +28,15 @@ class SLaM(Method):
     .. math::
 
         \mathrm{mix}_j(f) = \alpha f_j + (1-\alpha)(1-f_j) M_j / c, \qquad
-        \ell = -\sum_j t_j \log \mathrm{mix}_j(f),
+        \ell = -\sum_j \tilde t_j \log \mathrm{mix}_j(f),
 
     with :math:`c = 1` (``normalize=False``, the paper's experiments, form (2')) or :math:`c = k - 1`
     (``normalize=True``, form (2)); computed in log space by
     :func:`~robustdistill.algorithms.losses.slam_loss`. Labeled rows get :math:`\alpha = 1`, where
-    :math:`\mathrm{mix}(f) = f` and the loss is cross-entropy with the true label.
+    :math:`\mathrm{mix}(f) = f` and the loss is cross-entropy with the true label. The target
+    :math:`\tilde t` is :func:`~robustdistill.algorithms.slam.slam_targets` of :math:`t`: by default the
+    teacher's probabilities restricted to :math:`M` and renormalised, so that the per-example minimiser's top
+    class stays the teacher's (a soft target with mass off :math:`M` can push it outside :math:`M`).
 
     :meth:`fit` estimates :math:`\hat\alpha(x)` on the validation set
     (:func:`~robustdistill.algorithms.teacher_quality.fit_teacher_accuracy` in ``feature``) and, with
@@ -42,6 +45,8 @@ class SLaM(Method):
 
     Args:
         normalize: form (2) instead of (2') (default False).
+        targets: ``"topk"`` (default), ``"soft"`` or ``"hard"``
+            (:func:`~robustdistill.algorithms.slam.slam_targets`).
         k: ``"auto"`` (default) or an int >= 2 (at most K, checked by :meth:`fit`).
         top_k_target: the top-k accuracy that ``k="auto"`` asks for, in (0, 1] (default 0.9).
         alpha_floor: :math:`\alpha_{\min}`, in [1/2, 1] for (2') and at least :math:`1/k + 0.05` for (2)
@@ -56,7 +61,7 @@ class SLaM(Method):
         accuracy_model_: the fitted :class:`~robustdistill.algorithms.teacher_quality.TeacherAccuracy`.
         k_: the top-k size used.
 
-    Batch keys: ``targets`` (the teacher's soft probabilities), ``weights`` (1), ``labeled``, ``alpha`` (n,)
+    Batch keys: ``targets`` (:math:`\tilde t`), ``weights`` (1), ``labeled``, ``alpha`` (n,)
     float32 (clipped; 1 on labeled rows), ``topk_index`` (n, k) int64 (the classes of :math:`M`, ascending;
     :func:`~robustdistill.algorithms.losses.teacher_topk_index`) and ``teacher_accuracy`` (n,) float32,
     :math:`\hat\alpha(x)` before clipping (1 on labeled rows; diagnostics only).
@@ -71,12 +76,14 @@ class SLaM(Method):
         self,
         *,
         normalize: bool = False,
+        targets: str = DEFAULT_TARGETS,
         k: int | str = "auto",
         top_k_target: float = 0.9,
         alpha_floor: float = DEFAULT_ALPHA_FLOOR,
         feature: str = "margin",
     ) -> None:
         self.normalize = check_flag("SLaM", "normalize", normalize)
+        self.targets = check_choice("SLaM", "targets", targets, TARGETS)
         if isinstance(k, str):
             if k != "auto":
                 raise ValueError(f"SLaM option k must be 'auto' or an integer >= 2, got {k!r}")
@@ -117,7 +124,7 @@ class SLaM(Method):
         raw = self.accuracy_model_.predict(teacher_probs)
         alpha = clip_alpha(raw, self.alpha_floor, normalize=self.normalize, k=self.k_)
         return {
-            "targets": teacher_probs,
+            "targets": slam_targets(teacher_probs, self.k_, self.targets),
             "weights": np.ones(raw.size),
             "alpha": alpha,
             "topk_index": self._topk_index(teacher_probs),

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..teacher_quality import FEATURES, fit_teacher_accuracy
-from ..weighting import DEFAULT_SCHEME, SCHEMES, debiased_targets, distillation_weights, normalize_weights
+from ..weighting import DEFAULT_SCHEME, WEIGHTED_SCHEMES, debiased_targets, distillation_weights, normalize_weights
 from ._base import Method, check_choice, pool_targets, register, summary
 from .vanilla import weighted_cross_entropy
 
@@ -38,8 +38,9 @@ class WeightedDistillation(Method):
     get cross-entropy with weight 1.
 
     Args:
-        scheme: one of :data:`~robustdistill.algorithms.weighting.SCHEMES` (default
-            :data:`~robustdistill.algorithms.weighting.DEFAULT_SCHEME`).
+        scheme: one of :data:`~robustdistill.algorithms.weighting.WEIGHTED_SCHEMES` (default
+            :data:`~robustdistill.algorithms.weighting.DEFAULT_SCHEME`). Uniform weights are vanilla
+            distillation (:class:`~robustdistill.algorithms.methods.Vanilla`), not a scheme of this method.
         targets: ``"soft"`` (default), ``"hard"`` or ``"debiased"``.
         feature: the trust feature of the accuracy fit, one of
             :data:`~robustdistill.algorithms.teacher_quality.FEATURES` (default ``"margin"``).
@@ -60,7 +61,12 @@ class WeightedDistillation(Method):
     extra_keys = ("teacher_accuracy",)
 
     def __init__(self, *, scheme: str = DEFAULT_SCHEME, targets: str = "soft", feature: str = "margin") -> None:
-        self.scheme = check_choice("WeightedDistillation", "scheme", scheme, SCHEMES)
+        if scheme == "uniform":
+            raise ValueError(
+                "WeightedDistillation option scheme 'uniform' gives every example weight 1, which is vanilla "
+                f"distillation: use the method 'vanilla', or a weighting scheme {WEIGHTED_SCHEMES}"
+            )
+        self.scheme = check_choice("WeightedDistillation", "scheme", scheme, WEIGHTED_SCHEMES)
         self.targets = check_choice("WeightedDistillation", "targets", targets, ("soft", "hard", "debiased"))
         self.feature = check_choice("WeightedDistillation", "feature", feature, FEATURES)
 

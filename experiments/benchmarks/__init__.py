@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-__all__ = ["BENCHMARKS", "Benchmark"]
+__all__ = ["BENCHMARKS", "Benchmark", "BenchmarkSkipped"]
+
+
+class BenchmarkSkipped(RuntimeError):
+    """A benchmark's ``run`` could not start for a missing input that the user can supply (e.g. a dataset's
+    files); the message says what is missing and how to get it. The main job records the step as skipped."""
 
 
 @dataclass(frozen=True)
@@ -48,4 +53,7 @@ BENCHMARKS: dict[str, Benchmark] = {
                           "same grid; mean ranks and the winner", 180, {"grid": "ablation"}, {"seeds": 10}),
     "active": Benchmark("active", "accuracy vs teacher queries for every selector with the vanilla and SLaM losses on "
                         "digits and mnist1d, 5 seeds (about 8 minutes on 2 cores)", 390, {}, {"seeds": 10}),
+    "realdata": Benchmark("realdata", "Fashion-MNIST under the papers' protocol: every method against vanilla, "
+                          "paired by seed, MLP and CNN students; active distillation with the teacher queried on "
+                          "demand", 1500, {}, {"full": True}),
 }  # fmt: skip

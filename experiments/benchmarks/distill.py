@@ -13,8 +13,8 @@ sizes stay fixed across labeled-set sizes (the pool is what the teacher labels).
   forward and backward correction, Taylor cross-entropy (order 2), confidence thresholding (0.9), UPS (the
   benchmark's teachers have no dropout, so its uncertainty is 0 and it selects by confidence alone) and VID
   (penultimate features; not on ``synthetic_teacher``, which has none).
-- ``grid="ablation"`` (``robustdistill bench ablation``, ``spec/weighted.md`` §7): every weight scheme on soft
-  and hard targets and the debiased soft targets; per (dataset, size) cell the rows are ranked by mean student
+- ``grid="ablation"`` (``robustdistill bench ablation``): vanilla distillation (uniform weights) and every
+  weighting scheme on soft and hard targets, and the debiased soft targets; per (dataset, size) cell the rows are ranked by mean student
   accuracy (rank 1 = best, ties share the mean rank); the winner has the best mean rank over the cells, ties
   going to ``"accuracy"``.
 
@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from robustdistill.algorithms.validation import check_int
-from robustdistill.algorithms.weighting import SCHEMES
+from robustdistill.algorithms.weighting import WEIGHTED_SCHEMES
 
 from ..pipeline.config import tomllib
 from ..pipeline.distill import run_distillation
@@ -67,12 +67,15 @@ VARIANTS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
 METHOD_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = tuple(
     (label, name, options) for name in PIPELINE_METHODS for label, options in VARIANTS.get(name, ((name, {}),))
 )
-#: The ablation rows: every scheme on soft and hard targets, and the debiased soft targets.
-ABLATION_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = tuple(
-    (f"{scheme} ({targets})", "weighted", {"scheme": scheme, "targets": targets})
-    for scheme in SCHEMES
-    for targets in ("soft", "hard")
-) + (("debiased (soft)", "weighted", {"targets": "debiased"}),)
+#: The ablation rows: vanilla (uniform weights) and every weighting scheme on soft and hard targets, and the
+#: debiased soft targets.
+ABLATION_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("vanilla (soft)", "vanilla", {"targets": "soft"}),
+    ("vanilla (hard)", "vanilla", {"targets": "hard"}),
+    *((f"{scheme} ({targets})", "weighted", {"scheme": scheme, "targets": targets})
+      for scheme in WEIGHTED_SCHEMES for targets in ("soft", "hard")),
+    ("debiased (soft)", "weighted", {"targets": "debiased"}),
+)  # fmt: skip
 
 
 def base_config(dataset: str, labeled: int, quick: bool) -> dict[str, Any]:

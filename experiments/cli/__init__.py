@@ -38,7 +38,7 @@ from typing import Any
 
 from robustdistill.theory.simulators.checks import GROUPS
 
-from ..benchmarks import BENCHMARKS
+from ..benchmarks import BENCHMARKS, BenchmarkSkipped
 from ..benchmarks.reporting import format_table
 from .jobs import PROG, run_bench, run_verify, verify_table
 
@@ -80,10 +80,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options_text(options: dict[str, Any]) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in options.items())
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    """``robustdistill bench TARGET``: run the benchmark, print its table, write ``bench_TARGET.json``."""
-    _, table, path = run_bench(args.target, args.out, seed=args.seed, quick=args.quick,
-                               progress=_show_progress(args.quiet))  # fmt: skip
+    """``robustdistill bench TARGET``: run the benchmark, print its table, write ``bench_TARGET.json``. A
+    benchmark whose input the user must supply (a dataset's files) says so and exits 3."""
+    full = BENCHMARKS[args.target].full_options if getattr(args, "full", False) else {}
+    try:
+        _, table, path = run_bench(args.target, args.out, seed=args.seed, quick=args.quick,
+                                   progress=_show_progress(args.quiet), **full)  # fmt: skip
+    except BenchmarkSkipped as exc:
+        print(f"{PROG}: bench {args.target} skipped: {exc}", file=sys.stderr)
+        return 3
     print(table)
     if not args.quiet:
         print(f"wrote {path}", file=sys.stderr)
@@ -165,6 +175,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{len(result.steps)} step(s) in {result.seconds / 60:.1f} min; wrote {Path(args.out) / 'index.html'} "
               f"and {Path(args.out) / 'summary.md'}", file=sys.stderr)  # fmt: skip
+    for step in result.steps:
+        if step.status == "skipped":
+            print(f"{PROG}: reproduce: {step.name} skipped: {step.note}", file=sys.stderr)
     problems = []
     if result.failed_checks:
         problems.append(f"{len(result.failed_checks)} check(s) failed: {', '.join(result.failed_checks)}")
@@ -219,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, spec in BENCHMARKS.items():
         command = targets.add_parser(name, help=spec.help, description=f"{spec.help}; write DIR/bench_{name}.json.")
         command.add_argument("--quick", action="store_true", help="small sizes, one repeat (seconds; for tests)")
+        if spec.full_options:
+            command.add_argument("--full", action="store_true",
+                                 help=f"the larger grid of reproduce --full ({_options_text(spec.full_options)})")
         _add_common_options(command)
         command.set_defaults(func=cmd_bench)
 

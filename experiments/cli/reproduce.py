@@ -54,7 +54,7 @@ from typing import Any
 
 from robustdistill.algorithms.results import Result
 
-from ..benchmarks import BENCHMARKS
+from ..benchmarks import BENCHMARKS, BenchmarkSkipped
 from ..benchmarks.reporting import format_value
 from ..pipeline.files import environment_info, write_atomic, write_json_atomic
 from . import jobs
@@ -91,7 +91,8 @@ QUICK_FIGURE_NOTE = "made from a quick smoke run (seconds-long, not the benchmar
 
 @dataclass(frozen=True)
 class StepResult(Result):
-    """One step: ``status`` is ``ok``, ``failed`` (it ran; a check failed) or ``error`` (it raised: ``error``
+    """One step: ``status`` is ``ok``, ``skipped`` (an input the user can supply is missing: ``note`` says which
+    and how to get it), ``failed`` (it ran; a check failed) or ``error`` (it raised: ``error``
     is the one-line message, ``traceback`` the whole one); ``note`` says anything else the report should."""
 
     name: str
@@ -123,6 +124,10 @@ class ReproduceResult(Result):
     figures: tuple[dict[str, Any], ...]
     environment: dict[str, Any] = field(repr=False)
     finished: bool = True
+
+    @property
+    def skipped_steps(self) -> list[str]:
+        return [s.name for s in self.steps if s.status == "skipped"]
 
     @property
     def failed_checks(self) -> list[str]:
@@ -323,6 +328,8 @@ def reproduce(
                     state["figures"] = made
                     if failed:
                         raise RuntimeError(f"{len(failed)} figure(s) failed: " + "; ".join(failed))
+            except BenchmarkSkipped as exc:
+                status, note = "skipped", str(exc)
             except Exception as exc:  # noqa: BLE001 - recorded in the report; the job goes on
                 status, error = "error", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
                 trace = traceback.format_exc()
@@ -417,6 +424,9 @@ def _status_line(result: dict[str, Any]) -> tuple[bool, str]:
     else:
         parts.append("verify not run")
     parts.append(f"{len(ran) - len(errored)} of {len(ran)} steps ran without error")
+    skipped = [s["name"] for s in result.get("steps", []) if s["status"] == "skipped"]
+    if skipped:
+        parts.append(f"skipped: {', '.join(skipped)} (see the step's detail)")
     if not result.get("finished", True):
         parts.append("still running (partial report)")
     return not failed and not errored, "; ".join(parts) + f"; exit code {result.get('exit_code', '?')}"
@@ -478,7 +488,7 @@ def render_html(result: dict[str, Any]) -> str:
     for s in steps:
         detail = s.get("error") or s.get("note") or ""
         step_rows.append(([_e(s["name"]), _e(s["status"]), _e(_duration(float(s["seconds"]))), _e(detail)],
-                          {"error": "error", "failed": "fail"}.get(s["status"], "")))  # fmt: skip
+                          {"error": "error", "failed": "fail", "skipped": "notmet"}.get(s["status"], "")))  # fmt: skip
     total = _e(_duration(float(result.get("seconds", 0))))
     step_rows.append((["<strong>total</strong>", "", f"<strong>{total}</strong>", ""], ""))
     parts += ['<h2 id="steps">Steps and timings</h2>',

@@ -9,7 +9,7 @@ Per seed (splits, inputs and teacher exactly as in :mod:`~robustdistill.experime
     D <- {};  student <- TRAIN(A, D)
     for round r = 1..R:
         P, h <- student probabilities and penultimate features on the remaining pool U
-        m    <- estimate_mistakes(t_V, y_V, |U|)
+        m    <- estimate_mistakes(t_V, y_V, |U|)     # config key mistakes (below); only RAD uses m
         sel  <- SELECTORS[selector](P, b, m, rng=rng, embeddings=h, center_embeddings=h(A and D),
                                     clusters=ids)   # cluster_margin's HAC ids, computed in round 1 only
         D    <- D + teacher.query(U[sel.indices]);  U <- U minus sel.indices   # exactly b new labels
@@ -46,7 +46,23 @@ The student's loss on D is any method of :data:`~robustdistill.algorithms.method
 ``run_distillation`` without ``method`` / ``method_options``, plus ``selector`` (a name of
 :data:`~robustdistill.algorithms.selection.SELECTORS`), ``gain`` (RAD's gain kind, default ``"margin"``),
 ``rounds``, ``budget`` (per round), ``loss``, ``loss_options``, ``retrain`` (``"scratch"``, the default, or
-``"warm"``) and ``pool_diagnostics`` (default false).
+``"warm"``), ``pool_diagnostics`` (default false) and ``mistakes`` (default ``"pool"``), how RAD's number of
+teacher mistakes m is estimated each round:
+
+================  ==========================================================================================
+``"pool"``        ``estimate_mistakes(t_V, y_V, |U|)``: the validation error rate times the remaining pool
+                  (default; the loop's behaviour before the key existed)
+``"upper"``       the same with ``upper = 0.05``: the one-sided Clopper-Pearson upper bound of the error rate,
+                  rounded up (conservative, larger m)
+``"candidates"``  ``estimate_candidate_mistakes(g_V, c_V, g_U, b)``: the expected teacher errors among the
+                  2b highest-gain pool points, from an isotonic fit of the teacher's correctness on V against
+                  the student's gain on V (the student's predictions on V cost no label; the teacher's
+                  answers on U are not used), so m <= 2b
+================  ==========================================================================================
+
+Only ``selector = "rad"`` uses m: for the other selectors the key is ignored and m is the ``"pool"`` estimate
+(recorded, and used by ``pool_diagnostics``), as before. Each round's record holds ``mistakes`` (m) and
+``mistakes_estimate`` (the estimate that gave it).
 """
 
 from __future__ import annotations
@@ -75,7 +91,7 @@ from robustdistill.algorithms.selection import (
     mix_inputs,
     top_b,
 )
-from robustdistill.algorithms.teacher_quality import estimate_mistakes
+from robustdistill.algorithms.teacher_quality import estimate_candidate_mistakes, estimate_mistakes
 from robustdistill.algorithms.validation import check_int
 from robustdistill.theory.selection_value import expected_useful_gain, selector_marginals
 
@@ -94,7 +110,12 @@ from .seeds import (
 )
 from .training import predict_probs, train
 
-__all__ = ["ActiveResult", "load_active_config", "run_active_distillation"]
+__all__ = ["MISTAKE_ESTIMATES", "ActiveResult", "load_active_config", "run_active_distillation"]
+
+#: The values of the config key ``mistakes``: how RAD's m is estimated each round (module docstring).
+MISTAKE_ESTIMATES = ("pool", "upper", "candidates")
+#: The confidence level of ``mistakes = "upper"`` (``estimate_mistakes(..., upper=UPPER_DELTA)``).
+UPPER_DELTA = 0.05
 
 
 def load_active_config(
@@ -123,6 +144,8 @@ def load_active_config(
         raise ValueError(f"retrain must be 'scratch' or 'warm', got {cfg['retrain']!r}")
     if not isinstance(cfg["pool_diagnostics"], bool):
         raise ValueError(f"pool_diagnostics must be true or false, got {cfg['pool_diagnostics']!r}")
+    if not isinstance(cfg["mistakes"], str) or cfg["mistakes"] not in MISTAKE_ESTIMATES:
+        raise ValueError(f"mistakes must be one of {', '.join(map(repr, MISTAKE_ESTIMATES))}, got {cfg['mistakes']!r}")
     return cfg
 
 
@@ -188,6 +211,8 @@ def _active_seed(
     if cfg["pool_diagnostics"]:  # evaluation only: the teacher on the whole pool, never used for training
         pool_wrong = st.teacher.evaluate(pool_x, index=splits.unlabeled).argmax(axis=1) != pool_y
     labeled_inputs, pool_inputs, test_inputs = (data.inputs(x) for x in (labeled_x, pool_x, data.X_test))
+    estimate = cfg["mistakes"] if cfg["selector"] == "rad" else "pool"  # only RAD uses m
+    val_inputs = data.inputs(ds.X[splits.validation]) if estimate == "candidates" else None
     rng = np.random.default_rng()
     rng.bit_generator.state = state["rng"]
     student = None
@@ -206,8 +231,9 @@ def _active_seed(
             if cfg["selector"] == "cluster_margin" and state["clusters"] is None:  # once per run
                 state["clusters"] = cluster_assignments(feats, cfg["budget"], rng=rng)
             clusters = state["clusters"]
-            m = estimate_mistakes(t_val, y_val, remaining.size)
             probs_r = probs[remaining].astype(np.float64)
+            m = _estimate_round_mistakes(estimate, t_val, y_val, remaining.size, cfg["budget"], cfg["gain"],
+                                         probs_r, None if val_inputs is None else predict_probs(student, val_inputs))
             with warnings.catch_warnings():  # recorded in the round's record instead (near_uniform)
                 warnings.simplefilter("ignore", NearUniformWarning)
                 sel = SELECTORS[cfg["selector"]](
@@ -225,7 +251,8 @@ def _active_seed(
             answers = np.concatenate([answers, new_answers])
             chosen, queried_x = np.concatenate([chosen, picked]), np.concatenate([queried_x, x_new])
             wrong = int((new_answers.argmax(axis=1) != pool_y[picked]).sum())
-            record: dict[str, Any] = {"round": r, "mistakes": int(m), "selected": picked.tolist(),
+            record: dict[str, Any] = {"round": r, "mistakes": int(m), "mistakes_estimate": estimate,
+                                      "selected": picked.tolist(),
                                       "mixed": sel.mix is not None, "labels": st.teacher.queries - used,
                                       "teacher_wrong": wrong}  # fmt: skip
             if sel.probabilities is not None:  # support size and max p of the sampling law
@@ -264,6 +291,25 @@ def _active_seed(
         "seconds": time.perf_counter() - started,
     }  # fmt: skip
     return record, student
+
+
+def _estimate_round_mistakes(
+    estimate: str, t_val: np.ndarray, y_val: np.ndarray, pool_size: int, budget: int, gain: str,
+    probs_pool: np.ndarray, probs_val: np.ndarray | None,
+) -> int:  # fmt: skip
+    """One round's m by the config's ``mistakes`` estimate (module docstring): ``probs_pool`` (|U|, K) and
+    ``probs_val`` (|V|, K, only for ``"candidates"``) are the student's probabilities, the gains computed from
+    them exactly as RAD computes them on the pool."""
+    if estimate == "pool":
+        return estimate_mistakes(t_val, y_val, pool_size)
+    if estimate == "upper":
+        return estimate_mistakes(t_val, y_val, pool_size, upper=UPPER_DELTA)
+    assert probs_val is not None
+    probs_val = probs_val.astype(np.float64)
+    gains_pool = informativeness(probs_pool / probs_pool.sum(axis=1, keepdims=True), gain)
+    gains_val = informativeness(probs_val / probs_val.sum(axis=1, keepdims=True), gain)
+    correct = np.argmax(t_val, axis=1) == y_val  # ties to the lowest index, as estimate_mistakes
+    return estimate_candidate_mistakes(gains_val, correct, gains_pool, budget)
 
 
 def _noise_diagnostics(gains: np.ndarray, wrong: np.ndarray, budget: int, mistakes: int) -> dict[str, Any]:

@@ -33,7 +33,7 @@ CONFIG_KEYS: dict[str, Any] = {
 #: ``method_options``), with their defaults.
 ACTIVE_KEYS: dict[str, Any] = {
     "selector": None, "gain": "margin", "rounds": None, "budget": None, "loss": "vanilla", "loss_options": {},
-    "retrain": "scratch", "pool_diagnostics": False,
+    "retrain": "scratch", "pool_diagnostics": False, "mistakes": "pool",
 }  # fmt: skip
 
 

@@ -19,13 +19,26 @@ name                      kind       X (train; test has the same form)  classes 
 ``svhn``                  image      (73257, 3, 32, 32) uint8           10       yes (26032)
 ``imagenet32``            image      (1281167, 3, 32, 32) uint8         1000     yes (50000)
 ``imagenet64``            image      (1281167, 3, 64, 64) uint8         1000     yes (50000)
+``fashion_mnist``         image      (60000, 1, 28, 28) uint8           10       yes (10000)
+``mnist``                 image      (60000, 1, 28, 28) uint8           10       yes (10000)
+``kmnist``                image      (60000, 1, 28, 28) uint8           10       yes (10000)
 ========================  =========  =================================  =======  =============
+
+* ``fashion_mnist``: Zalando's Fashion-MNIST (clothing), IDX files; by default read from the Debian package
+  ``dataset-fashion-mnist`` (:data:`FASHION_MNIST_SYSTEM_DIR`).
+* ``mnist``: LeCun's handwritten digits, IDX files from a folder of the user's.
+* ``kmnist``: Kuzushiji-MNIST (cursive Japanese characters, github.com/rois-codh/kmnist), its IDX files.
 
 Images are NCHW ``uint8`` (0..255; the training layer normalises them), labels are int64 in ``0 .. K-1``.
 The image sets are read from ``root`` (or the ``ROBUSTDISTILL_DATA`` environment variable): the folder
 holding the files, or a parent whose immediate subfolders hold them (a subfolder is searched when its name,
-lower-cased without ``-``/``_``, contains ``cifar10``, ``cifar100``, ``svhn``, ``imagenet32`` or
-``imagenet64``). Missing files raise one :class:`FileNotFoundError` that lists every file expected.
+lower-cased without ``-``/``_``, contains ``cifar10``, ``cifar100``, ``svhn``, ``imagenet32``, ``imagenet64``,
+``fashionmnist``, ``kmnist`` or ``mnist``; ``mnist`` skips folders that also name ``fashion``, ``kmnist``,
+``emnist`` or ``qmnist``). Missing files raise one :class:`FileNotFoundError` that lists every file expected.
+The three MNIST-format sets read the IDX files ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each plain or gzipped (``NAME.gz``; the plain file
+is used when both exist); ``fashion_mnist`` falls back on :data:`FASHION_MNIST_SYSTEM_DIR` when neither
+``root`` nor ``ROBUSTDISTILL_DATA`` is given. A malformed IDX file raises :class:`ValueError` naming it.
 CIFAR pickles are read with a restricted unpickler that only builds numpy arrays, dtypes and plain
 containers: a crafted file raises :class:`pickle.UnpicklingError` instead of running code.
 
@@ -35,6 +48,7 @@ containers: a crafted file raises :class:`pickle.UnpicklingError` instead of run
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import inspect
 import json
@@ -43,6 +57,7 @@ import numbers
 import os
 import pickle
 import random
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -57,12 +72,16 @@ from robustdistill.algorithms.typing import ArrayLike, IntArray, RNGLike
 from robustdistill.algorithms.validation import as_numpy, check_int, check_labels, check_rng
 
 __all__ = [
-    "DATASETS", "DATA_ENV", "KINDS", "Dataset", "Splits", "from_arrays", "from_torch_dataset", "load_dataset",
-    "make_splits",
+    "DATASETS", "DATA_ENV", "FASHION_MNIST_SYSTEM_DIR", "KINDS", "Dataset", "Splits", "from_arrays",
+    "from_torch_dataset", "load_dataset", "make_splits", "read_idx",
 ]  # fmt: skip
 
 #: Environment variable naming the data folder when ``root`` is not given.
 DATA_ENV = "ROBUSTDISTILL_DATA"
+
+#: Where the Debian package ``dataset-fashion-mnist`` installs Fashion-MNIST's four gzipped IDX files:
+#: ``fashion_mnist`` is read from here when neither ``root`` nor ``ROBUSTDISTILL_DATA`` is given.
+FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 
 #: What ``Dataset.kind`` may be: tabular and sequence data are 2-D float32, images 4-D NCHW uint8.
 KINDS = ("tabular", "sequence", "image")
@@ -589,12 +608,98 @@ def _read_imagenet_npz(path: Path, *, size: int) -> tuple[np.ndarray, np.ndarray
         return X, _label_vector(npz["labels"], X.shape[0], path) - 1
 
 
+#: IDX type codes (the third byte of the magic number); only unsigned bytes are read.
+_IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short", 0x0C: "int", 0x0D: "float",
+              0x0E: "double"}
+_IDX_UBYTE = 0x08
+
+
+def _read_maybe_gzipped(path: Path) -> bytes:
+    """The bytes of ``path``, decompressed when its name ends in ``.gz``; a corrupt gzip stream raises
+    ``ValueError`` naming the file."""
+    if path.suffix.lower() != ".gz":
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path}: corrupt gzip stream ({exc})") from None
+
+
+def _idx_shape(data: bytes, path: Path, ndim: int | None) -> tuple[int, ...]:
+    """Check an IDX header (two zero bytes, type code 0x08, the number of dimensions, then that many big-endian
+    uint32 sizes) and that exactly the promised bytes follow it. Returns the array's shape."""
+    if len(data) < 4:
+        raise ValueError(f"{path}: not an IDX file: {len(data)} bytes, shorter than the 4-byte magic number")
+    if data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{path}: not an IDX file: wrong magic number 0x{data[:4].hex()} (it must start with "
+                         "two zero bytes)")  # fmt: skip
+    code, dims = data[2], data[3]
+    if code != _IDX_UBYTE:
+        kind = _IDX_TYPES.get(code, "unknown")
+        raise ValueError(f"{path}: IDX type code 0x{code:02x} ({kind}) is not supported; only 0x08 (unsigned byte)")
+    if dims == 0 or (ndim is not None and dims != ndim):
+        wanted = "at least 1" if ndim is None else str(ndim)
+        raise ValueError(f"{path}: wrong IDX magic number 0x{data[:4].hex()}: {dims} dimensions, expected {wanted}")
+    header = 4 + 4 * dims
+    if len(data) < header:
+        raise ValueError(f"{path}: truncated IDX file: {len(data)} bytes, the header of {dims} sizes needs {header}")
+    shape = tuple(int(size) for size in np.frombuffer(data, dtype=">u4", count=dims, offset=4))
+    promised, present = math.prod(shape), len(data) - header
+    if present < promised:
+        raise ValueError(f"{path}: truncated IDX file: shape {shape} needs {promised} data bytes, found {present}")
+    if present > promised:
+        raise ValueError(f"{path}: {present - promised} trailing bytes after the {promised} data bytes of shape "
+                         f"{shape}")  # fmt: skip
+    return shape
+
+
+def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.ndarray:
+    """One IDX file (the MNIST format), plain or gzipped (a name ending in ``.gz``), as a uint8 array.
+
+    The file is the magic number (two zero bytes, the type code 0x08 = unsigned byte, the number of dimensions
+    d), d big-endian uint32 sizes, then the data in C order, nothing after it.
+
+    Args:
+        path: the file.
+        ndim: the number of dimensions required (3 for images, 1 for labels); ``None`` accepts any.
+
+    Returns:
+        A read-only uint8 array of the header's shape (a view of the file's bytes, no copy).
+
+    Raises:
+        ValueError: naming the file: a wrong magic number or number of dimensions, a type other than unsigned
+            byte (the code is named), fewer data bytes than the sizes promise or bytes after them, a corrupt
+            gzip stream.
+    """
+    path = Path(path)
+    data = _read_maybe_gzipped(path)
+    shape = _idx_shape(data, path, ndim)
+    return np.frombuffer(data, dtype=np.uint8, count=math.prod(shape), offset=4 + 4 * len(shape)).reshape(shape)
+
+
+def _read_idx_pair(images: Path, labels: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """An IDX images file (m, H, W) and its labels file (m,) in 0..num_classes-1.
+    Returns (X (m, 1, H, W) uint8 (a view), y (m,) int64)."""
+    X = read_idx(images, ndim=3)
+    y = read_idx(labels, ndim=1)
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"{images} holds {X.shape[0]} images but {labels} holds {y.shape[0]} labels")
+    if y.size and int(y.max()) >= num_classes:
+        raise ValueError(f"{labels}: labels must lie in 0..{num_classes - 1}, found {int(y.max())}")
+    return X[:, None], y.astype(np.int64)
+
+
 class _ImageSource(NamedTuple):
-    """Where an image set comes from: the subfolder token searched, its usual folder, the download page."""
+    """Where an image set comes from: the subfolder token searched, its usual folder, the download page,
+    tokens that disqualify a subfolder (other sets whose names contain the token) and advice added to the
+    missing-files error."""
 
     token: str
     folder: str
     url: str
+    exclude: tuple[str, ...] = ()
+    hint: str = ""
 
 
 _IMAGE_SOURCES = {
@@ -607,17 +712,34 @@ _IMAGE_SOURCES = {
                                "https://image-net.org/download-images (Downsampled ImageNet 32x32, npz)"),
     "imagenet64": _ImageSource("imagenet64", "Imagenet64_train_part1_npz",
                                "https://image-net.org/download-images (Downsampled ImageNet 64x64, npz)"),
+    "fashion_mnist": _ImageSource(
+        "fashionmnist", "fashion-mnist", "https://github.com/zalandoresearch/fashion-mnist (data/fashion/*.gz)",
+        hint="Or install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist; its "
+             "files go to /usr/share/datasets/fashion-mnist, read when neither root= nor "
+             f"{DATA_ENV} is given), or pass root=... (the folder holding the files).",
+    ),
+    "mnist": _ImageSource("mnist", "mnist", "http://yann.lecun.com/exdb/mnist/ (or one of its mirrors)",
+                          exclude=("fashion", "kmnist", "emnist", "qmnist")),
+    "kmnist": _ImageSource("kmnist", "kmnist",
+                           "https://github.com/rois-codh/kmnist (Kuzushiji-MNIST, the MNIST-format .gz files)"),
 }
 
+#: The four IDX files of an MNIST-format set (train images and labels, then the test split), in that order.
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+              "t10k-labels-idx1-ubyte")
 
-def _resolve_root(root: str | os.PathLike[str] | None, name: str) -> Path:
-    """``root``, else ``$ROBUSTDISTILL_DATA``, as a Path; ``ValueError`` when neither is given."""
+
+def _resolve_root(
+    root: str | os.PathLike[str] | None, name: str, default: str | os.PathLike[str] | None = None
+) -> Path:
+    """``root``, else ``$ROBUSTDISTILL_DATA``, else ``default`` (a set's system folder), as a Path;
+    ``ValueError`` when none is given."""
     if root is None:
-        root = os.environ.get(DATA_ENV) or None
+        root = os.environ.get(DATA_ENV) or default
     if root is None:
         raise ValueError(
             f"{name} is read from a local folder: pass root=... (the folder holding its files, or its parent) "
-            f"or set the {DATA_ENV} environment variable"
+            f"or set the {DATA_ENV} environment variable (get its files from {_IMAGE_SOURCES[name].url})"
         )
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a str or os.PathLike, got {type(root).__name__}")
@@ -628,17 +750,30 @@ def _normalised(folder_name: str) -> str:
     return "".join(ch for ch in folder_name.lower() if ch.isalnum())
 
 
-def _locate(name: str, root: Path, filenames: Sequence[str]) -> dict[str, Path]:
+def _in_folder(folder: Path, filename: str, gzipped: bool) -> Path | None:
+    """``folder / filename`` if it is a file, else (``gzipped``) ``folder / (filename + ".gz")`` if it is one."""
+    for candidate in (filename, f"{filename}.gz") if gzipped else (filename,):
+        if (folder / candidate).is_file():
+            return folder / candidate
+    return None
+
+
+def _locate(
+    name: str, root: Path, filenames: Sequence[str], *, gzipped: bool = False, defaulted: bool = False
+) -> dict[str, Path]:
     """Find each of ``filenames`` in ``root`` or in an immediate subfolder of it whose normalised name
-    contains the set's token. Raises one :class:`FileNotFoundError` listing everything expected when any
-    file (or ``root``) is missing, and ``ValueError`` when a file is found in two subfolders."""
+    contains the set's token (and none of its excluded tokens); with ``gzipped``, ``NAME.gz`` stands in for a
+    missing ``NAME`` (the plain file wins when a folder has both). ``defaulted``: ``root`` is the set's system
+    folder, used because no root was given. Raises one :class:`FileNotFoundError` listing everything expected
+    when any file (or ``root``) is missing, and ``ValueError`` when a file is found in two subfolders."""
     source = _IMAGE_SOURCES[name]
     folders = [root]
     if root.is_dir():
-        folders += sorted(d for d in root.iterdir() if d.is_dir() and source.token in _normalised(d.name))
+        folders += sorted(d for d in root.iterdir() if d.is_dir() and source.token in _normalised(d.name)
+                          and not any(token in _normalised(d.name) for token in source.exclude))
     found: dict[str, Path] = {}
     for filename in filenames:
-        hits = [folder / filename for folder in folders if (folder / filename).is_file()]
+        hits = [hit for folder in folders if (hit := _in_folder(folder, filename, gzipped)) is not None]
         if len(hits) > 1 and hits[0].parent != root:
             raise ValueError(
                 f"{name}: {filename} is in several folders ({', '.join(map(str, hits))}); "
@@ -648,11 +783,18 @@ def _locate(name: str, root: Path, filenames: Sequence[str]) -> dict[str, Path]:
             found[filename] = hits[0]
     missing = [f for f in filenames if f not in found]
     if missing:
-        where = (f"missing under {root}: {', '.join(missing)}" if root.is_dir()
-                 else f"folder {root} does not exist (or is not a folder)")
+        if root.is_dir():
+            where = f"missing under {root}: {', '.join(missing)}"
+        elif defaulted:
+            where = f"no root= given, {DATA_ENV} is unset and the default folder {root} does not exist"
+        else:
+            where = f"folder {root} does not exist (or is not a folder)"
+        forms = " (each plain or gzipped as NAME.gz; the plain file is used when both exist)" if gzipped else ""
+        example = "" if defaulted else f" (e.g. {root / source.folder})"
+        hint = f" {source.hint}" if source.hint else ""
         raise FileNotFoundError(
-            f"{name}: {where}. Expected the files {', '.join(filenames)} in root or in an immediate subfolder "
-            f"whose name contains '{source.token}' (e.g. {root / source.folder}). Get them from {source.url}."
+            f"{name}: {where}. Expected the files {', '.join(filenames)}{forms} in root or in an immediate "
+            f"subfolder whose name contains '{source.token}'{example}. Get them from {source.url}.{hint}"
         )
     return found
 
@@ -737,6 +879,43 @@ def _load_imagenet(
                         options={"batches": chosen})
 
 
+def _load_idx(
+    name: str,
+    root: str | os.PathLike[str] | None,
+    *,
+    n: int | None,
+    gen: np.random.Generator,
+    default: str | os.PathLike[str] | None = None,
+) -> _Loaded:
+    """An MNIST-format set: the four :data:`_IDX_FILES` (each plain or ``.gz``) from ``root``, else
+    ``$ROBUSTDISTILL_DATA``, else ``default``; train rows optionally capped at ``n``; 10 classes."""
+    defaulted = root is None and not os.environ.get(DATA_ENV) and default is not None
+    folder = _resolve_root(root, name, default)
+    paths = _locate(name, folder, _IDX_FILES, gzipped=True, defaulted=defaulted)
+    train_images, train_labels, test_images, test_labels = (paths[f] for f in _IDX_FILES)
+    X, y, rows = _take_rows([_read_idx_pair(train_images, train_labels, 10)], n, gen, name)
+    X_test, y_test = _read_idx_pair(test_images, test_labels, 10)
+    info = {"source": _IMAGE_SOURCES[name].url, "root": str(folder), "files": [str(paths[f]) for f in _IDX_FILES],
+            "options": {}, **rows}
+    return _Loaded(X, y, (X_test, y_test), 10, "image", info)
+
+
+def _load_fashion_mnist(*, n: int | None, gen: np.random.Generator, root: str | os.PathLike[str] | None) -> _Loaded:
+    """Fashion-MNIST: IDX files; default folder :data:`FASHION_MNIST_SYSTEM_DIR` (read when called, so it can
+    be patched), where the Debian package ``dataset-fashion-mnist`` installs them."""
+    return _load_idx("fashion_mnist", root, n=n, gen=gen, default=FASHION_MNIST_SYSTEM_DIR)
+
+
+def _load_mnist(*, n: int | None, gen: np.random.Generator, root: str | os.PathLike[str] | None) -> _Loaded:
+    """MNIST (handwritten digits): IDX files from the user's folder."""
+    return _load_idx("mnist", root, n=n, gen=gen)
+
+
+def _load_kmnist(*, n: int | None, gen: np.random.Generator, root: str | os.PathLike[str] | None) -> _Loaded:
+    """Kuzushiji-MNIST: its MNIST-format IDX files (same names as MNIST's) from the user's folder."""
+    return _load_idx("kmnist", root, n=n, gen=gen)
+
+
 _LOADERS: dict[str, Callable[..., _Loaded]] = {
     **{name: partial(_load_sklearn, name) for name in ("digits", "wine", "breast_cancer", "iris")},
     "gaussian_mixture": _load_gaussian_mixture,
@@ -746,6 +925,9 @@ _LOADERS: dict[str, Callable[..., _Loaded]] = {
     "svhn": _load_svhn,
     "imagenet32": partial(_load_imagenet, 32),
     "imagenet64": partial(_load_imagenet, 64),
+    "fashion_mnist": _load_fashion_mnist,
+    "mnist": _load_mnist,
+    "kmnist": _load_kmnist,
 }
 
 #: Every name :func:`load_dataset` accepts.
@@ -768,9 +950,17 @@ def load_dataset(
     """Load (or generate) a dataset by name; nothing is downloaded.
 
     Args:
-        name: one of :data:`DATASETS`.
+        name: one of :data:`DATASETS`: ``digits``, ``wine``, ``breast_cancer``, ``iris`` (scikit-learn),
+            ``gaussian_mixture``, ``mnist1d`` (generated), ``cifar10``, ``cifar100``, ``svhn``, ``imagenet32``,
+            ``imagenet64`` (image folders), and the MNIST-format (IDX) image sets, (n, 1, 28, 28) uint8:
+
+            - ``fashion_mnist``: Fashion-MNIST; default folder :data:`FASHION_MNIST_SYSTEM_DIR` (Debian
+              package ``dataset-fashion-mnist``) when neither ``root`` nor ``ROBUSTDISTILL_DATA`` is given;
+            - ``mnist``: MNIST handwritten digits, from the user's folder;
+            - ``kmnist``: Kuzushiji-MNIST (github.com/rois-codh/kmnist), from the user's folder.
         root: folder of the image sets (the folder holding the files, or a parent of it); default the
-            ``ROBUSTDISTILL_DATA`` environment variable. Ignored by the other sets.
+            ``ROBUSTDISTILL_DATA`` environment variable, then (``fashion_mnist`` only)
+            :data:`FASHION_MNIST_SYSTEM_DIR`. Ignored by the other sets.
         n: generators (``gaussian_mixture``, ``mnist1d``): the number of samples (default 5000; for mnist1d
             the total before its train/test split, a multiple of 10). Fixed sets: an optional cap on the
             training rows, a uniformly random subset without replacement kept in file order (recorded in
@@ -788,7 +978,8 @@ def load_dataset(
         subset, the seeds drawn for third-party generators and ``rng`` when it was an int.
 
     Raises:
-        ValueError: unknown name or option, bad option values, ``n`` larger than the data, no ``root``.
+        ValueError: unknown name or option, bad option values, ``n`` larger than the data, no ``root``; a
+            malformed IDX file (named in the message).
         FileNotFoundError: an image set's folder or files are missing (the message lists what is expected
             where).
         pickle.UnpicklingError: a CIFAR file names anything but numpy arrays and plain containers.

@@ -70,6 +70,7 @@ from torch import nn
 
 from robustdistill.algorithms.results import Result, to_jsonable
 from robustdistill.algorithms.validation import check_int
+from robustdistill.theory.slam_risk import leaves_topk
 
 from . import teacher_cache
 from .config import CONFIG_KEYS, check_keys, import_object, is_import_name, read_config, tomllib
@@ -94,7 +95,7 @@ from .seeds import (
 )
 from .training import TrainConfig, has_dropout, mc_dropout_std, predict_probs, resolve_device, train
 
-__all__ = ["DistillationResult", "config_key", "load_config", "mean_std", "open_run", "run_distillation", "tomllib"]
+__all__ = ["DistillationResult", "config_key", "load_config", "mean_std", "minimiser_leaves_topk", "open_run", "pool_fit", "run_distillation", "tomllib"]
 
 _REQUIRED = ("dataset", "labeled", "validation", "unlabeled", "teacher", "student", "epochs", "method")
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("epochs", "seed"))
@@ -284,12 +285,53 @@ def _run_seed(
             progress=progress, desc=f"{cfg['method']} seed {seed}",
         )  # fmt: skip
         record["student_accuracy"] = accuracy(predict_probs(model, data.inputs(data.X_test)), data.y_test)
+        if uses_teacher:
+            pool_probs = predict_probs(model, data.inputs(ds.X[splits.unlabeled]))
+            record["pool_fit"] = pool_fit(pool_probs, t_pool, ds.y[splits.unlabeled])
         record["plan"] = plan.to_dict()
+        if cfg["method"] == "slam":
+            normalize = bool(cfg["method_options"]["normalize"])
+            record["minimiser_leaves_topk"] = minimiser_leaves_topk(plan.arrays, normalize)
         record["student_train"] = fit.to_dict()
     record["teacher_queries"] = st.teacher.queries - before[0]
     record["evaluation_queries"] = st.teacher.evaluation_queries - before[1]
     record["seconds"] = time.perf_counter() - started
     return record, model
+
+
+def pool_fit(student_probs: np.ndarray, teacher_probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """How the trained student fits the teacher on the pool (evaluation only: the pool's true labels are read,
+    never trained on). ``student_probs``, ``teacher_probs``: (n, K); ``labels``: (n,) true classes.
+
+    Returns ``{"teacher_wrong", "fits_teacher_mistakes", "right_where_teacher_wrong", "agrees_with_teacher"}``:
+    the number of pool points where the teacher's top class is wrong; on those, the fraction where the
+    student's top class is the teacher's (it learned the mistake) and where it is the true class (it undid
+    it); and the student's agreement with the teacher's top class on the whole pool.
+    """
+    student, teacher = np.argmax(student_probs, axis=1), np.argmax(teacher_probs, axis=1)
+    wrong = teacher != labels
+    count = int(wrong.sum())
+    return {
+        "teacher_wrong": count,
+        "fits_teacher_mistakes": float(np.mean(student[wrong] == teacher[wrong])) if count else None,
+        "right_where_teacher_wrong": float(np.mean(student[wrong] == labels[wrong])) if count else None,
+        "agrees_with_teacher": float(np.mean(student == teacher)) if labels.size else None,
+    }
+
+
+def minimiser_leaves_topk(arrays: Mapping[str, np.ndarray], normalize: bool) -> float:
+    """SLaM's batch ``arrays`` (targets, alpha, topk_index, labeled): the fraction of pool rows whose
+    per-example loss minimiser (:func:`~robustdistill.theory.slam_risk.leaves_topk`) has its top class
+    outside the teacher's top-k set."""
+    pool = ~np.asarray(arrays["labeled"], dtype=bool)
+    if not pool.any():
+        return 0.0
+    targets = np.asarray(arrays["targets"][pool], dtype=np.float64)
+    targets /= targets.sum(axis=1, keepdims=True)  # float32 rows back onto the simplex
+    mask = np.zeros_like(targets)
+    np.put_along_axis(mask, np.asarray(arrays["topk_index"][pool]), 1.0, axis=1)
+    alpha = np.asarray(arrays["alpha"][pool], dtype=np.float64)
+    return float(leaves_topk(targets, alpha, mask, normalize=normalize).mean())
 
 
 def _teacher_extras(method: str, module: nn.Module | None, data: SeedData, pool_x: np.ndarray) -> dict[str, Any]:
