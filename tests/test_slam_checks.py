@@ -25,6 +25,7 @@ NAMES = [
     "S1-binary",
     "S1-multiclass-2",
     "S1-multiclass-2'",
+    "S1-soft-targets",
     "S2-scaling",
     "S2-LS",
     "S3-convergence",
@@ -64,6 +65,7 @@ def test_measured_numbers_are_where_the_theory_puts_them(quick_results):
     assert 0.34 <= r["S0-F4-grad"].interval[0] <= 0.36  # the smallest per-alpha sup, near alpha = 0.85
     for name in ("S1-binary", "S1-multiclass-2", "S1-multiclass-2'"):
         assert r[name].measured <= 1e-6
+    assert r["S1-soft-targets"].measured == 0.0 and r["S1-soft-targets"].interval == (0.0, 0.0)
     mc = r["S0-F3-MC"]
     assert 4.0 < mc.bound < 7.0  # the Bonferroni threshold in SE
     assert mc.measured <= mc.bound
@@ -106,7 +108,7 @@ def test_s1_fails_with_the_vanilla_mix(monkeypatch):
     assert np.abs(f[:, 1] - p).max() > 1e-2
 
 
-def test_s1_multiclass_fails_with_a_wrong_noise_model_or_water_filling(monkeypatch):
+def test_s1_multiclass_fails_with_a_wrong_noise_model_or_minimiser(monkeypatch):
     def unnormalised_model(p_star, alpha, mask):  # (1) without the 1/(k-1): not the model the mix inverts
         return mix(p_star, alpha, mask, normalize=False) / mix(p_star, alpha, mask, normalize=False).sum(1)[:, None]
 
@@ -114,10 +116,10 @@ def test_s1_multiclass_fails_with_a_wrong_noise_model_or_water_filling(monkeypat
         m.setattr(sc, "topk_noise_expectation", unnormalised_model)
         assert not sc.check_s1_multiclass_normalized(np.random.default_rng(0), (8, 5, 3)).holds
 
-    def projected_q(q, alpha, mask):  # q itself: the argmax is right but the map is not the minimiser
+    def projected_q(q, alpha, mask, *, normalize=False):  # q itself: the argmax is right but not the minimiser
         return q * mask / (q * mask).sum(1)[:, None]
 
-    monkeypatch.setattr(sc, "water_filling", projected_q)
+    monkeypatch.setattr(sc, "per_example_minimiser", projected_q)
     assert not sc.check_s1_multiclass_unnormalized(np.random.default_rng(0), (8, 5, 3)).holds
 
 
@@ -218,30 +220,75 @@ def test_noise_model_expectation_matches_sampling_and_the_normalised_mix():
     assert np.all(np.abs(freq - q[b]) <= 4.5 * se + 1e-12)
 
 
-def test_water_filling_satisfies_the_kkt_conditions():
+def test_s1_unnormalised_minimiser_keeps_the_argmax_of_model_1_targets():
+    """The population targets of model (1) are supported on M: the exact (2') minimiser (the library's
+    per_example_minimiser, the S1-multiclass-2' reference) is 0 off M and keeps the argmax of p*."""
     rng = np.random.default_rng(2)
     p_star, mask, alpha = _random_instance(rng, bins=200, num_classes=7, k=4)
     q = topk_noise_expectation(p_star, alpha, mask)
-    f = sc.water_filling(q, alpha, mask)
-    np.testing.assert_allclose(f.sum(axis=1), 1.0, atol=1e-12)
-    assert np.all(f >= 0) and np.all(f[mask == 0] == 0)
-    beta = 2 * alpha - 1
-    # d/df_i of -sum q log((1-a) + b f) is -b q_i / ((1-a) + b f_i): equal (= -lambda) on the support,
-    # and >= -lambda on M off the support
-    slope = beta[:, None] * q / ((1 - alpha)[:, None] + beta[:, None] * f)
-    for i in range(q.shape[0]):
-        on = f[i] > 0
-        lam = slope[i, on]
-        np.testing.assert_allclose(lam, lam[0], rtol=1e-12)
-        off = (mask[i] > 0) & ~on
-        assert np.all(slope[i, off] <= lam[0] * (1 + 1e-12))
+    f = sc.per_example_minimiser(q, alpha, mask, normalize=False)
+    assert np.all(f[mask == 0] == 0)
     assert np.all(np.argmax(f, axis=1) == np.argmax(p_star, axis=1))
 
 
-def test_water_filling_at_alpha_one_is_q_on_m():
-    q = np.array([[0.5, 0.3, 0.2, 0.0]])
-    mask = np.array([[1.0, 1.0, 1.0, 0.0]])
-    np.testing.assert_allclose(sc.water_filling(q, np.array([1.0]), mask), q, atol=1e-15)
+# ------------------------------------------------------------------------------------------------
+# S1-soft-targets: SLaM's default configuration keeps the top-k set; the old default (soft targets) does not
+# ------------------------------------------------------------------------------------------------
+
+#: The configuration SLaM had before the top-k targets: the teacher's soft probabilities, form (2'), floor 0.6.
+OLD_DEFAULT = {"targets": "soft", "normalize": False, "alpha_floor": 0.6}
+
+
+def test_soft_targets_core_fails_with_the_old_default_and_holds_with_the_default():
+    from robustdistill.algorithms.methods import SLaM
+
+    old = sc.soft_target_fractions(np.random.default_rng(0), 2_000, **OLD_DEFAULT)
+    assert old.shape == (len(sc.SOFT_CONFIGS),)
+    assert np.all(old > 0) and old[0] > 0.5  # K = 10, k = 2: most rows leave M (about 0.71)
+    default = SLaM()
+    new = sc.soft_target_fractions(
+        np.random.default_rng(0), 2_000,
+        targets=default.targets, normalize=default.normalize, alpha_floor=default.alpha_floor,
+    )  # fmt: skip
+    np.testing.assert_array_equal(new, 0.0)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"targets": "topk", "normalize": False, "alpha_floor": 0.5},
+        {"targets": "topk", "normalize": True, "alpha_floor": 0.6},
+        {"targets": "hard", "normalize": False, "alpha_floor": 0.6},
+        {"targets": "hard", "normalize": True, "alpha_floor": 0.55},
+    ],
+)
+def test_targets_supported_on_m_never_leave_it(config):
+    np.testing.assert_array_equal(sc.soft_target_fractions(np.random.default_rng(1), 1_000, **config), 0.0)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"targets": "soft", "normalize": False, "alpha_floor": 0.5},
+        {"targets": "soft", "normalize": True, "alpha_floor": 0.55},
+    ],
+)
+def test_soft_targets_leave_m_in_either_form(config):
+    assert sc.soft_target_fractions(np.random.default_rng(1), 1_000, **config).min() > 0
+
+
+def test_soft_targets_check_reads_slams_defaults_at_run_time(monkeypatch):
+    from robustdistill.algorithms import methods
+
+    original = methods.SLaM
+    monkeypatch.setattr(methods, "SLaM", lambda: original(**OLD_DEFAULT))
+    result = sc.check_s1_soft_targets(np.random.default_rng(0), 2_000)
+    assert not result.holds and result.measured > 0.1 and result.interval[0] > 0
+    assert "targets = 'soft'" in result.claim
+    monkeypatch.setattr(methods, "SLaM", original)
+    result = sc.check_s1_soft_targets(np.random.default_rng(0), 2_000)
+    assert result.holds and result.measured == 0.0
+    assert f"targets = {original().targets!r}" in result.claim
 
 
 def test_the_symmetric_log_form_is_exact_where_the_spec_form_loses_ulps():

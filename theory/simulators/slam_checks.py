@@ -22,10 +22,18 @@ mixed prediction :math:`m = (1-\alpha) + \beta f`, clean posterior :math:`p`, no
   ±300 (the spec's prototype parity).
 - **S1-binary**, **S1-multiclass-2**, **S1-multiclass-2'** population minimisers found by L-BFGS with exact
   expectations: SLaM recovers :math:`p`, vanilla CE :math:`q`; (2) recovers :math:`p^*`; (2') gives the
-  water-filling map of :math:`q` and keeps the argmax.
+  water-filling map of :math:`q` (:func:`robustdistill.theory.slam_risk.per_example_minimiser`) and keeps
+  the argmax. The argmax is kept because the population targets of model (1) are **supported on M**.
+- **S1-soft-targets** a soft teacher target with mass off :math:`M` can move the per-example minimiser's top
+  class outside :math:`M` (:mod:`robustdistill.theory.slam_risk`); SLaM's default configuration (read from
+  :class:`robustdistill.algorithms.methods.SLaM` at run time) restricts the target to :math:`M`
+  (:func:`robustdistill.algorithms.slam.slam_targets`, ``"topk"``), and the check measures the fraction of
+  Dirichlet teachers whose minimiser's top class leaves the teacher's top-k set: 0. With the raw soft
+  target (``targets="soft"``) it is large (about 0.7 for K = 10, k = 2).
 
 The binary formulas live here, once, as small numpy functions; the multiclass mix is always
-:func:`robustdistill.algorithms.slam.mix`. Every check is deterministic given ``rng``.
+:func:`robustdistill.algorithms.slam.mix`, its exact per-example minimiser
+:func:`robustdistill.theory.slam_risk.per_example_minimiser`. Every check is deterministic given ``rng``.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, special, stats
 
-from robustdistill.algorithms.slam import mix
+from robustdistill.algorithms.slam import clip_alpha, mix, slam_targets, topk_mask
 from robustdistill.algorithms.typing import FloatArray
 
 from ..binary_slam import (
@@ -47,6 +55,7 @@ from ..binary_slam import (
     noisy_posterior,
     omega,
 )
+from ..slam_risk import leaves_topk, per_example_minimiser
 from .checks import EXACT as _EXACT
 from .checks import Check, CheckResult
 from .checks import rel as _rel
@@ -66,7 +75,8 @@ __all__ = [
     "gradient_bound",
     "noisy_posterior",
     "omega",
-    "water_filling",
+    "per_example_minimiser",
+    "soft_target_fractions",
 ]
 
 #: Tolerance of S1 on fitted probabilities (spec §7 S1).
@@ -89,28 +99,6 @@ def binary_log_mix_spec(t: FloatArray, alpha: FloatArray) -> tuple[FloatArray, F
         la, lb = np.log(alpha), np.log1p(-np.asarray(alpha, dtype=float))
     sp = np.logaddexp(0.0, -t)
     return np.logaddexp(la, lb - t) - sp, np.logaddexp(lb, la - t) - sp
-
-
-def water_filling(q: FloatArray, alpha: FloatArray, mask: FloatArray) -> FloatArray:
-    r"""The minimiser of the un-normalised SLaM risk (2') over the simplex (spec §2):
-
-    .. math:: f_i = \bigl(s\,q_i - (1-\alpha)/(2\alpha-1)\bigr)_+ \ \text{on } M, \quad 0 \text{ off } M,
-
-    with :math:`s` such that :math:`\sum_i f_i = 1`. Rows of ``q`` must be positive somewhere on ``M``
-    and ``alpha > 1/2``."""
-    q, mask = np.asarray(q, dtype=float), np.asarray(mask, dtype=float)
-    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), q.shape[:1])
-    a = (1.0 - alpha) / (2.0 * alpha - 1.0)
-    qm = np.where(mask > 0, q, -np.inf)
-    qs = -np.sort(-qm, axis=1)  # descending; off-M entries last (-inf)
-    j = np.arange(1, q.shape[1] + 1)
-    with np.errstate(invalid="ignore"):
-        csum = np.cumsum(np.where(np.isfinite(qs), qs, 0.0), axis=1)
-        s_j = (1.0 + j * a[:, None]) / csum  # s if the top j classes are active
-        active = np.isfinite(qs) & (s_j * qs - a[:, None] > 0)
-    last = active.shape[1] - 1 - np.argmax(active[:, ::-1], axis=1)  # the active set is a prefix
-    s = s_j[np.arange(q.shape[0]), last]
-    return np.where(mask > 0, np.maximum(s[:, None] * q - a[:, None], 0.0), 0.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -551,12 +539,15 @@ def check_s1_multiclass_normalized(rng: np.random.Generator, size: tuple[int, in
 
 
 def check_s1_multiclass_unnormalized(rng: np.random.Generator, size: tuple[int, int, int]) -> CheckResult:
-    """S1 multiclass, form (2'): the minimiser is the water-filling map of q, and keeps the argmax of p*."""
+    """S1 multiclass, form (2'): the minimiser is the water-filling map of q
+    (:func:`~robustdistill.theory.slam_risk.per_example_minimiser`), and keeps the argmax of p*: q, the
+    population target of model (1), is supported on M (a soft target with mass off M need not keep it: see
+    :func:`check_s1_soft_targets`)."""
     bins, num_classes, k = size
     p_star, mask, alpha = _draw_multiclass(rng, bins, num_classes, k)
     q = topk_noise_expectation(p_star, alpha, mask)
     f, _ = fit_slam_probs(q, alpha, mask, normalize=False, init=_teacher_init(q))
-    wf = water_filling(q, alpha, mask)
+    wf = per_example_minimiser(q, alpha, mask, normalize=False)
     err = np.abs(f - wf).max(axis=1)
     # argmax kept (rows whose top-2 gap in p* exceeds 1e-5, i.e. where it is well defined at this tolerance)
     top2 = -np.sort(-p_star, axis=1)[:, :2]
@@ -569,10 +560,62 @@ def check_s1_multiclass_unnormalized(rng: np.random.Generator, size: tuple[int, 
         "p* ~ Dirichlet(1) on M, alpha~U(0.55,0.95), E[label] from model (1); L-BFGS minimiser (all K logits, "
         "started at log(q + 1e-8)) = "
         "water-filling f_i = (s q_i - (1-alpha)/(2alpha-1))_+ on M, max |error| <= "
-        f"{FIT_TOL:g}, and argmax f = argmax p* ({int(clear.sum())} bins with a clear argmax) (our formulation)",
+        f"{FIT_TOL:g}, and argmax f = argmax p* ({int(clear.sum())} bins with a clear argmax): the argmax is "
+        "kept for targets supported on M (the population targets of model (1)); soft targets with mass off M "
+        "need the top-k restriction (S1-soft-targets) (our formulation)",
         FIT_TOL,
         err.tolist(),
         upper=True,
+    )
+
+
+#: The (K, k) pairs of S1-soft-targets.
+SOFT_CONFIGS = ((10, 2), (10, 3), (4, 2), (4, 3))
+
+
+def soft_target_fractions(
+    rng: np.random.Generator, n: int, *, targets: str, normalize: bool, alpha_floor: float
+) -> FloatArray:
+    r"""The core of S1-soft-targets for one SLaM configuration: per (K, k) of :data:`SOFT_CONFIGS`, ``n``
+    teachers :math:`t \sim \mathrm{Dirichlet}(1)` over all K classes (mass outside their top-k set
+    :math:`M`), :math:`\alpha = ` :func:`~robustdistill.algorithms.slam.clip_alpha` of U(1/2, 1) at
+    ``alpha_floor``, the target ``slam_targets(t, k, targets)``; returns the fraction of rows whose exact
+    per-example minimiser (form ``normalize``) has its top class outside :math:`M`
+    (:func:`~robustdistill.theory.slam_risk.leaves_topk`), shape ``(len(SOFT_CONFIGS),)``."""
+    fractions = np.empty(len(SOFT_CONFIGS))
+    for i, (num_classes, k) in enumerate(SOFT_CONFIGS):
+        t = rng.dirichlet(np.ones(num_classes), n)
+        raw = rng.uniform(0.5, 1.0, n)
+        raw = np.where(raw == 0.5, 0.75, raw)  # the open interval: alpha = 1/2 makes (2') flat on M
+        alpha = clip_alpha(raw, alpha_floor, normalize=normalize, k=k)
+        y = slam_targets(t, k, targets)
+        fractions[i] = leaves_topk(y, alpha, topk_mask(t, k), normalize=normalize).mean()
+    return fractions
+
+
+def check_s1_soft_targets(rng: np.random.Generator, n: int) -> CheckResult:
+    """S1 soft targets: with SLaM's default configuration (``targets``, ``normalize``, ``alpha_floor`` of
+    ``SLaM()``, read at run time), no per-example minimiser puts its top class outside the teacher's top-k
+    set. Measured: the fraction of rows where it does, over all (K, k); the interval is the range of the
+    per-(K, k) fractions. The old default (raw soft targets) fails: about 0.7 of the rows at K = 10, k = 2."""
+    from robustdistill.algorithms.methods import SLaM
+
+    default = SLaM()
+    targets, normalize, floor = default.targets, default.normalize, default.alpha_floor
+    fractions = soft_target_fractions(rng, n, targets=targets, normalize=normalize, alpha_floor=floor)
+    measured = float(fractions.mean())  # every (K, k) has n rows
+    pairs = ", ".join(f"({K}, {k})" for K, k in SOFT_CONFIGS)
+    return CheckResult(
+        "S1-soft-targets",
+        f"SLaM's default configuration (targets = {targets!r}, normalize = {normalize}, alpha_floor = {floor:g}) "
+        f"keeps the teacher's top-k set: {n} teachers t ~ Dirichlet(1) over all K classes per (K, k) in {pairs}, "
+        "alpha = clip(U(1/2, 1), alpha_floor, 1), target slam_targets(t, k, targets); the fraction of rows whose "
+        "exact per-example minimiser has its top class outside M is 0 (range over (K, k) in the interval); soft "
+        "targets with mass off M fail this, targets supported on M pass it (our formulation)",
+        0.0,
+        measured,
+        (float(fractions.min()), float(fractions.max())),
+        bool(measured <= 0.0),
     )
 
 
@@ -590,4 +633,5 @@ CHECKS = [
     Check("S1-binary", "slam", check_s1_binary, 40, 200),
     Check("S1-multiclass-2", "slam", check_s1_multiclass_normalized, (30, 5, 3), (200, 5, 3)),
     Check("S1-multiclass-2'", "slam", check_s1_multiclass_unnormalized, (30, 5, 3), (200, 5, 3)),
+    Check("S1-soft-targets", "slam", check_s1_soft_targets, 2_000, 50_000),
 ]
