@@ -34,7 +34,7 @@ from scipy.optimize import isotonic_regression
 
 from .results import Result
 from .typing import ArrayLike, FloatArray, IntArray, RNGLike
-from .validation import as_numpy, check_int, check_labels, check_probs, check_rng
+from .validation import as_numpy, check_int, check_labels, check_probs, check_rng, check_vector
 
 __all__ = [
     "FEATURES",
@@ -353,23 +353,6 @@ def estimate_mistakes(
     return int(np.clip(m, 0, pool_size))
 
 
-def _check_gain_vector(values: ArrayLike, name: str) -> FloatArray:
-    """A finite 1-D float64 array of student gains (n,), n >= 1 (any real scale: only the order and the
-    fitted map matter)."""
-    g = as_numpy(values, name)
-    if g.dtype == object or not np.issubdtype(g.dtype, np.number) or np.iscomplexobj(g):
-        raise TypeError(f"{name} must hold real numbers, got dtype {g.dtype}")
-    if g.ndim != 1:
-        raise ValueError(f"{name} must be 1-D of shape (n,), got shape {g.shape}")
-    if g.size == 0:
-        raise ValueError(f"{name} is empty: it needs at least one point")
-    g = g.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(g)):
-        bad = np.flatnonzero(~np.isfinite(g))[:5].tolist()
-        raise ValueError(f"{name} must be finite; found NaN or inf at index {bad}")
-    return g
-
-
 def estimate_candidate_mistakes(
     gains_val: ArrayLike, teacher_correct_val: ArrayLike, gains_pool: ArrayLike, budget: int, *,
     candidates: int | None = None,
@@ -438,7 +421,7 @@ def estimate_candidate_mistakes(
     >>> estimate_candidate_mistakes([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 1], [0.05, 0.5, 0.85, 0.95], budget=1)
     1
     """
-    g_val = _check_gain_vector(gains_val, "gains_val")
+    g_val = check_vector(gains_val, "gains_val")
     correct = as_numpy(teacher_correct_val, "teacher_correct_val")
     if correct.ndim != 1 or correct.shape[0] != g_val.size:
         raise ValueError(
@@ -450,7 +433,7 @@ def estimate_candidate_mistakes(
     if not np.all((correct == 0.0) | (correct == 1.0)):
         bad = int(np.flatnonzero((correct != 0.0) & (correct != 1.0))[0])
         raise ValueError(f"teacher_correct_val must hold only 0/1 (or booleans); found {correct[bad]!r} at index {bad}")
-    g_pool = _check_gain_vector(gains_pool, "gains_pool")
+    g_pool = check_vector(gains_pool, "gains_pool")
     budget = check_int(budget, "budget", low=0)
     n = g_pool.size
     c = 2 * budget if candidates is None else check_int(candidates, "candidates", low=0)
