@@ -1,4 +1,5 @@
-"""The README's Python example runs as written, and docstring examples (doctests) pass."""
+"""The README's Python example runs as written, its links resolve, the generated results page matches its
+JSON, and docstring examples (doctests) pass."""
 
 from __future__ import annotations
 
@@ -64,3 +65,38 @@ def test_readme_own_training_loop_runs(capsys):
     # the students learned (seeded, deterministic on the CPU): all three well above chance (0.1)
     accuracies = [float(x) for line in out for x in re.findall(r"student (0\.\d+)", line)]
     assert len(accuracies) == 3 and min(accuracies) > 0.6
+
+
+def test_readme_relative_links_resolve():
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text(encoding="utf-8"))
+    local = [link for link in links if "://" not in link]
+    assert "docs/results/fashion_mnist.md" in local
+    missing = [link for link in local if not (README.parent / link).exists()]
+    assert not missing, f"README links to missing files: {missing}"
+
+
+def test_results_page_is_generated_from_its_json():
+    """The committed Fashion-MNIST page is exactly what the benchmark writes from the committed JSON (no hand
+    edits), and its figure is there."""
+    import json
+
+    from robustdistill.experiments.benchmarks import realdata
+
+    folder = README.parent / "docs" / "results"
+    result = json.loads((folder / "bench_realdata.json").read_text(encoding="utf-8"))
+    assert (folder / "fashion_mnist.md").read_text(encoding="utf-8") == realdata.page(result, "realdata_paired.png")
+    assert (folder / "realdata_paired.png").stat().st_size > 0
+
+
+def test_method_defaults_are_the_committed_ablation_winners():
+    """WeightedDistillation's and SLaM's defaults are the winning rows of the committed Fashion-MNIST run."""
+    import json
+
+    from robustdistill.algorithms.methods import SLaM, WeightedDistillation
+    from robustdistill.experiments.benchmarks import realdata
+
+    result = json.loads((README.parent / "docs" / "results" / "bench_realdata.json").read_text(encoding="utf-8"))
+    best = realdata.winners(result)
+    for method, group in ((WeightedDistillation(), "weighted"), (SLaM(), "slam")):
+        params = method.get_params()
+        assert {k: params[k] for k in best[group]["options"]} == best[group]["options"], group

@@ -45,7 +45,7 @@ VARIANTS = [
     ("slam", {"normalize": False}),
     ("slam", {"normalize": True}),
     ("slam", {"normalize": False, "targets": "soft"}),
-    ("slam", {"targets": "hard"}),
+    ("slam", {"targets": "topk"}),
     ("slam", {"k": 2}),
     ("slam", {"normalize": True, "k": 2, "feature": "confidence"}),
     ("forward", {}),
@@ -128,7 +128,8 @@ def oracle(name: str, opts: dict, inst: dict, logits: np.ndarray, *, float32_alp
     lf = log_softmax(np.asarray(logits, dtype=np.float64), axis=1)
     lf_lab, lf_pool = lf[: y_lab.size], lf[y_lab.size :]
     labeled = -lf_lab[np.arange(y_lab.size), y_lab]  # cross-entropy with the true label, weight 1
-    targets = np.eye(num_classes)[t.argmax(axis=1)] if opts.get("targets") == "hard" else t
+    kind = opts.get("targets", DEFAULTS[name].get("targets", "soft"))
+    targets = np.eye(num_classes)[t.argmax(axis=1)] if kind == "hard" else t
     weights = np.ones(t.shape[0])
     scale = None
     if name == "weighted":
@@ -136,7 +137,7 @@ def oracle(name: str, opts: dict, inst: dict, logits: np.ndarray, *, float32_alp
         if opts.get("targets") == "debiased":
             targets = debiased_targets(t, alpha)
         else:
-            weights = normalize_weights(distillation_weights(alpha, num_classes, opts.get("scheme", "accuracy")))
+            weights = normalize_weights(distillation_weights(alpha, num_classes, opts.get("scheme", "signal")))
     if name == "confidence_threshold":
         weights = (t.max(axis=1) >= opts.get("threshold", 0.9)).astype(np.float64)
     if name in ("vanilla", "weighted", "confidence_threshold"):
@@ -162,8 +163,7 @@ def oracle(name: str, opts: dict, inst: dict, logits: np.ndarray, *, float32_alp
         if float32_alpha:  # the batch's alpha, rounded to float32
             alpha = alpha.astype(np.float32).astype(np.float64)
         mask = topk_mask(t, k).astype(bool)
-        kind = opts.get("targets", "topk")  # the default: the teacher's probabilities on its top-k, renormalised
-        if kind == "topk":
+        if kind == "topk":  # the teacher's probabilities on its top-k set, renormalised
             targets = np.where(mask, t, 0.0) / np.where(mask, t, 0.0).sum(axis=1, keepdims=True)
         elif kind == "soft":
             targets = t
@@ -226,8 +226,8 @@ def test_registry_holds_the_seven_methods_in_order():
 
 DEFAULTS = {
     "vanilla": {"targets": "soft"},
-    "weighted": {"scheme": "accuracy", "targets": "soft", "feature": "margin"},
-    "slam": {"normalize": False, "targets": "topk", "k": "auto", "top_k_target": 0.9, "alpha_floor": 0.6,
+    "weighted": {"scheme": "signal", "targets": "hard", "feature": "margin"},
+    "slam": {"normalize": False, "targets": "hard", "k": "auto", "top_k_target": 0.9, "alpha_floor": 0.6,
              "feature": "margin"},
     "forward": {"targets": "soft", "smoothing": 1.0},
     "backward": {"targets": "soft", "smoothing": 1.0},
@@ -249,7 +249,7 @@ def test_defaults_get_params_repr_and_to_dict(name):
 
 
 def test_repr_shows_every_option():
-    assert repr(SLaM()) == "SLaM(normalize=False, targets='topk', k='auto', top_k_target=0.9, alpha_floor=0.6, feature='margin')"
+    assert repr(SLaM()) == "SLaM(normalize=False, targets='hard', k='auto', top_k_target=0.9, alpha_floor=0.6, feature='margin')"
     assert repr(WeightedDistillation(scheme="accuracy", targets="hard")) == (
         "WeightedDistillation(scheme='accuracy', targets='hard', feature='margin')"
     )
@@ -462,12 +462,13 @@ def test_prepare_gives_the_batch_format(name, opts, inst):
     np.testing.assert_array_equal(lab["targets"], np.eye(4, dtype=np.float32)[inst["y_lab"]])
     np.testing.assert_array_equal(lab["weights"], np.ones(6, dtype=np.float32))
     hard = np.eye(4)[t.argmax(axis=1)]
-    if opts.get("targets") == "hard":
+    kind = opts.get("targets", DEFAULTS[name].get("targets", "soft"))
+    if kind == "hard":
         np.testing.assert_array_equal(pool["targets"], hard.astype(np.float32))
-    elif name == "slam" and opts.get("targets", "topk") == "topk":  # t on its top-k set, renormalised
+    elif name == "slam" and kind == "topk":  # t on its top-k set, renormalised
         on_top = np.where(topk_mask(t, method.k_) > 0, t, 0.0)
         np.testing.assert_allclose(pool["targets"], on_top / on_top.sum(axis=1, keepdims=True), rtol=1e-6, atol=1e-7)
-    elif opts.get("targets") != "debiased":
+    elif kind != "debiased":
         np.testing.assert_array_equal(pool["targets"], t.astype(np.float32))
     if name == "slam":
         k = method.k_

@@ -40,7 +40,8 @@ off it, the active set is **not** a prefix of the classes sorted by :math:`y`:
   :math:`f_j = s\,y_j` off :math:`M` but :math:`s\,y_j - c_j` on it, and the top class can leave
   :math:`M`: :math:`y = (0.5, 0.3, 0.1, 0.1)`, :math:`M = \{0, 1\}`, :math:`\alpha = 0.6`, (2') gives
   :math:`c_j = 2` on :math:`M`, :math:`s = 30/7` and :math:`f = (1/7, 0, 3/7, 3/7)`. SLaM therefore
-  restricts such targets to :math:`M` (``slam_targets(t, k, "topk")``, the default).
+  uses targets on :math:`M` (:func:`~robustdistill.algorithms.slam.slam_targets`: the hard label by
+  default, or ``"topk"``).
 
 :func:`leaves_topk` flags the rows where that happens. The simulator ``S1-soft-targets``
 (:mod:`robustdistill.theory.simulators.slam_checks`) measures it for SLaM's default configuration.

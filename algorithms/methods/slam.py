@@ -35,8 +35,9 @@ class SLaM(Method):
     :func:`~robustdistill.algorithms.losses.slam_loss`. Labeled rows get :math:`\alpha = 1`, where
     :math:`\mathrm{mix}(f) = f` and the loss is cross-entropy with the true label. The target
     :math:`\tilde t` is :func:`~robustdistill.algorithms.slam.slam_targets` of :math:`t`: by default the
-    teacher's probabilities restricted to :math:`M` and renormalised, so that the per-example minimiser's top
-    class stays the teacher's (a soft target with mass off :math:`M` can push it outside :math:`M`).
+    teacher's hard label, or its probabilities restricted to :math:`M` and renormalised; both keep the
+    per-example minimiser's top class the teacher's (a soft target with mass off :math:`M` can push it outside
+    :math:`M`).
 
     :meth:`fit` estimates :math:`\hat\alpha(x)` on the validation set
     (:func:`~robustdistill.algorithms.teacher_quality.fit_teacher_accuracy` in ``feature``) and, with
@@ -45,7 +46,8 @@ class SLaM(Method):
 
     Args:
         normalize: form (2) instead of (2') (default False).
-        targets: ``"topk"`` (default), ``"soft"`` or ``"hard"``
+        targets: ``"hard"`` (default, :data:`~robustdistill.algorithms.slam.DEFAULT_TARGETS`), ``"topk"`` or
+            ``"soft"``
             (:func:`~robustdistill.algorithms.slam.slam_targets`).
         k: ``"auto"`` (default) or an int >= 2 (at most K, checked by :meth:`fit`).
         top_k_target: the top-k accuracy that ``k="auto"`` asks for, in (0, 1] (default 0.9).

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..teacher_quality import FEATURES, fit_teacher_accuracy
-from ..weighting import DEFAULT_SCHEME, WEIGHTED_SCHEMES, debiased_targets, distillation_weights, normalize_weights
+from ..weighting import DEFAULT_SCHEME, DEFAULT_TARGETS, WEIGHTED_SCHEMES, debiased_targets, distillation_weights, normalize_weights
 from ._base import Method, check_choice, pool_targets, register, summary
 from .vanilla import weighted_cross_entropy
 
@@ -41,7 +41,8 @@ class WeightedDistillation(Method):
         scheme: one of :data:`~robustdistill.algorithms.weighting.WEIGHTED_SCHEMES` (default
             :data:`~robustdistill.algorithms.weighting.DEFAULT_SCHEME`). Uniform weights are vanilla
             distillation (:class:`~robustdistill.algorithms.methods.Vanilla`), not a scheme of this method.
-        targets: ``"soft"`` (default), ``"hard"`` or ``"debiased"``.
+        targets: ``"hard"`` (default, :data:`~robustdistill.algorithms.weighting.DEFAULT_TARGETS`), ``"soft"`` or
+            ``"debiased"``.
         feature: the trust feature of the accuracy fit, one of
             :data:`~robustdistill.algorithms.teacher_quality.FEATURES` (default ``"margin"``).
 
@@ -60,7 +61,7 @@ class WeightedDistillation(Method):
     _fitted = ("accuracy_model_",)
     extra_keys = ("teacher_accuracy",)
 
-    def __init__(self, *, scheme: str = DEFAULT_SCHEME, targets: str = "soft", feature: str = "margin") -> None:
+    def __init__(self, *, scheme: str = DEFAULT_SCHEME, targets: str = DEFAULT_TARGETS, feature: str = "margin") -> None:
         if scheme == "uniform":
             raise ValueError(
                 "WeightedDistillation option scheme 'uniform' gives every example weight 1, which is vanilla "

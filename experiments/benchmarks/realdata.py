@@ -51,8 +51,8 @@ from .distill import rank_rows
 from .reporting import bench_parser, finish_bench, format_table
 
 __all__ = [
-    "ACTIVE_MISTAKES", "ACTIVE_SELECTORS", "BASELINE", "CNN_ROWS", "ROWS", "STUDENTS", "TEACHER", "paired",
-    "run", "table", "teacher_epochs",
+    "ACTIVE_MISTAKES", "ACTIVE_SELECTORS", "BASELINE", "CNN_ROWS", "RANKED_GROUPS", "ROWS", "STUDENTS", "TEACHER",
+    "page", "paired", "ranks", "run", "table", "teacher_epochs", "winners",
 ]  # fmt: skip
 
 DATASET = "fashion_mnist"
@@ -236,18 +236,36 @@ def _cells(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return cells
 
 
-def _ranks(cells: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean rank (1 = best) over the cells of the Weighted Distillation rows (every scheme on soft and hard
-    targets, the debiased targets) beside vanilla soft and hard, and of the SLaM rows: what the methods'
-    defaults are chosen by."""
-    groups = {
-        "weighted": lambda m: m.startswith("weighted") or m in (BASELINE, "vanilla (hard)"),
-        "slam": lambda m: m.startswith("slam"),
-    }
-    return {
-        name: rank_rows({k: {m: v for m, v in c["mean"].items() if keep(m)} for k, c in cells.items()})
-        for name, keep in groups.items()
-    }
+#: Row groups whose ablation chooses a method's defaults: group -> (rows ranked, rows that can win).
+RANKED_GROUPS: dict[str, tuple[Any, Any]] = {
+    "weighted": (lambda m: m.startswith("weighted") or m in (BASELINE, "vanilla (hard)"), lambda m: m.startswith("weighted")),
+    "slam": (lambda m: m.startswith("slam"), lambda m: m.startswith("slam")),
+}
+
+
+def ranks(cells: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per group of :data:`RANKED_GROUPS`, each row's mean rank (1 = best) of mean test accuracy over the cells
+    where every row of the group ran (a row missing from a cell would make ranks incomparable)."""
+    out = {}
+    for name, (ranked, _) in RANKED_GROUPS.items():
+        group = {k: {m: v for m, v in c["mean"].items() if ranked(m)} for k, c in cells.items()}
+        size = max((len(g) for g in group.values()), default=0)
+        complete = {k: g for k, g in group.items() if size and len(g) == size}
+        out[name] = rank_rows(complete) if complete else {}
+    return out
+
+
+def winners(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per group: the best-ranked row that can win (:func:`ranks`) and its method options: what the method's
+    defaults are set to (``{"row", "options", "rank"}``)."""
+    options = {label: opts for label, _, opts in ROWS}
+    out = {}
+    for name, row_ranks in ranks(result["cells"]).items():
+        eligible = {m: r for m, r in row_ranks.items() if RANKED_GROUPS[name][1](m)}
+        if eligible:
+            best = min(eligible, key=lambda m: (eligible[m], m))
+            out[name] = {"row": best, "options": options[best], "rank": eligible[best]}
+    return out
 
 
 def _active(seeds, ds, args, progress) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
@@ -313,7 +331,7 @@ def run(
     curves = _active(seed_list, ds, args, progress) if active else []
     return {
         "benchmark": "realdata", "dataset": DATASET, "quick": quick, "full": full, "seeds": seed_list, "rows": rows,
-        "cells": cells, "ranks": _ranks(cells), "active": curves, "active_paired": _active_paired(curves) if curves else {},
+        "cells": cells, "ranks": ranks(cells), "active": curves, "active_paired": _active_paired(curves) if curves else {},
         "baseline": BASELINE,
         "defaults": {"slam_targets": DEFAULT_TARGETS, "weighted_scheme": DEFAULT_SCHEME},
         "protocol": {"sizes": sorted({r["labeled"] for r in rows}), "validation": VALIDATION,
@@ -354,10 +372,12 @@ def table(result: dict[str, Any]) -> str:
         if teacher:
             head += f", teacher {100 * np.mean(teacher):.1f}%"
         parts.append(head + f" (seeds {result['seeds']})\n" + format_table(lines, list(lines[0])))
-    for group, ranks in result.get("ranks", {}).items():
-        lines = [{"row": m, "mean rank": r} for m, r in sorted(ranks.items(), key=lambda kv: kv[1])]
+    best = winners(result)
+    for group, group_ranks in ranks(result["cells"]).items():
+        lines = [{"row": m, "mean rank": r} for m, r in sorted(group_ranks.items(), key=lambda kv: kv[1])]
         if lines:
-            parts.append(f"{group}: mean rank over the cells (1 = best)\n" + format_table(lines, ["row", "mean rank"]))
+            parts.append(f"{group}: mean rank over the cells where every row ran (1 = best); winner: "
+                         f"{best.get(group, {}).get('row')}\n" + format_table(lines, ["row", "mean rank"]))
     if result["active"]:
         lines = []
         for c in result["active"]:
@@ -421,8 +441,8 @@ def page(result: dict[str, Any], figure: str | None = None) -> str:
         f"- Teacher {proto['teacher']} trained on the labeled set (epochs per size {proto['teacher_epochs']}); "
         f"students {students}; "
         f"optimiser {proto['train']}.",
-        f"- Defaults measured here: SLaM targets `{result['defaults']['slam_targets']}`, Weighted Distillation scheme "
-        f"`{result['defaults']['weighted_scheme']}`.",
+        f"- Defaults when this ran: SLaM targets `{result['defaults']['slam_targets']}`, Weighted Distillation scheme "
+        f"`{result['defaults']['weighted_scheme']}`; the defaults chosen from it are the ablation winners below.",
         f"- Wall time {result['seconds'] / 60:.1f} min on {result['environment'].get('cpu_count', '?')} CPU(s) "
         f"({result['environment'].get('platform', '')}).",
         "",
@@ -433,10 +453,12 @@ def page(result: dict[str, Any], figure: str | None = None) -> str:
     ]
     if figure:
         lines += [f"![paired differences to vanilla (soft)]({figure})", ""]
-    for group, ranks in result.get("ranks", {}).items():
-        rows = [[m, f"{r:.2f}"] for m, r in sorted(ranks.items(), key=lambda kv: kv[1])]
+    best = winners(result)
+    for group, group_ranks in ranks(result["cells"]).items():
+        rows = [[m, f"{r:.2f}"] for m, r in sorted(group_ranks.items(), key=lambda kv: kv[1])]
         if rows:
-            lines += [f"Mean rank of the {group} rows over the cells (1 = best; what the default is chosen by):", "",
+            lines += [f"Mean rank of the {group} rows over the cells where every row ran (1 = best). The winner, "
+                      f"`{best[group]['row']}` (options {best[group]['options']}), is the method's default.", "",
                       _md_table(["row", "mean rank"], rows), ""]  # fmt: skip
     for name, cell in result["cells"].items():
         teacher = f", teacher {100 * float(np.mean(cell['teacher'])):.1f}%" if cell.get("teacher") else ""
