@@ -26,7 +26,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 ## The main job (README command 1): every check, the benchmarks' default grids and every figure; writes
-## reports/index.html and reports/summary.md (about 25 minutes on 2 cores). `make reproduce ARGS=--full` for full sizes.
+## reports/index.html and reports/summary.md (about 70 minutes on 2 cores, 30 of them the Fashion-MNIST benchmark). `make reproduce ARGS=--full` for full sizes.
 ARGS ?=
 reproduce: install fashion-mnist
 	$(BIN)/robustdistill reproduce $(ARGS)

@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce",
         help="the main job: every check, the benchmarks and every figure; one HTML and Markdown report",
         description="Run every check of verify, the benchmarks' default grids and every figure, and write "
-        "DIR/index.html (self-contained: figures inline) and DIR/summary.md. About 25 minutes on 2 CPU cores. "
+        "DIR/index.html (self-contained: figures inline) and DIR/summary.md. About 70 minutes on 2 CPU cores (30 of them the Fashion-MNIST benchmark). "
         "Exit 0 when every check holds and every step ran, 1 when a check failed, 2 when a step raised.",
     )
     reproduce.add_argument("--full", action="store_true", help="the specs' simulator sizes, the accuracy grids with "
