@@ -73,6 +73,10 @@ class QueryGameSolution(Result):
     adversary_level: float
 
 
+#: Gains up to this over n sum without overflow (float64 max / 4: room for the sums of the solver).
+_SUM_SAFE = float(np.finfo(np.float64).max) / 4.0
+
+
 def top_k_sum(x: FloatArray, k: int) -> float:
     """Sum of the ``k`` largest entries of a 1-D array (0 for k <= 0), by ``np.partition`` in O(n)."""
     n = x.size
@@ -85,10 +89,14 @@ def top_k_sum(x: FloatArray, k: int) -> float:
 
 def _sum_without_top(q: FloatArray, m: int) -> float:
     r""":math:`\sum_i q_i - \mathrm{top}_m(q)`, summed directly over the n - m smallest entries (never
-    negative for q >= 0, unlike the difference of two sums). O(n) with ``np.partition``."""
+    negative for q >= 0, unlike the difference of two sums). O(n) with ``np.partition``. Entries whose sum
+    could overflow are summed divided by their maximum."""
     keep = q.size - m
     if keep <= 0:
         return 0.0
+    top = float(q.max())
+    if top > _SUM_SAFE / q.size:
+        return _sum_without_top(q / top, m) * top
     if keep >= q.size:
         return float(q.sum())
     return float(np.partition(q, keep - 1)[:keep].sum())
@@ -271,6 +279,13 @@ def solve_query_game(gains: ArrayLike, budget: int, mistakes: int) -> QueryGameS
     n = g.size
     b = check_budget(budget, n)
     m = check_mistakes(mistakes)
+    # The game is homogeneous in the gains (p* and r* unchanged, value and levels scaled): gains whose sums could
+    # overflow are solved divided by their maximum, and the value and levels scaled back.
+    scale = float(g.max())
+    if scale > _SUM_SAFE / n:
+        g = g / scale
+    else:
+        scale = 1.0
 
     order = np.argsort(-g)  # any order within ties: tie groups are averaged below
     gs = g[order]
@@ -312,9 +327,9 @@ def solve_query_game(gains: ArrayLike, budget: int, mistakes: int) -> QueryGameS
     r[order] = np.clip(r_sorted, 0.0, 1.0)
     return QueryGameSolution(
         probabilities=p,
-        value=_sum_without_top(p * g, m),
+        value=_sum_without_top(p * g, m) * scale,
         adversary=r,
         support_size=int(np.count_nonzero(p > 0)),
-        level=level,
-        adversary_level=theta,
+        level=level * scale,
+        adversary_level=theta * scale,
     )

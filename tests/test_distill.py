@@ -208,3 +208,17 @@ def test_an_array_teacher_and_a_callable_teacher(tmp_path):
     run_distillation(_config(tmp_path, teacher=None, seeds=[0], dataset="d", name="api", evaluate_teacher=False),
                      data=digits, teacher=api, progress=False)  # fmt: skip
     assert sum(asked) == 250  # V and U, nothing else
+
+
+def test_checkpoints_of_other_method_options_are_not_reused(tmp_path):
+    """checkpoints = true, the same name and folder, SLaM's options changed: the student is trained anew (the
+    per-epoch checkpoint of the old options used to be taken as finished and its student reported)."""
+    base = _config(tmp_path, method="slam", seeds=[0], checkpoints=True)
+    first = run_distillation({**base, "method_options": {"normalize": False}}, progress=False)
+    second = run_distillation({**base, "method_options": {"normalize": True, "alpha_floor": 0.9}}, progress=False)
+    assert first.per_seed[0]["student_train"]["checkpoint_status"] == "new"
+    assert second.per_seed[0]["student_train"]["checkpoint_status"] == "config_changed"
+    again = run_distillation({**base, "method_options": {"normalize": True, "alpha_floor": 0.9}, "resume": False},
+                             progress=False)  # fmt: skip
+    assert again.per_seed[0]["student_train"]["checkpoint_status"] == "finished"
+    assert again.student_accuracy == second.student_accuracy

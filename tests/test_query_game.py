@@ -255,3 +255,14 @@ def test_large_pool_solution_matches_lp_value():
     g = rng.beta(2, 5, 2000)
     for b, m in [(20, 100), (200, 5), (1000, 1500)]:
         assert close(solve_query_game(g, b, m).value, solve_exact(g, b, m).value)
+
+
+def test_huge_gains_do_not_overflow():
+    """Gains near the float64 maximum: the running sums would overflow (value 5e307 instead of the optimum
+    1e308, with a RuntimeWarning, an error here); the game is homogeneous in the gains, so the solution is the
+    rescaled one's."""
+    sol = solve_query_game([1e308, 1e308, 1.0], 2, 1)
+    assert sol.value == pytest.approx(1e308, rel=1e-12)
+    small = solve_query_game([1.0, 1.0, 1e-308], 2, 1)
+    np.testing.assert_array_equal(sol.probabilities, small.probabilities)
+    assert worst_case_value(sol.probabilities, [1e308, 1e308, 1.0], 1) == pytest.approx(1e308, rel=1e-12)

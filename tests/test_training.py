@@ -572,3 +572,34 @@ def test_mc_dropout_std_is_seeded_and_leaves_the_global_rng_alone():
     assert has_dropout(model)
     plain = build_model("mlp", (4,), 3, hidden=[16])
     assert not has_dropout(plain) and mc_dropout_std(plain, inputs).max() == 0
+
+
+class _ScaledLoss:
+    """A loss owned by an object whose options show in its repr, like the methods' ``loss``."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def __repr__(self) -> str:
+        return f"_ScaledLoss(scale={self.scale})"
+
+    def loss(self, logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.scale * cross_entropy_loss(logits, batch)
+
+
+def test_checkpoint_of_other_targets_or_loss_options_is_not_reused(tmp_path: Path) -> None:
+    """Same config and shapes, other target values or other loss options: another run (it used to report the
+    finished old run's student)."""
+    X, y = _blobs(32)
+    inputs = ResidentInputs(X, "tabular", "cpu")
+    config = TrainConfig(epochs=1, batch_size=8)
+
+    def run(labels: np.ndarray, loss_fn) -> TrainResult:  # noqa: ANN001
+        model = build_model("mlp", (4,), 2, hidden=(8,), seed=0)
+        return train(model, inputs, {"labels": labels}, loss_fn, config, checkpoint_dir=tmp_path, progress=False)
+
+    assert run(y, _ScaledLoss(1.0).loss).checkpoint_status == "new"
+    assert run(y, _ScaledLoss(1.0).loss).checkpoint_status == "finished"
+    assert run(1 - y, _ScaledLoss(1.0).loss).checkpoint_status == "config_changed"
+    assert run(1 - y, _ScaledLoss(2.0).loss).checkpoint_status == "config_changed"
+    assert run(1 - y, _ScaledLoss(2.0).loss).checkpoint_status == "finished"

@@ -559,17 +559,34 @@ def _derived_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def _loss_identity(loss_fn: Callable[..., Any]) -> str | None:
+    """A bound method's owner as it prints (a method object's ``repr`` lists its options), so that the same
+    targets under another loss are another run; None for a plain function (its targets identify the run)."""
+    owner = getattr(loss_fn, "__self__", None)
+    if owner is None:
+        return None
+    return f"{type(owner).__module__}.{type(owner).__qualname__}.{getattr(loss_fn, '__name__', '')}: {owner!r}"
+
+
 def _run_hash(
-    config: TrainConfig, model: nn.Module, inputs: ResidentInputs, targets: Mapping[str, torch.Tensor]
+    config: TrainConfig, model: nn.Module, inputs: ResidentInputs, targets: Mapping[str, torch.Tensor],
+    loss_fn: Callable[..., Any],
 ) -> str:
-    """sha256 of what identifies a run: the config, the model's state names and shapes, the data shapes and
-    the device type (generator states do not carry over between CPU and CUDA)."""
+    """sha256 of what identifies a run: the config, the model's state names and shapes, the data shapes, the
+    targets' contents, the loss's owner (:func:`_loss_identity`) and the device type (generator states do
+    not carry over between CPU and CUDA)."""
+    content = hashlib.sha256()
+    for key, value in sorted(targets.items()):
+        content.update(key.encode())
+        content.update(value.detach().cpu().contiguous().numpy().tobytes())
     fingerprint = {
         "config": config.to_dict(),
         "device_type": inputs.device.type,
         "model": [[k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()],
         "inputs": [len(inputs), list(inputs.input_shape), inputs.kind],
         "targets": [[k, list(v.shape), str(v.dtype)] for k, v in sorted(targets.items())],
+        "targets_sha256": content.hexdigest(),
+        "loss": _loss_identity(loss_fn),
     }
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
 
@@ -671,7 +688,8 @@ def train(
         config: a :class:`TrainConfig`.
         checkpoint_dir: after each epoch, the model, optimizer, scheduler and generator states, the epoch
             and the losses are written atomically to ``checkpoint_dir/checkpoint.pt``. A checkpoint of the
-            same run there (same config, model shapes, data shapes and device type) is resumed from the next epoch (a
+            same run there (same config, model shapes, data shapes, target contents, loss owner and device
+            type) is resumed from the next epoch (a
             finished one just loads the weights); a checkpoint of another run is replaced (see
             ``TrainResult.checkpoint_status``). Only tensors and plain containers are stored, and it is read
             with ``torch.load(weights_only=True)``.
@@ -717,7 +735,7 @@ def train(
     start_epoch = 0
     status: str | None = None
     path: Path | None = None
-    run_hash = _run_hash(config, model, inputs, target_tensors)
+    run_hash = _run_hash(config, model, inputs, target_tensors, loss_fn)
     if checkpoint_dir is not None:
         path = Path(checkpoint_dir) / CHECKPOINT_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
