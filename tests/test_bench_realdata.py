@@ -122,3 +122,15 @@ def test_figure_without_the_files_says_why(tmp_path, monkeypatch):
     fig = realdata_paired.make(tmp_path, tmp_path / "no-results", quick=True)
     data = json.loads(fig.data_path.read_text())
     assert "dataset-fashion-mnist" in data["panels"][0]["text"] and fig.files[0].stat().st_size > 0
+
+
+def test_pool_fit_and_paired_name_what_is_wrong():
+    from robustdistill.experiments.pipeline.distill import pool_fit
+
+    with pytest.raises(ValueError, match="baseline 'vanilla \\(soft\\)' is not a row"):
+        R.paired({"x": [0.5, 0.6]})
+    with pytest.raises(ValueError, match="same n"):
+        pool_fit(np.eye(3), np.eye(3), np.zeros(2, dtype=int))
+    fit = pool_fit(np.eye(3)[[0, 1, 1]], np.eye(3)[[0, 1, 1]], np.array([0, 1, 2]))
+    assert fit == {"teacher_wrong": 1, "fits_teacher_mistakes": 1.0, "right_where_teacher_wrong": 0.0,
+                   "agrees_with_teacher": 1.0}  # fmt: skip

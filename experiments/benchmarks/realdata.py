@@ -1,7 +1,7 @@
 r"""Fashion-MNIST under the papers' protocol: every method against vanilla distillation, paired by seed.
 
-Protocol, per seed ``s`` (:func:`~robustdistill.experiments.pipeline.distill.run_distillation` with
-``seeds = [s]``; the split, the teacher, the student's initial weights and its batch order all follow ``s``,
+Protocol, per seed ``s`` (:func:`~robustdistill.experiments.pipeline.distill.run_distillation` with the
+grid's seeds; the split, the teacher, the student's initial weights and its batch order all follow ``s``,
 so every method of a seed distills the same teacher from the same start):
 
 - data: Fashion-MNIST (:func:`~robustdistill.experiments.pipeline.data.load_dataset`, 28 x 28 grey images,
@@ -48,7 +48,7 @@ from ..pipeline.distill import run_distillation
 from ..pipeline.files import environment_info
 from . import BenchmarkSkipped
 from .distill import rank_rows
-from .reporting import bench_parser, finish_bench, format_table
+from .reporting import bench_parser, finish_bench, format_markdown_table, format_table
 
 __all__ = [
     "ACTIVE_MISTAKES", "ACTIVE_SELECTORS", "BASELINE", "CNN_ROWS", "RANKED_GROUPS", "ROWS", "STUDENTS", "TEACHER",
@@ -99,6 +99,8 @@ CNN_ROWS = (
 )  # fmt: skip
 #: Labeled-set sizes of the CNN student in the default grid (the weakest teacher).
 CNN_SIZES = (100,)
+#: The rows of ``quick`` (MLP student only).
+QUICK_ROWS = ("teacher", "vanilla (soft)", f"weighted {DEFAULT_SCHEME} (soft)", "slam (2') top-k", "slam (2') soft, floor 0.6")
 
 ACTIVE_SELECTORS = ("rad", "margin", "entropy", "random")
 #: RAD's estimate of the teacher's mistakes (the active loop's ``mistakes`` key).
@@ -124,6 +126,8 @@ def paired(values: dict[str, Sequence[float]], baseline: str = BASELINE) -> dict
     (:math:`d_s > 0`)."""
     from scipy import stats
 
+    if baseline not in values:
+        raise ValueError(f"baseline {baseline!r} is not a row of values (rows: {', '.join(map(repr, values))})")
     base = np.asarray(values[baseline], dtype=float)
     out: dict[str, dict[str, Any]] = {}
     for row, accs in values.items():
@@ -139,24 +143,19 @@ def paired(values: dict[str, Sequence[float]], baseline: str = BASELINE) -> dict
     return out
 
 
-def _base_config(labeled: int, student: str, *, quick: bool, full: bool, seed: int, out: str, cache: str,
+def _base_config(labeled: int, student: str, *, quick: bool, full: bool, seeds: Sequence[int], out: str, cache: str,
                  device: str) -> dict[str, Any]:  # fmt: skip
     model, epochs = STUDENTS[student]
-    pool = None if full else POOL
     cfg = {
         "dataset": DATASET, "labeled": labeled, "validation": VALIDATION, "teacher": TEACHER, "student": model,
-        "epochs": epochs, "teacher_epochs": teacher_epochs(labeled), "train": TRAIN, "seeds": [seed], "out": out,
+        "epochs": epochs, "teacher_epochs": teacher_epochs(labeled), "train": TRAIN, "seeds": list(seeds), "out": out,
         "cache": cache, "device": device,
     }  # fmt: skip
     if quick:
         cfg.update(validation=100, epochs=1, teacher_epochs=2, unlabeled=200)
     else:
-        cfg["unlabeled"] = pool if pool is not None else 60_000 - labeled - VALIDATION
+        cfg["unlabeled"] = 60_000 - labeled - VALIDATION if full else POOL
     return cfg
-
-
-#: The rows of ``quick`` (MLP student only).
-QUICK_ROWS = ("teacher", "vanilla (soft)", f"weighted {DEFAULT_SCHEME} (soft)", "slam (2') top-k", "slam (2') soft, floor 0.6")
 
 
 def _jobs(quick: bool, full: bool) -> list[tuple[str, int, tuple[str, str, dict[str, Any]]]]:
@@ -182,15 +181,11 @@ def _epoch_time(record: dict[str, Any]) -> float | None:
 
 def _distill(jobs, seeds, ds, args, progress) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     rows = []
-    bar = tqdm(total=len(jobs) * len(seeds), desc="bench realdata", disable=not progress, file=sys.stderr)
-    for student, labeled, (label, method, options) in jobs:
-        per_seed = []
-        for s in seeds:
-            cfg = _base_config(labeled, student, seed=s, **args)
-            cfg.update(name=f"fmnist-{student}-{labeled}-{_slug(label)}", method=method, method_options=options)
-            result = run_distillation(cfg, ds, progress=False)
-            per_seed.append(result.per_seed[0])
-            bar.update()
+    for student, labeled, (label, method, options) in tqdm(jobs, desc="bench realdata", disable=not progress,
+                                                           file=sys.stderr):  # fmt: skip
+        cfg = _base_config(labeled, student, seeds=seeds, **args)
+        cfg.update(name=f"fmnist-{student}-{labeled}-{_slug(label)}", method=method, method_options=options)
+        per_seed = run_distillation(cfg, ds, progress=False).per_seed
         rows.append({
             "student": student, "labeled": labeled, "method": label, "name": method, "options": options,
             "student_accuracy": [r["student_accuracy"] for r in per_seed],
@@ -201,7 +196,6 @@ def _distill(jobs, seeds, ds, args, progress) -> list[dict[str, Any]]:  # type: 
             "teacher_queries": [r["teacher_queries"] for r in per_seed],
             "seconds": [r["seconds"] for r in per_seed],
         })  # fmt: skip
-    bar.close()
     return rows
 
 
@@ -275,9 +269,9 @@ def _active(seeds, ds, args, progress) -> list[dict[str, Any]]:  # type: ignore[
     plan += [("rad", loss, m) for loss in losses for m in ACTIVE_MISTAKES if m != "pool"]
     out = []
     for selector, loss, mistakes in tqdm(plan, desc="bench realdata: active", disable=not progress, file=sys.stderr):
-        cfg = _base_config(ACTIVE["labeled"], "mlp", seed=seeds[0], **args)
+        cfg = _base_config(ACTIVE["labeled"], "mlp", seeds=seeds, **args)
         cfg.update(
-            name=f"fmnist-active-{selector}-{loss}-{mistakes}", seeds=list(seeds), selector=selector, loss=loss,
+            name=f"fmnist-active-{selector}-{loss}-{mistakes}", selector=selector, loss=loss,
             rounds=2 if quick else ACTIVE["rounds"], budget=20 if quick else ACTIVE["budget"],
             unlabeled=200 if quick else ACTIVE["pool"], epochs=1 if quick else ACTIVE["epochs"],
         )  # fmt: skip
@@ -348,67 +342,82 @@ def _pct(x: float | None) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:+.1f}"
 
 
-def table(result: dict[str, Any]) -> str:
-    """Per cell: each row's accuracy (mean +- std), the paired difference to vanilla (soft) with its 95%
-    interval and seeds won, the fraction of the teacher's wrong pool labels the student reproduces, and the
-    epoch-time ratio to vanilla; then the active-distillation curves."""
-    parts = []
-    for name, cell in result["cells"].items():
-        lines = []
-        for method, mean in cell["mean"].items():
-            p = cell.get("paired", {}).get(method)
-            lines.append({
-                "method": method, "accuracy %": f"{100 * mean:.1f} +- {100 * cell['std'][method]:.1f}",
-                "diff to vanilla": "-" if p is None else f"{_pct(p['mean'])} [{_pct(p['low'])}, {_pct(p['high'])}]",
-                "won": "-" if p is None else f"{p['wins']}/{p['seeds']}",
-                "fits mistakes %": "-" if method not in cell["fits_teacher_mistakes"]
-                else f"{100 * cell['fits_teacher_mistakes'][method]:.0f}",
-                "epoch time x": "-" if method not in cell.get("overhead", {}) else f"{cell['overhead'][method]:.2f}",
-                "minimiser off top-k %": "-" if method not in cell.get("minimiser_leaves_topk", {})
-                else f"{100 * cell['minimiser_leaves_topk'][method]:.1f}",
-            })  # fmt: skip
-        teacher = cell["teacher"]
-        head = f"{name}: student {cell['student']}, labeled {cell['labeled']}"
-        if teacher:
-            head += f", teacher {100 * np.mean(teacher):.1f}%"
-        parts.append(head + f" (seeds {result['seeds']})\n" + format_table(lines, list(lines[0])))
-    best = winners(result)
-    for group, group_ranks in ranks(result["cells"]).items():
-        lines = [{"row": m, "mean rank": r} for m, r in sorted(group_ranks.items(), key=lambda kv: kv[1])]
-        if lines:
-            parts.append(f"{group}: mean rank over the cells where every row ran (1 = best); winner: "
-                         f"{best.get(group, {}).get('row')}\n" + format_table(lines, ["row", "mean rank"]))
-    if result["active"]:
-        lines = []
-        for c in result["active"]:
-            label = c["selector"] + (f" (m: {c['mistakes']})" if c["mistakes"] else "")
-            accs = c["accuracy_mean"] or []
-            lines.append({"selector": label, "loss": c["loss"], "queries": " ".join(map(str, c["queries"] or [])),
-                          "accuracy % per round": " ".join(f"{100 * a:.1f}" for a in accs)})  # fmt: skip
-        parts.append("active distillation (mlp student)\n" + format_table(lines, list(lines[0])))
-        lines = [{"loss": loss, "selector": sel, "final diff to margin": f"{_pct(p['mean'])} [{_pct(p['low'])}, "
-                  f"{_pct(p['high'])}]", "won": f"{p['wins']}/{p['seeds']}"}
-                 for loss, group in result["active_paired"].items() for sel, p in group.items() if sel != "margin"]
-        if lines:
-            parts.append("active distillation, final round against margin sampling (paired by seed)\n"
-                         + format_table(lines, list(lines[0])))
-    return "\n\n".join(parts)
-
-
 def _ci(p: dict[str, Any]) -> str:
     return f"{_pct(p['mean'])} [{_pct(p['low'])}, {_pct(p['high'])}]"
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+#: The columns of a cell's table (text and Markdown).
+CELL_COLUMNS = ("method", "accuracy %", "diff to vanilla, 95% CI", "won", "fits teacher mistakes %", "epoch time x",
+                "SLaM minimiser off top-k %")  # fmt: skip
+
+
+def _cell_rows(cell: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per method of a cell: accuracy (mean +- std), the paired difference to vanilla (soft) with its
+    95% interval and seeds won, the fraction of the teacher's wrong pool labels the student reproduces, the
+    epoch-time ratio to vanilla, and (SLaM) the fraction of per-example minimisers off the top-k set."""
+    rows = []
+    for method, mean in cell["mean"].items():
+        p = cell.get("paired", {}).get(method)
+        fits = cell["fits_teacher_mistakes"].get(method)
+        ratio = cell.get("overhead", {}).get(method)
+        off = cell.get("minimiser_leaves_topk", {}).get(method)
+        values = (method, f"{100 * mean:.1f} +- {100 * cell['std'][method]:.1f}", "-" if p is None else _ci(p),
+                  "-" if p is None else f"{p['wins']}/{p['seeds']}", "-" if fits is None else f"{100 * fits:.0f}",
+                  "-" if ratio is None else f"{ratio:.2f}", "-" if off is None else f"{100 * off:.1f}")  # fmt: skip
+        rows.append(dict(zip(CELL_COLUMNS, values)))
+    return rows
+
+
+def _rank_rows(group_ranks: dict[str, float]) -> list[dict[str, str]]:
+    return [{"row": m, "mean rank": f"{r:.2f}"} for m, r in sorted(group_ranks.items(), key=lambda kv: kv[1])]
+
+
+def _active_rows(result: dict[str, Any]) -> list[dict[str, str]]:
+    return [{"selector": c["selector"] + (f" (m: {c['mistakes']})" if c["mistakes"] else ""), "loss": c["loss"],
+             "pool queries": " ".join(map(str, c["queries"])),
+             "accuracy % per round": " ".join(f"{100 * a:.1f}" for a in c["accuracy_mean"]),
+             "labels paid": str(c["teacher_queries"][0])} for c in result["active"]]  # fmt: skip
+
+
+def _active_paired_rows(result: dict[str, Any]) -> list[dict[str, str]]:
+    return [{"loss": loss, "selector": sel, "final diff to margin, 95% CI": _ci(p), "won": f"{p['wins']}/{p['seeds']}"}
+            for loss, group in result.get("active_paired", {}).items() for sel, p in group.items()
+            if sel != "margin"]  # fmt: skip
+
+
+def _markdown(rows: list[dict[str, str]]) -> str:
+    return format_markdown_table(list(rows[0]), [list(r.values()) for r in rows])
+
+
+def table(result: dict[str, Any]) -> str:
+    """Per cell, the rows of :func:`_cell_rows`; the ablation ranks and winners; then the active-distillation
+    curves and their final round against margin sampling."""
+    parts = []
+    for name, cell in result["cells"].items():
+        head = f"{name}: student {cell['student']}, labeled {cell['labeled']}"
+        if cell["teacher"]:
+            head += f", teacher {100 * np.mean(cell['teacher']):.1f}%"
+        parts.append(head + f" (seeds {result['seeds']})\n" + format_table(_cell_rows(cell), CELL_COLUMNS))
+    best = winners(result)
+    for group, group_ranks in ranks(result["cells"]).items():
+        if group_ranks:
+            parts.append(f"{group}: mean rank over the cells where every row ran (1 = best); winner: "
+                         f"{best.get(group, {}).get('row')}\n" + format_table(_rank_rows(group_ranks), ["row", "mean rank"]))
+    if result["active"]:
+        rows = _active_rows(result)
+        parts.append("active distillation (mlp student)\n" + format_table(rows, list(rows[0])))
+        rows = _active_paired_rows(result)
+        if rows:
+            parts.append("active distillation, final round against margin sampling (paired by seed)\n"
+                         + format_table(rows, list(rows[0])))
+    return "\n\n".join(parts)
 
 
 def _findings(result: dict[str, Any]) -> list[str]:
     """Measured facts per cell, from the numbers alone: the teacher's accuracy; how much of the teacher's wrong
     pool labels vanilla reproduces (soft and hard targets); the rows whose 95% interval lies above or below 0."""
     out = []
-    for name, cell in result["cells"].items():
+    for cell in result["cells"].values():
         if "paired" not in cell:
             continue
         teacher = f"{100 * float(np.mean(cell['teacher'])):.1f}%" if cell.get("teacher") else "?"
@@ -439,8 +448,7 @@ def page(result: dict[str, Any], figure: str | None = None) -> str:
         f"{proto['sizes']}, validation {proto['validation']}, pool "
         f"{proto['pool'] or 'the rest of the 60,000 training images'}, official test set (10,000).",
         f"- Teacher {proto['teacher']} trained on the labeled set (epochs per size {proto['teacher_epochs']}); "
-        f"students {students}; "
-        f"optimiser {proto['train']}.",
+        f"students {students}; optimiser {proto['train']}.",
         f"- Defaults when this ran: SLaM targets `{result['defaults']['slam_targets']}`, Weighted Distillation scheme "
         f"`{result['defaults']['weighted_scheme']}`; the defaults chosen from it are the ablation winners below.",
         f"- Wall time {result['seconds'] / 60:.1f} min on {result['environment'].get('cpu_count', '?')} CPU(s) "
@@ -455,37 +463,19 @@ def page(result: dict[str, Any], figure: str | None = None) -> str:
         lines += [f"![paired differences to vanilla (soft)]({figure})", ""]
     best = winners(result)
     for group, group_ranks in ranks(result["cells"]).items():
-        rows = [[m, f"{r:.2f}"] for m, r in sorted(group_ranks.items(), key=lambda kv: kv[1])]
-        if rows:
+        if group in best:
             lines += [f"Mean rank of the {group} rows over the cells where every row ran (1 = best). The winner, "
                       f"`{best[group]['row']}` (options {best[group]['options']}), is the method's default.", "",
-                      _md_table(["row", "mean rank"], rows), ""]  # fmt: skip
-    for name, cell in result["cells"].items():
+                      _markdown(_rank_rows(group_ranks)), ""]  # fmt: skip
+    for cell in result["cells"].values():
         teacher = f", teacher {100 * float(np.mean(cell['teacher'])):.1f}%" if cell.get("teacher") else ""
-        lines += [f"## {cell['student']} student, {cell['labeled']} labels{teacher}", ""]
-        rows = []
-        for method, mean in cell["mean"].items():
-            p = cell.get("paired", {}).get(method)
-            fits = cell["fits_teacher_mistakes"].get(method)
-            ratio = cell.get("overhead", {}).get(method)
-            off = cell.get("minimiser_leaves_topk", {}).get(method)
-            rows.append([method, f"{100 * mean:.1f} ± {100 * cell['std'][method]:.1f}", "-" if p is None else _ci(p),
-                         "-" if p is None else f"{p['wins']}/{p['seeds']}", "-" if fits is None else f"{100 * fits:.0f}%",
-                         "-" if ratio is None else f"{ratio:.2f}", "-" if off is None else f"{100 * off:.1f}%"])  # fmt: skip
-        lines += [_md_table(["method", "accuracy %", "minus vanilla (soft), 95% CI", "seeds won",
-                             "teacher's wrong labels reproduced", "epoch time / vanilla",
-                             "SLaM minimiser's top class off top-k"], rows), ""]  # fmt: skip
+        lines += [f"## {cell['student']} student, {cell['labeled']} labels{teacher}", "", _markdown(_cell_rows(cell)), ""]
     if result.get("active"):
-        lines += ["## Active distillation (MLP student, teacher queried on demand)", ""]
-        rows = [[c["selector"] + (f" (m: {c['mistakes']})" if c["mistakes"] else ""), c["loss"],
-                 " ".join(map(str, c["queries"])), " ".join(f"{100 * a:.1f}" for a in c["accuracy_mean"]),
-                 str(c["teacher_queries"][0])] for c in result["active"]]  # fmt: skip
-        lines += [_md_table(["selector", "loss", "pool queries", "accuracy % per round", "labels paid"], rows), ""]
-        rows = [[loss, sel, _ci(p), f"{p['wins']}/{p['seeds']}"]
-                for loss, group in result.get("active_paired", {}).items() for sel, p in group.items() if sel != "margin"]
+        lines += ["## Active distillation (MLP student, teacher queried on demand)", "", _markdown(_active_rows(result)),
+                  ""]  # fmt: skip
+        rows = _active_paired_rows(result)
         if rows:
-            lines += ["Final round minus margin sampling, paired by seed:", "",
-                      _md_table(["loss", "selector", "difference, 95% CI", "seeds won"], rows), ""]  # fmt: skip
+            lines += ["Final round minus margin sampling, paired by seed:", "", _markdown(rows), ""]
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,8 @@ __all__ = [
     "bench_parser",
     "evaluate_targets",
     "finish_bench",
+    "format_markdown_table",
+    "markdown_cell",
     "format_table",
     "format_targets",
     "format_value",
@@ -42,6 +44,18 @@ def _is_numeric_column(values: Sequence[Any]) -> bool:
     return bool(present) and all(
         isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in present
     )
+
+
+def markdown_cell(value: Any) -> str:
+    """One Markdown table cell: one line, pipes escaped."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def format_markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown (GitHub) table: ``header`` and one line per row of cells (each printed with ``str``)."""
+    lines = ["| " + " | ".join(markdown_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:

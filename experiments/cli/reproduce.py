@@ -55,7 +55,7 @@ from typing import Any
 from robustdistill.algorithms.results import Result
 
 from ..benchmarks import BENCHMARKS, BenchmarkSkipped
-from ..benchmarks.reporting import format_value
+from ..benchmarks.reporting import format_markdown_table, format_value, markdown_cell
 from ..pipeline.files import environment_info, write_atomic, write_json_atomic
 from . import jobs
 
@@ -576,17 +576,6 @@ def render_html(result: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _md(value: Any) -> str:
-    """One Markdown table cell: one line, pipes escaped."""
-    return " ".join(str(value).split()).replace("|", "\\|")
-
-
-def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(_md(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def render_markdown(result: dict[str, Any]) -> str:
     """The report in Markdown (same content as :func:`render_html`; figures as links relative to the report)."""
     ok, status = _status_line(result)
@@ -605,13 +594,13 @@ def render_markdown(result: dict[str, Any]) -> str:
         by_name = {s["name"]: s for s in steps}
         lines += ["## Failures", ""]
         lines += [f"- check **{n}** failed" for n in failed]
-        lines += [f"- step **{n}** raised: `{_md(by_name[n].get('error'))}`" for n in errored]
+        lines += [f"- step **{n}** raised: `{markdown_cell(by_name[n].get('error'))}`" for n in errored]
         lines.append("")
     lines += ["## Steps and timings", ""]
     rows = [(s["name"], s["status"], _duration(float(s["seconds"])), s.get("error") or s.get("note") or "")
             for s in steps]  # fmt: skip
     rows.append(("**total**", "", f"**{_duration(float(result.get('seconds', 0)))}**", ""))
-    lines += [_md_table(["step", "status", "wall time", "detail"], rows), ""]
+    lines += [format_markdown_table(["step", "status", "wall time", "detail"], rows), ""]
 
     lines += ["## Checks", ""]
     checks = result.get("checks")
@@ -621,7 +610,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += [f"{len(checks) - len(failed)} of {len(checks)} hold.", ""]
         rows = [(c["name"], c.get("claim", ""), format_value(c.get("bound")), format_value(c.get("measured")),
                  format_value(c.get("interval")), "yes" if c.get("holds") else "**NO**") for c in checks]  # fmt: skip
-        lines += [_md_table(["check", "claim", "bound", "measured", "interval", "holds"], rows), ""]
+        lines += [format_markdown_table(["check", "claim", "bound", "measured", "interval", "holds"], rows), ""]
 
     lines += ["## Benchmarks", ""]
     benches = result.get("benchmarks") or {}
@@ -633,7 +622,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         bench, step = benches.get(name), step_status[name]
         lines += [f"### {name}", ""]
         if bench is None:
-            lines += [f"did not finish: `{_md(step.get('error'))}`", ""]
+            lines += [f"did not finish: `{markdown_cell(step.get('error'))}`", ""]
             continue
         lines += [f"{bench.get('description', '')}. Wall time {_duration(float(step['seconds']))}; result "
                   f"`{Path(bench.get('json', '')).name}`.", ""]  # fmt: skip
@@ -641,7 +630,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             lines += [f"Note: {bench['note']}.", ""]
         targets = _target_rows(bench)
         if targets:
-            lines += [_md_table(["target", "description", "bound", "measured", "met"],
+            lines += [format_markdown_table(["target", "description", "bound", "measured", "met"],
                                 [(r["target"], r["description"], r["bound"], format_value(r["measured"]), r["met"])
                                  for r in targets]), ""]  # fmt: skip
         lines += ["```text", str(bench.get("table", "")).replace("```", "'''"), "```", ""]
@@ -672,7 +661,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     env_rows = [(k, format_value(env.get(k))) for k in
                 ("python", "implementation", "platform", "machine", "cpu_count", "timestamp_utc")]  # fmt: skip
     env_rows += [(k, format_value(v)) for k, v in (env.get("versions") or {}).items()]
-    lines += [_md_table(["", "version / value"], env_rows), ""]
+    lines += [format_markdown_table(["", "version / value"], env_rows), ""]
     return "\n".join(lines)
 
 

@@ -286,7 +286,7 @@ def _run_seed(
         )  # fmt: skip
         record["student_accuracy"] = accuracy(predict_probs(model, data.inputs(data.X_test)), data.y_test)
         if uses_teacher:
-            pool_probs = predict_probs(model, data.inputs(ds.X[splits.unlabeled]))
+            pool_probs = predict_probs(model, data.base)[splits.labeled.size :]  # base holds A, then U
             record["pool_fit"] = pool_fit(pool_probs, t_pool, ds.y[splits.unlabeled])
         record["plan"] = plan.to_dict()
         if cfg["method"] == "slam":
@@ -308,6 +308,12 @@ def pool_fit(student_probs: np.ndarray, teacher_probs: np.ndarray, labels: np.nd
     student's top class is the teacher's (it learned the mistake) and where it is the true class (it undid
     it); and the student's agreement with the teacher's top class on the whole pool.
     """
+    if not (np.ndim(student_probs) == np.ndim(teacher_probs) == 2 and np.ndim(labels) == 1
+            and len(student_probs) == len(teacher_probs) == len(labels)):  # fmt: skip
+        raise ValueError(
+            f"student_probs and teacher_probs must be (n, K) and labels (n,) for the same n, got shapes "
+            f"{np.shape(student_probs)}, {np.shape(teacher_probs)} and {np.shape(labels)}"
+        )
     student, teacher = np.argmax(student_probs, axis=1), np.argmax(teacher_probs, axis=1)
     wrong = teacher != labels
     count = int(wrong.sum())
