@@ -90,8 +90,10 @@ def test_resume_after_an_interrupted_round_gives_the_same_result(tmp_path, monke
     assert again.teacher_queries == whole.teacher_queries == (100 + 3 * 10,)
     assert again.accuracy == whole.accuracy
     assert record["rounds"] == whole.per_seed[0]["rounds"]
-    # another config does not read the state: it starts afresh
-    other = run_active_distillation({**cfg, "budget": 5}, progress=False)
+    # another config in the same folder is refused; with overwrite it replaces the state and starts afresh
+    with pytest.raises(ValueError, match="another configuration"):
+        run_active_distillation({**cfg, "budget": 5}, progress=False)
+    other = run_active_distillation({**cfg, "budget": 5, "overwrite": True}, progress=False)
     assert other.per_seed[0]["resumed_from_round"] == -1
 
 

@@ -13,6 +13,7 @@ import torch
 
 from robustdistill.algorithms.weighting import DEFAULT_SCHEME
 from robustdistill.experiments.pipeline import teacher_cache
+from robustdistill.experiments.pipeline.files import DamagedFileWarning
 from robustdistill.experiments.benchmarks.distill import rank_rows
 from robustdistill.experiments.benchmarks.distill import run as bench_run
 from robustdistill.experiments.cli import main
@@ -73,9 +74,14 @@ def test_end_to_end_cache_and_resume(tmp_path):
     assert all(r["resumed"] for r in again.per_seed) and again.student_accuracy == first.student_accuracy
     for a, b in zip(again.students, first.students):  # the students come back from their saved weights
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    # a changed config retrains
-    changed = run_distillation(_config(tmp_path, epochs=2), progress=False)
+    # a changed config under the same name would overwrite the first one's results: refused, unless overwrite
+    with pytest.raises(ValueError, match="another configuration.*overwrite = true"):
+        run_distillation(_config(tmp_path, epochs=2), progress=False)
+    assert json.loads(Path(first.path).read_text())["student_accuracy"] == list(first.student_accuracy)
+    changed = run_distillation(_config(tmp_path, epochs=2, overwrite=True), progress=False)
     assert not any(r["resumed"] for r in changed.per_seed)
+    with pytest.raises(ValueError, match="another configuration"):  # the folder now belongs to the new config
+        run_distillation(_config(tmp_path), progress=False)
     teacher_only = run_distillation(_config(tmp_path, name="t", method="teacher"), progress=False)
     assert teacher_only.student_mean is None and teacher_only.teacher_accuracy == first.teacher_accuracy
     assert teacher_only.teacher_queries == (0, 0) and teacher_only.students == (None, None)
@@ -102,7 +108,8 @@ def test_vid_trains_with_the_teacher_features(tmp_path):
     result = run_distillation(_config(tmp_path, method="vid", seeds=[0]), progress=False)
     assert result.per_seed[0]["plan"]["info"]["teacher_feature_dim"] == 16 and result.student_mean is not None
     with pytest.raises(ValueError, match="has no model"):  # the synthetic teacher is an array of labels
-        run_distillation(_config(tmp_path, method="vid", teacher="synthetic", seeds=[0]), progress=False)
+        run_distillation(_config(tmp_path, method="vid", teacher="synthetic", seeds=[0], name="vid-synthetic"),
+                         progress=False)  # fmt: skip
 
 
 def test_teacher_cache_key_changes_with_inputs_and_damaged_entries_are_ignored(tmp_path):
@@ -113,7 +120,8 @@ def test_teacher_cache_key_changes_with_inputs_and_damaged_entries_are_ignored(t
     torch.testing.assert_close(teacher_cache.load_weights(tmp_path, key), weights)
     assert teacher_cache.load_weights(tmp_path, key[::-1]) is None  # another key's entry is not read
     next(tmp_path.glob("teacher-*.pt")).write_bytes(b"not a torch file")
-    assert teacher_cache.load_weights(tmp_path, key) is None
+    with pytest.warns(DamagedFileWarning, match="teacher-.*not a readable torch file"):
+        assert teacher_cache.load_weights(tmp_path, key) is None
     assert teacher_cache.array_digest(np.zeros(3)) != teacher_cache.array_digest(np.zeros(3, dtype=np.float32))
 
 
@@ -134,7 +142,13 @@ def test_own_data_and_toml_config(tmp_path):
     assert cfg["name"] == "run" and cfg["seeds"] == [0]
     assert cfg["method_options"]["scheme"] == DEFAULT_SCHEME != "uniform"  # "weighted" weights by default
     assert main(["distill", str(toml), "--method", "slam", "--seeds", "3", "--quiet"]) == 0
-    assert json.loads((tmp_path / "toml_out" / "run.json").read_text())["method"] == "slam"
+    assert json.loads((tmp_path / "toml_out" / "run-slam.json").read_text())["method"] == "slam"
+    assert main(["distill", str(toml), "--seeds", "3", "--quiet"]) == 0  # the config's method: its own folder
+    assert json.loads((tmp_path / "toml_out" / "run.json").read_text())["method"] == "weighted"
+    assert main(["distill", str(toml), "--method", "vanilla", "--name", "run", "--seeds", "3", "--quiet"]) == 2
+    assert main(["distill", str(toml), "--method", "vanilla", "--name", "run", "--seeds", "3", "--quiet",
+                 "--overwrite"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "toml_out" / "run.json").read_text())["method"] == "vanilla"
     assert main(["distill", str(tmp_path / "missing.toml"), "--quiet"]) == 2
 
 
@@ -198,7 +212,8 @@ def test_an_array_teacher_and_a_callable_teacher(tmp_path):
                               progress=False)  # fmt: skip
     assert by_row.teacher_accuracy == (1.0,) and by_row.teacher_queries == (250,)
     with pytest.raises(ValueError, match="one row per training row"):
-        run_distillation(_config(tmp_path, teacher=None, seeds=[0], dataset="d"), data=digits, teacher=probs[:10])
+        run_distillation(_config(tmp_path, teacher=None, seeds=[0], dataset="d", name="short"), data=digits,
+                         teacher=probs[:10])  # fmt: skip
     asked = []
 
     def api(x):
@@ -211,14 +226,18 @@ def test_an_array_teacher_and_a_callable_teacher(tmp_path):
 
 
 def test_checkpoints_of_other_method_options_are_not_reused(tmp_path):
-    """checkpoints = true, the same name and folder, SLaM's options changed: the student is trained anew (the
-    per-epoch checkpoint of the old options used to be taken as finished and its student reported)."""
+    """checkpoints = true, the same name and folder, SLaM's options changed: refused, as the folder holds the
+    other options' results; with overwrite the student is trained anew (the per-epoch checkpoint of the old
+    options used to be taken as finished and its student reported)."""
     base = _config(tmp_path, method="slam", seeds=[0], checkpoints=True)
     first = run_distillation({**base, "method_options": {"normalize": False}}, progress=False)
-    second = run_distillation({**base, "method_options": {"normalize": True, "alpha_floor": 0.9}}, progress=False)
+    options = {"normalize": True, "alpha_floor": 0.9}
+    with pytest.raises(ValueError, match="another configuration"):
+        run_distillation({**base, "method_options": options}, progress=False)
+    second = run_distillation({**base, "method_options": options, "overwrite": True}, progress=False)
     assert first.per_seed[0]["student_train"]["checkpoint_status"] == "new"
-    assert second.per_seed[0]["student_train"]["checkpoint_status"] == "config_changed"
-    again = run_distillation({**base, "method_options": {"normalize": True, "alpha_floor": 0.9}, "resume": False},
-                             progress=False)  # fmt: skip
+    assert second.per_seed[0]["student_train"]["checkpoint_status"] == "new"
+    assert second.per_seed[0]["student_train"]["losses"] != first.per_seed[0]["student_train"]["losses"]
+    again = run_distillation({**base, "method_options": options, "resume": False}, progress=False)
     assert again.per_seed[0]["student_train"]["checkpoint_status"] == "finished"
     assert again.student_accuracy == second.student_accuracy

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from robustdistill.experiments.pipeline.teacher import Teacher, TeacherBudgetError, as_teacher, row_keys
+from robustdistill.experiments.pipeline.files import DamagedFileWarning
 
 
 class Counting:
@@ -78,8 +79,32 @@ def test_disk_cache_makes_a_rerun_free_and_ignores_damaged_files(tmp_path):
     for path in tmp_path.rglob("answers-*.npz"):
         path.write_bytes(b"damaged")
     fresh = Teacher(fn, cache=tmp_path, name="api-v1")
-    np.testing.assert_array_equal(fresh.query(x[:3]), first[:3])
+    with pytest.warns(DamagedFileWarning, match="answers-.*npz: not a readable npz file"):
+        np.testing.assert_array_equal(fresh.query(x[:3]), first[:3])
     assert fn.sent == 28 and fresh.calls == 3  # recomputed, not trusted
+
+
+def test_disk_cache_entries_with_other_values_are_not_used(tmp_path):
+    """An answer file with one flipped byte of the probabilities (the zip's checksum, or else the digest,
+    fails), or rewritten with the right keys but other answers and no digest: its points are asked again."""
+    fn = Counting()
+    x = _x(20)
+    first = Teacher(fn, cache=tmp_path, name="api").query(x)
+    (path,) = tmp_path.rglob("answers-*.npz")
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(first[7].tobytes())  # the stored probabilities of point 7
+    data[at + 2] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.warns(DamagedFileWarning, match=r"answers-.*\.npz: .*it is recomputed"):
+        np.testing.assert_array_equal(Teacher(fn, cache=tmp_path, name="api").query(x), first)
+    assert fn.sent == 40
+    for path in tmp_path.rglob("answers-*.npz"):  # the same keys with other answers, written without a digest
+        with np.load(path) as f:
+            keys = f["keys"]
+        np.savez(path, keys=keys, probs=np.full((len(keys), 3), 1 / 3, dtype=np.float32))
+    with pytest.warns(DamagedFileWarning, match="no content digest"):
+        np.testing.assert_array_equal(Teacher(fn, cache=tmp_path, name="api").query(x), first)
+    assert fn.sent == 60
 
 
 def test_module_teacher_temperature_and_identity(tmp_path):

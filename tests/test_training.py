@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from robustdistill.experiments.pipeline.files import DamagedFileWarning
 from robustdistill.experiments.pipeline.models import build_model
 from robustdistill.experiments.pipeline.training import (
     CHECKPOINT_NAME,
@@ -367,7 +368,8 @@ def test_checkpoint_of_another_run_is_replaced(tmp_path: Path) -> None:
     _, other = _image_run(tmp_path, epochs=1, lr=0.01)
     assert other.checkpoint_status == "config_changed" and other.resumed_from_epoch == 0
     (tmp_path / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
-    _, broken = _image_run(tmp_path, epochs=1, lr=0.01)
+    with pytest.warns(DamagedFileWarning, match="checkpoint.pt: not a readable torch file"):
+        _, broken = _image_run(tmp_path, epochs=1, lr=0.01)
     assert broken.checkpoint_status == "unreadable" and broken.epochs_run == 1
     _, resumed = _image_run(tmp_path, epochs=1, lr=0.01)
     assert resumed.checkpoint_status == "finished"

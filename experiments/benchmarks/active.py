@@ -107,7 +107,8 @@ def run(
     for dataset, loss, selector in tqdm(jobs, desc="bench active", disable=not progress, file=sys.stderr):
         cfg = _base_config(dataset, quick)
         cfg.update(name=f"{dataset}-{loss}-{selector}", selector=selector, loss=loss, seeds=seeds, out=out,
-                   cache=cache, device=device, pool_diagnostics=selector == "rad")  # fmt: skip
+                   cache=cache, device=device, pool_diagnostics=selector == "rad",
+                   overwrite=True)  # fmt: skip  # the grid owns its rows: a rerun with other settings replaces them
         result = run_active_distillation(cfg, progress=False)
         if selector == "rad":
             noise.append(_noise_summary(dataset, loss, cfg["budget"], result.per_seed))

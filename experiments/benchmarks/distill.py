@@ -129,7 +129,8 @@ def run(
     for name, labeled, (label, method, options) in tqdm(jobs, desc=f"bench {grid}", disable=not progress, file=sys.stderr):
         cfg = base_config(name, labeled, quick)
         cfg.update(name=f"{name}-{labeled}-{label}".replace(" ", "").replace("(", "_").replace(")", "").replace("'", "p"),
-                   method=method, method_options=options, seeds=seeds, out=out, cache=cache, device=device)  # fmt: skip
+                   method=method, method_options=options, seeds=seeds, out=out, cache=cache, device=device,
+                   overwrite=True)  # fmt: skip  # the grid owns its rows: a rerun with other settings replaces them
         result = run_distillation(cfg, progress=False)
         rows.append({
             "dataset": name, "labeled": labeled, "method": label, "student_mean": result.student_mean,

@@ -149,7 +149,7 @@ def _base_config(labeled: int, student: str, *, quick: bool, full: bool, seeds: 
     cfg = {
         "dataset": DATASET, "labeled": labeled, "validation": VALIDATION, "teacher": TEACHER, "student": model,
         "epochs": epochs, "teacher_epochs": teacher_epochs(labeled), "train": TRAIN, "seeds": list(seeds), "out": out,
-        "cache": cache, "device": device,
+        "cache": cache, "device": device, "overwrite": True,  # the grid owns its rows: a rerun replaces them
     }  # fmt: skip
     if quick:
         cfg.update(validation=100, epochs=1, teacher_epochs=2, unlabeled=200)

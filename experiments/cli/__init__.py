@@ -12,10 +12,11 @@ Commands:
 - ``robustdistill bench throughput``: the resident training loop against a per-item DataLoader.
 - ``robustdistill bench distill`` / ``ablation``: the distillation benchmark and the Weighted Distillation
   ablation (``experiments.benchmarks.distill``).
-- ``robustdistill distill CONFIG [--method M] [--seeds S ...]``: the distillation pipeline of a TOML config
-  (``experiments.pipeline.distill.run_distillation``); print the per-seed and mean test accuracies and write
-  ``OUT/NAME.json``.
-- ``robustdistill active CONFIG [--selector S] [--seeds S ...]``: the active distillation loop
+- ``robustdistill distill CONFIG [--method M] [--seeds S ...] [--name N] [--overwrite]``: the distillation
+  pipeline of a TOML config (``experiments.pipeline.distill.run_distillation``); print the per-seed and mean
+  test accuracies and write ``OUT/NAME.json`` (NAME gets ``-M`` appended when ``--method`` overrides the
+  config's, so each method keeps its own results).
+- ``robustdistill active CONFIG [--selector S] [--seeds S ...] [--name N] [--overwrite]``: the active loop
   (``experiments.pipeline.active.run_active_distillation``); accuracy against teacher labels, ``OUT/NAME.json``.
 - ``robustdistill figures [NAME ...]``: the paper figures (``paper_figures.make_figures``): PNG, PDF and the
   plotted data per figure, from stored results in ``--results`` or else the quick experiment.
@@ -111,13 +112,25 @@ def _read_config(path: str, overrides: dict[str, Any], *, active: bool) -> dict[
     return raw
 
 
+def _run_name(args: argparse.Namespace, override: str | None) -> str | None:
+    """``--name``; else, when ``--method`` / ``--selector`` overrides the config's, the config's name with it
+    appended (``digits-slam``), so that each method's results have their own folder; else the config's."""
+    if args.name is not None or override is None:
+        return args.name
+    from ..pipeline.config import read_config
+
+    raw = read_config(args.config)
+    return f"{raw.get('name') or 'distill'}-{override}"
+
+
 def _mean(mean: float | None, std: float | None) -> str:
     return "-" if mean is None else f"{mean:.4f} +- {std:.4f}"
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
     """``robustdistill distill CONFIG``: run the config (with the command line's overrides), print a summary."""
-    overrides = {"seeds": args.seeds or None, "out": args.out, "device": args.device}
+    overrides = {"seeds": args.seeds or None, "out": args.out, "device": args.device,
+                 "name": _run_name(args, args.method), "overwrite": args.overwrite or None}  # fmt: skip
     if args.method is not None:
         overrides.update(method=args.method, method_options={})
     config = _read_config(args.config, overrides, active=False)
@@ -141,7 +154,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_active(args: argparse.Namespace) -> int:
     """``robustdistill active CONFIG``: the active distillation loop; print accuracy against teacher labels."""
-    overrides = {"seeds": args.seeds or None, "out": args.out, "selector": args.selector}
+    overrides = {"seeds": args.seeds or None, "out": args.out, "selector": args.selector,
+                 "name": _run_name(args, args.selector), "overwrite": args.overwrite or None}  # fmt: skip
     config = _read_config(args.config, overrides, active=True)
     from ..pipeline.active import run_active_distillation
 
@@ -249,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None, help="override the seeds")
     distill.add_argument("--device", default=None, help="auto, cpu or cuda")
     distill.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the config's out)")
+    distill.add_argument("--name", default=None, help="the run's name (default: the config's, with the overridden "
+                       "method appended)")
+    distill.add_argument("--overwrite", action="store_true",
+                       help="replace another configuration's results under the same out and name")
     distill.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
     distill.set_defaults(func=cmd_distill)
 
@@ -262,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     active.add_argument("--selector", default=None, help="override the selector (a name of SELECTORS)")
     active.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None, help="override the seeds")
     active.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the config's out)")
+    active.add_argument("--name", default=None, help="the run's name (default: the config's, with the overridden "
+                       "selector appended)")
+    active.add_argument("--overwrite", action="store_true",
+                       help="replace another configuration's results under the same out and name")
     active.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
     active.set_defaults(func=cmd_active)
 

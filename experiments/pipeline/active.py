@@ -97,8 +97,9 @@ from robustdistill.theory.selection_value import expected_useful_gain, selector_
 
 from .config import ACTIVE_KEYS
 from .distill import load_config, open_run
-from .files import environment_info, write_atomic, write_json_atomic
+from .files import environment_info, load_torch, save_torch, write_json_atomic
 from .methods import check_method, plan_student
+from .run_folder import claim_run
 from .seeds import (
     SYNTHETIC_TEACHER,
     accuracy,
@@ -337,20 +338,18 @@ _ARRAYS = ("chosen", "answers", "queried_x", "clusters")
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     """One round's state (selections, teacher answers, queried inputs, RNG, accuracies, student weights),
-    written atomically; numpy arrays travel as tensors so the file loads with ``weights_only=True``."""
+    written atomically with a digest of its contents; numpy arrays travel as tensors so the file loads with
+    ``weights_only=True``."""
     data = {k: (torch.from_numpy(np.array(v)) if k in _ARRAYS and v is not None else v)
             for k, v in state.items()}  # fmt: skip
-    data["student"] = {k: v.detach().cpu() for k, v in state["student"].items()}
-    write_atomic(path, lambda fh: torch.save(data, fh))
+    save_torch(path, data)
 
 
 def _load_state(path: Path, key: str) -> dict[str, Any] | None:
-    """The saved state of the same config, or None (absent, unreadable or another config's)."""
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError):
-        return None
-    if not isinstance(data, dict) or data.get("config_key") != key:
+    """The saved state of the same config, or None (absent, another config's, or damaged: unreadable or
+    failing its digest, with a ``DamagedFileWarning``)."""
+    data = load_torch(path)
+    if data is None or data.get("config_key") != key:
         return None
     return {k: (v.numpy() if k in _ARRAYS and v is not None else v) for k, v in data.items()}
 
@@ -372,7 +371,16 @@ def run_active_distillation(
     cfg = load_active_config(config, own_data=data is not None, own_teacher=teacher is not None,
                              own_student=student is not None)  # fmt: skip
     ds, device, run_dir, key = open_run(cfg, data, teacher, student)
-    pairs = [_active_seed(cfg, ds, seed, device, progress, run_dir, key, teacher, student) for seed in cfg["seeds"]]
+    with claim_run(cfg, key, "active"):
+        pairs = [_active_seed(cfg, ds, seed, device, progress, run_dir, key, teacher, student) for seed in cfg["seeds"]]
+        result, path = _summary(cfg, pairs, started, device)
+    return dataclasses.replace(result, path=str(path))
+
+
+def _summary(
+    cfg: dict[str, Any], pairs: list[tuple[dict[str, Any], nn.Module]], started: float, device: Any
+) -> tuple[ActiveResult, Path]:  # fmt: skip
+    """The run's result from its seeds, written to ``OUT/NAME.json`` (with a content digest)."""
     records = [r for r, _ in pairs]
     acc = np.array([r["accuracy"] for r in records])
     result = ActiveResult(
@@ -386,5 +394,6 @@ def run_active_distillation(
         wall_time_s=time.perf_counter() - started, per_seed=tuple(records), students=tuple(s for _, s in pairs),
     )  # fmt: skip
     path = Path(cfg["out"]) / f"{cfg['name']}.json"
-    write_json_atomic(path, {**result.to_dict(), "device": str(device), "environment": environment_info()})
-    return dataclasses.replace(result, path=str(path))
+    write_json_atomic(path, {**result.to_dict(), "device": str(device), "environment": environment_info()},
+                      digest=True)  # fmt: skip
+    return result, path

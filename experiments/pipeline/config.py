@@ -27,7 +27,7 @@ CONFIG_KEYS: dict[str, Any] = {
     "stratify": False, "teacher": None, "student": None, "epochs": None, "teacher_epochs": None, "train": {},
     "teacher_train": {}, "method": None, "method_options": {}, "seeds": 3, "device": "auto",
     "out": "reports/distill", "cache": "reports/cache", "checkpoints": False, "resume": True,
-    "evaluate_teacher": True,
+    "evaluate_teacher": True, "overwrite": False,
 }  # fmt: skip
 #: Keys the active loop adds to ``CONFIG_KEYS`` (it takes ``loss`` / ``loss_options`` instead of ``method`` /
 #: ``method_options``), with their defaults.

@@ -17,14 +17,15 @@ Per seed ``s``:
 
 Inputs are normalised with statistics of A and U together (no labels involved) for the student and for a
 teacher model. A finished seed is written to ``OUT/NAME/seed_S.json`` with the student's weights in
-``OUT/NAME/seed_S_student.pt`` (both atomically) and a hash of the config; a rerun of the same config reads
-them instead of training again (``resume``), so an interrupted run loses nothing it had finished.
+``OUT/NAME/seed_S_student.pt`` (both atomically, the record with a digest of both) and a hash of the config; a
+rerun of the same config reads them instead of training again (``resume``), so an interrupted run loses
+nothing it had finished, and a record or student that fails its digest is trained again.
 ``checkpoints = true`` also checkpoints every epoch of every training run.
 
 Config (a dict or a TOML file; unknown keys are errors):
 
 =================  ===========================================================================================
-``name``           run name (default: the TOML file's stem, else ``"distill"``)
+``name``           run name, a plain name, not a path (default: the TOML file's stem, else ``"distill"``)
 ``dataset``        a name of :data:`~robustdistill.experiments.pipeline.data.DATASETS`, or a table ``{name, root,
                    n, seed, ...options}`` for :func:`~robustdistill.experiments.pipeline.data.load_dataset`
                    (``seed``: of generated data, default 0); only a label when ``data`` is given
@@ -51,6 +52,8 @@ Config (a dict or a TOML file; unknown keys are errors):
                    teachers and teacher answers (default ``reports/cache``; false = none)
 ``checkpoints``    checkpoint every epoch under ``OUT/NAME/checkpoints`` (default false)
 ``resume``         reuse finished seeds from ``OUT/NAME`` (default true)
+``overwrite``      replace another configuration's results in ``OUT/NAME`` (default false: such a run is
+                   refused; :mod:`~robustdistill.experiments.pipeline.run_folder`)
 ``evaluate_teacher``  the teacher's test accuracy (evaluation-only queries on the test set; default true)
 =================  ===========================================================================================
 """
@@ -78,6 +81,7 @@ from .data import DATASETS, Dataset, make_splits
 from .files import environment_info, write_json_atomic
 from .methods import PIPELINE_METHODS, check_method, plan_student
 from .models import MODELS
+from .run_folder import check_name, claim_run, run_folder
 from .seeds import (
     SYNTHETIC_TEACHER,
     SeedData,
@@ -88,7 +92,6 @@ from .seeds import (
     load_student,
     prepare_seed,
     renormalise,
-    run_folder,
     save_student,
     seed_teacher,
     train_configs,
@@ -119,7 +122,9 @@ def load_config(
                and not (k == "student" and own_student)]  # fmt: skip
     if missing:
         raise ValueError(f"config is missing {', '.join(missing)}")
-    cfg["name"] = str(cfg["name"] or "distill")
+    cfg["name"] = check_name("distill" if cfg["name"] is None else cfg["name"])
+    if not isinstance(cfg["out"], (str, os.PathLike)):
+        raise ValueError(f"out must be a folder path, got {cfg['out']!r}")
     cfg["dataset"] = _entry(cfg["dataset"], "dataset", None if own_data else DATASETS)
     cfg["teacher"] = None if cfg["teacher"] is None else _entry(cfg["teacher"], "teacher", (*MODELS, SYNTHETIC_TEACHER))
     cfg["student"] = None if cfg["student"] is None else _entry(cfg["student"], "student", tuple(MODELS))
@@ -145,7 +150,7 @@ def load_config(
         cfg["seeds"] = list(range(check_int(seeds, "seeds", low=1)))
     if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {cfg['device']!r}")
-    for key in ("stratify", "checkpoints", "resume", "evaluate_teacher"):
+    for key in ("stratify", "checkpoints", "resume", "evaluate_teacher", "overwrite"):
         if not isinstance(cfg[key], bool):
             raise ValueError(f"{key} must be true or false, got {cfg[key]!r}")
     return cfg
@@ -214,6 +219,10 @@ def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None
     return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
 
 
+#: Config keys that do not change a run's results, left out of its key.
+_NOT_IN_KEY = ("seeds", "resume", "out", "overwrite")
+
+
 def config_key(cfg: Mapping[str, Any], teacher: Any = None, student: Any = None) -> str:
     """The hash a finished seed is stored under: the config without its seeds and folders, plus what identifies a
     given teacher or student (a module's weights digest, an array's digest, a callable's name)."""
@@ -228,7 +237,7 @@ def config_key(cfg: Mapping[str, Any], teacher: Any = None, student: Any = None)
             return Teacher(obj).identity
         return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
 
-    return teacher_cache.cache_key({**{k: v for k, v in cfg.items() if k not in ("seeds", "resume", "out")},
+    return teacher_cache.cache_key({**{k: v for k, v in cfg.items() if k not in _NOT_IN_KEY},
                                     "given_teacher": ident(teacher), "given_student": ident(student)})  # fmt: skip
 
 
@@ -244,6 +253,21 @@ def open_run(
     make_splits(ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"],
                 test=cfg["test"], rng=cfg["seeds"][0], stratify=cfg["stratify"])  # fmt: skip
     return ds, device, run_folder(cfg), config_key(cfg, teacher, student)
+
+
+def _finished_seed(
+    cfg: dict[str, Any], ds: Dataset, seed: int, device: torch.device, run_dir: Path, key: str,
+    student: Callable[[int], nn.Module] | None,
+) -> tuple[dict[str, Any] | None, nn.Module | None]:  # fmt: skip
+    """The record and student of a seed this config finished before (``resume``), or ``(None, None)`` when
+    there is none, or its record or weights fail their digests (then the seed is trained again)."""
+    record = finished_record(run_dir / f"seed_{seed}.json", key) if cfg["resume"] else None
+    if record is None or record.get("student_accuracy") is None:
+        return record, None
+    data = prepare_seed(cfg, ds, seed, device, run_dir)
+    model = load_student(run_dir / f"seed_{seed}_student.pt", build_student(cfg, student, data, ds.num_classes),
+                         record.get("student_sha256"))  # fmt: skip
+    return (record, model) if model is not None else (None, None)
 
 
 def _run_seed(
@@ -384,36 +408,31 @@ def run_distillation(
                       own_student=student is not None)  # fmt: skip
     ds, device, run_dir, key = open_run(cfg, data, teacher, student)
     records, students = [], []
-    for seed in cfg["seeds"]:
-        path, weights = run_dir / f"seed_{seed}.json", run_dir / f"seed_{seed}_student.pt"
-        record = finished_record(path, key) if cfg["resume"] else None
-        model = None
-        if record is not None and record.get("student_accuracy") is not None:
-            data_ = prepare_seed(cfg, ds, seed, device, run_dir)
-            model = load_student(weights, build_student(cfg, student, data_, ds.num_classes))
-            if model is None:
-                record = None  # the weights are missing or damaged: train the seed again
-        if record is None:
-            record, model = _run_seed(cfg, ds, seed, device, progress, run_dir, teacher, student)
-            record["config_key"] = key
-            if model is not None:
-                save_student(weights, model)
-            write_json_atomic(path, record)
-            record["resumed"] = False
-        else:
-            record["resumed"] = True
-        records.append(record)
-        students.append(model)
-    s_mean, s_std = mean_std([r["student_accuracy"] for r in records])
-    t_mean, t_std = mean_std([r["teacher_accuracy"] for r in records])
-    result = DistillationResult(
-        name=cfg["name"], method=cfg["method"], config=cfg, seeds=tuple(cfg["seeds"]),
-        student_accuracy=tuple(r["student_accuracy"] for r in records),
-        teacher_accuracy=tuple(r["teacher_accuracy"] for r in records), student_mean=s_mean, student_std=s_std,
-        teacher_mean=t_mean, teacher_std=t_std, teacher_queries=tuple(r["teacher_queries"] for r in records),
-        evaluation_queries=tuple(r["evaluation_queries"] for r in records),
-        wall_time_s=time.perf_counter() - started, per_seed=tuple(records), students=tuple(students),
-    )  # fmt: skip
-    summary_path = Path(cfg["out"]) / f"{cfg['name']}.json"
-    write_json_atomic(summary_path, {**result.to_dict(), "device": str(device), "environment": environment_info()})
+    with claim_run(cfg, key, "distill"):
+        for seed in cfg["seeds"]:
+            record, model = _finished_seed(cfg, ds, seed, device, run_dir, key, student)
+            if record is None:
+                record, model = _run_seed(cfg, ds, seed, device, progress, run_dir, teacher, student)
+                record["config_key"] = key
+                if model is not None:
+                    record["student_sha256"] = save_student(run_dir / f"seed_{seed}_student.pt", model)
+                write_json_atomic(run_dir / f"seed_{seed}.json", record, digest=True)
+                record["resumed"] = False
+            else:
+                record["resumed"] = True
+            records.append(record)
+            students.append(model)
+        s_mean, s_std = mean_std([r["student_accuracy"] for r in records])
+        t_mean, t_std = mean_std([r["teacher_accuracy"] for r in records])
+        result = DistillationResult(
+            name=cfg["name"], method=cfg["method"], config=cfg, seeds=tuple(cfg["seeds"]),
+            student_accuracy=tuple(r["student_accuracy"] for r in records),
+            teacher_accuracy=tuple(r["teacher_accuracy"] for r in records), student_mean=s_mean, student_std=s_std,
+            teacher_mean=t_mean, teacher_std=t_std, teacher_queries=tuple(r["teacher_queries"] for r in records),
+            evaluation_queries=tuple(r["evaluation_queries"] for r in records),
+            wall_time_s=time.perf_counter() - started, per_seed=tuple(records), students=tuple(students),
+        )  # fmt: skip
+        summary_path = Path(cfg["out"]) / f"{cfg['name']}.json"
+        write_json_atomic(summary_path, {**result.to_dict(), "device": str(device), "environment": environment_info()},
+                          digest=True)  # fmt: skip
     return dataclasses.replace(result, path=str(summary_path))

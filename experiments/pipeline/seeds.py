@@ -13,7 +13,6 @@ with a ``transform`` for anything else.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from robustdistill.theory.teacher_noise import margin_teacher_probs
 from . import teacher_cache
 from .config import import_object, is_import_name
 from .data import Dataset, Splits, from_arrays, from_torch_dataset, load_dataset, make_splits
-from .files import environment_info, write_atomic
+from .files import content_digest, environment_info, load_torch, read_json, write_atomic
 from .models import model_factory
 from .teacher import Teacher
 from .training import ResidentInputs, TrainConfig, cross_entropy_loss, predict_probs, train
@@ -43,7 +42,6 @@ __all__ = [
     "load_student",
     "prepare_seed",
     "renormalise",
-    "run_folder",
     "save_student",
     "seed_teacher",
     "train_configs",
@@ -230,32 +228,29 @@ def build_student(cfg: Mapping[str, Any], given: Callable[[int], nn.Module] | No
     return model_factory(spec)(data.seed, input_shape=data.base.input_shape, num_classes=num_classes)
 
 
-def save_student(path: Path, student: nn.Module) -> Path:
-    """The student's ``state_dict`` (on the CPU), written atomically; load with ``weights_only=True``."""
+def save_student(path: Path, student: nn.Module) -> str:
+    """Write the student's ``state_dict`` (on the CPU) atomically, a plain ``torch.save`` file (load with
+    ``weights_only=True``); returns its content digest, which the seed's record keeps."""
     state = {k: v.detach().cpu() for k, v in student.state_dict().items()}
-    return write_atomic(path, lambda fh: torch.save(state, fh))
+    write_atomic(path, lambda fh: torch.save(state, fh))
+    return content_digest(state)
 
 
-def load_student(path: Path, student: nn.Module) -> nn.Module | None:
-    """``student`` with the weights saved at ``path``, or None when they are missing or do not fit."""
+def load_student(path: Path, student: nn.Module, digest: object) -> nn.Module | None:
+    """``student`` with the weights saved at ``path``, or None when they are missing, do not fit, or do not
+    match ``digest`` (damaged or replaced: a ``DamagedFileWarning``)."""
+    state = load_torch(path, expected=digest if isinstance(digest, str) else "")
+    if state is None:
+        return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         student.load_state_dict(state)
-    except (OSError, RuntimeError, ValueError, EOFError, KeyError):
+    except (RuntimeError, ValueError, KeyError):
         return None
     return student
 
 
 def finished_record(path: Path, config_key: str) -> dict[str, Any] | None:
-    """A finished seed's record written by the same config, or None."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("config_key") == config_key else None
-
-
-def run_folder(cfg: Mapping[str, Any]) -> Path:
-    """``OUT/NAME``: the run's per-seed files."""
-    return Path(cfg["out"]) / cfg["name"]
-
+    """A finished seed's record written by the same config, or None (absent, another config's, or failing its
+    digest: damaged or edited, with a ``DamagedFileWarning``)."""
+    record = read_json(path)
+    return record if record is not None and record.get("config_key") == config_key else None

@@ -24,8 +24,9 @@ point's key: a rerun (or another method on the same pool) pays nothing again. Th
 the module's weights, or of the array, plus ``name`` and the temperature; a callable, or a module with a
 ``transform``, must be given a ``name`` that identifies everything its answers depend on. Answers are kept
 as float32 (rounded once, so a cached answer equals a fresh one bit for bit); each query's new answers are
-one file, written atomically, so an interrupted run loses at most the query in flight, and an unreadable
-file is ignored (recomputed), never trusted.
+one file, written atomically with a digest of its contents, so an interrupted run loses at most the query
+in flight, and a file that is unreadable or fails its digest is ignored (its points are asked again, with a
+``DamagedFileWarning``), never trusted.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from torch import nn
 
 from robustdistill.algorithms.validation import check_int
 
-from .files import write_atomic
+from .files import load_npz, save_npz
 
 __all__ = ["Teacher", "TeacherBudgetError", "as_teacher", "row_keys"]
 
@@ -109,18 +110,16 @@ class _AnswerStore:
         if self._loaded is None:
             self._loaded = {}
             for path in sorted(self.folder.glob("answers-*.npz")):
-                try:
-                    with np.load(path, allow_pickle=False) as f:
-                        keys, probs = np.asarray(f["keys"]), np.asarray(f["probs"], dtype=np.float32)
-                except (OSError, KeyError, ValueError, EOFError):
-                    continue  # damaged: ignored, its points are asked again
-                if keys.ndim == 2 and keys.shape[1] == _KEY_BYTES and probs.ndim == 2 and len(keys) == len(probs):
-                    self._loaded.update({k.tobytes(): p for k, p in zip(keys, probs)})
+                entry = load_npz(path)  # a damaged entry is None (and warned about): its points are asked again
+                keys, probs = (entry or {}).get("keys"), (entry or {}).get("probs")
+                if (keys is not None and probs is not None and keys.ndim == 2 and keys.shape[1] == _KEY_BYTES
+                        and keys.dtype == np.uint8 and probs.ndim == 2 and len(keys) == len(probs)):  # fmt: skip
+                    self._loaded.update({k.tobytes(): p for k, p in zip(keys, probs.astype(np.float32))})
         return self._loaded
 
     def save(self, keys: np.ndarray, probs: np.ndarray) -> None:
         name = f"answers-{_digest(keys)[:24]}.npz"
-        write_atomic(self.folder / name, lambda fh: np.savez(fh, keys=keys, probs=probs.astype(np.float32)))
+        save_npz(self.folder / name, keys=keys, probs=probs.astype(np.float32))
         self.load().update({k.tobytes(): p for k, p in zip(keys, probs)})
 
 

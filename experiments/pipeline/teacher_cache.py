@@ -5,8 +5,8 @@ seed) and its weights are reused by every method and every rerun; its answers ar
 The key is a SHA-256 over a JSON description of everything that determines the weights — the dataset's
 metadata and a digest of its arrays, the split's index digest, the teacher model and its options, its
 training configuration and seed, and the package version — so a changed input gives a new key (the old
-entry is simply not read). Entries are ``torch.save`` files written atomically (temporary file, then
-``os.replace``) and read with ``weights_only=True``.
+entry is simply not read). Entries are ``torch.save`` files with a digest of their contents, written
+atomically and read with ``weights_only=True`` (:func:`~robustdistill.experiments.pipeline.files.save_torch`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import torch
 
 from robustdistill.algorithms.results import to_jsonable
 
-from .files import write_atomic
+from .files import load_torch, save_torch
 
 __all__ = ["array_digest", "cache_key", "load_weights", "save_weights"]
 
@@ -50,22 +49,20 @@ def _path(folder: str | os.PathLike[str], key: str) -> Path:
 
 
 def load_weights(folder: str | os.PathLike[str] | None, key: str) -> dict[str, torch.Tensor] | None:
-    """The trained teacher's ``state_dict`` saved under ``key``, or None when absent, unreadable or another key's
-    (a damaged entry is retrained, never trusted). Loaded with ``weights_only=True`` on the CPU."""
+    """The trained teacher's ``state_dict`` saved under ``key``, or None when absent, damaged or another key's
+    (a damaged entry fails its content digest, is warned about and retrained, never trusted). Loaded with
+    ``weights_only=True`` on the CPU."""
     if folder is None:
         return None
-    try:
-        data = torch.load(_path(folder, key), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError):
-        return None
-    if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("state_dict"), dict):
+    data = load_torch(_path(folder, key))
+    if data is None or data.get("key") != key or not isinstance(data.get("state_dict"), dict):
         return None
     return data["state_dict"]
 
 
 def save_weights(folder: str | os.PathLike[str] | None, key: str, state_dict: dict[str, torch.Tensor]) -> Path | None:
-    """Write the teacher's ``state_dict`` under ``key`` atomically; returns the path (None when ``folder`` is None)."""
+    """Write the teacher's ``state_dict`` under ``key`` with its content digest, atomically; returns the path
+    (None when ``folder`` is None)."""
     if folder is None:
         return None
-    data = {"key": key, "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}
-    return write_atomic(_path(folder, key), lambda fh: torch.save(data, fh))
+    return save_torch(_path(folder, key), {"key": key, "state_dict": dict(state_dict)})

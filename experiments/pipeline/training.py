@@ -61,7 +61,7 @@ from robustdistill.algorithms.results import Result
 from robustdistill.algorithms.validation import check_int
 
 from .models import classifier_head
-from .files import write_atomic
+from .files import load_torch, save_torch
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -473,7 +473,7 @@ class TrainResult(Result):
         checkpoint_status: None (no ``checkpoint_dir``), ``"new"`` (none was there), ``"resumed"``,
             ``"finished"`` (it was complete: nothing ran, the weights were loaded), ``"config_changed"``
             (a checkpoint of another run was there: started afresh and replaced it) or ``"unreadable"``
-            (started afresh and replaced it).
+            (damaged, or failing its content digest: started afresh and replaced it).
     """
 
     epochs_run: int
@@ -591,17 +591,11 @@ def _run_hash(
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
 
 
-def _save_atomic(state: dict[str, Any], path: Path) -> None:
-    write_atomic(path, lambda fh: torch.save(state, fh))
-
-
 def _load_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` (tensors on the CPU), or None when it cannot be read."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - a truncated or foreign file: start afresh (reported in the result)
-        return None
-    return state if isinstance(state, dict) and state.get("format") == _CHECKPOINT_FORMAT else None
+    """The checkpoint at ``path`` (tensors on the CPU), or None when it cannot be read or fails its digest
+    (a ``DamagedFileWarning``; the run starts afresh and reports it)."""
+    state = load_torch(path)
+    return state if state is not None and state.get("format") == _CHECKPOINT_FORMAT else None
 
 
 def _get_global_rng(device: torch.device) -> dict[str, torch.Tensor]:
@@ -687,12 +681,12 @@ def train(
             it is on); the step minimises their mean.
         config: a :class:`TrainConfig`.
         checkpoint_dir: after each epoch, the model, optimizer, scheduler and generator states, the epoch
-            and the losses are written atomically to ``checkpoint_dir/checkpoint.pt``. A checkpoint of the
-            same run there (same config, model shapes, data shapes, target contents, loss owner and device
-            type) is resumed from the next epoch (a
-            finished one just loads the weights); a checkpoint of another run is replaced (see
-            ``TrainResult.checkpoint_status``). Only tensors and plain containers are stored, and it is read
-            with ``torch.load(weights_only=True)``.
+            and the losses are written atomically to ``checkpoint_dir/checkpoint.pt`` with a digest of
+            their contents. A checkpoint of the same run there (same config, model shapes, data shapes,
+            target contents, loss owner and device type) is resumed from the next epoch (a finished one
+            just loads the weights); a checkpoint of another run, or one failing its digest, is replaced
+            (see ``TrainResult.checkpoint_status``). Only tensors and plain containers are stored, and it is
+            read with ``torch.load(weights_only=True)``.
         progress: a tqdm bar over epochs with the last loss; None = only when stderr is a terminal.
         desc: the bar's label.
 
@@ -786,7 +780,8 @@ def train(
                     )
                 losses.append(epoch_loss)
                 if path is not None:
-                    _save_atomic(
+                    save_torch(
+                        path,
                         {
                             "format": _CHECKPOINT_FORMAT,
                             "run_hash": run_hash,
@@ -800,7 +795,6 @@ def train(
                             "augment_generator": augment_gen.get_state(),
                             "global_rng": _get_global_rng(device),
                         },
-                        path,
                     )
                 bar.update(1)
                 bar.set_postfix(loss=f"{epoch_loss:.4f}")
