@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +227,64 @@ def test_temporary_files_of_killed_writers_are_removed(tmp_path):
     dead.write_bytes(b"partial")
     with claim_run(_config(tmp_path), "k", "distill"):
         assert not dead.exists() and alive.exists()
+
+
+def test_temporary_files_in_the_cache_are_removed(tmp_path):
+    key = teacher_cache.cache_key({"k": 2})
+    teacher_cache.save_weights(tmp_path, key, {"w": torch.ones(2)})
+    dead = tmp_path / f"teacher-{key[:32]}" / ".answers-0.npz.999999999.abc.tmp"
+    dead.parent.mkdir()
+    dead.write_bytes(b"partial")
+    assert teacher_cache.load_weights(tmp_path, key) is not None and not dead.exists()
+
+
+_CHILD = """
+import json, sys, torch
+torch.set_num_threads({threads})
+from robustdistill.experiments.pipeline.{module} import {function}
+{function}(json.loads(sys.argv[1]), progress=False)
+"""
+
+
+def _killed_midway(cfg: dict, module: str, function: str, marker: Path) -> None:
+    """Run ``function(cfg)`` in another process and ``kill -9`` it as soon as ``marker`` exists; while it runs,
+    the folder is refused to this process."""
+    code = _CHILD.format(threads=torch.get_num_threads(), module=module, function=function)
+    child = subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert child.poll() is None, child.stderr.read().decode()
+            assert time.monotonic() < deadline, "the child wrote nothing in 120 s"
+            time.sleep(0.005)
+        with pytest.raises(RunInUseError, match="in use by a run now"):
+            (run_distillation if module == "distill" else run_active_distillation)(cfg, progress=False)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stderr.close()
+    assert not (Path(cfg["out"]) / f"{cfg['name']}.json").exists(), "the child finished before it was killed"
+
+
+def test_kill_9_during_training_then_resume_gives_the_same_student(tmp_path):
+    """A run killed (SIGKILL) after its first student checkpoint resumes from it: the same weights, bit for bit,
+    as a run that was never interrupted; the killed run's lock is gone with it."""
+    cfg = _config(tmp_path, epochs=100, checkpoints=True, cache=False)
+    checkpoint = Path(cfg["out"]) / "tiny" / "checkpoints" / "seed_0_student" / "checkpoint.pt"
+    _killed_midway(cfg, "distill", "run_distillation", checkpoint)
+    resumed = run_distillation(cfg, progress=False)
+    train = resumed.per_seed[0]["student_train"]
+    assert train["checkpoint_status"] == "resumed" and 0 < train["resumed_from_epoch"] < 100
+    whole = run_distillation({**cfg, "out": str(tmp_path / "whole")}, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(_weights(resumed.students[0]), _weights(whole.students[0])))
+
+
+def test_kill_9_during_the_active_loop_then_resume_gives_the_same_result(tmp_path):
+    cfg = _active_config(tmp_path, rounds=4, epochs=40, cache=False)
+    state = Path(cfg["out"]) / "act" / "seed_0_state.pt"
+    _killed_midway(cfg, "active", "run_active_distillation", state)
+    resumed = run_active_distillation(cfg, progress=False)
+    assert 0 <= resumed.per_seed[0]["resumed_from_round"] < 4
+    whole = run_active_distillation({**cfg, "out": str(tmp_path / "whole")}, progress=False)
+    assert resumed.accuracy == whole.accuracy and resumed.per_seed[0]["rounds"] == whole.per_seed[0]["rounds"]
+    assert all(torch.equal(a, b) for a, b in zip(_weights(resumed.students[0]), _weights(whole.students[0])))

@@ -128,26 +128,28 @@ def load_active_config(
     del cfg["method"], cfg["method_options"]
     for key, default in ACTIVE_KEYS.items():
         cfg.setdefault(key, default)
-    if cfg["selector"] not in SELECTORS:
-        raise ValueError(f"unknown selector {cfg['selector']!r}; choose one of {', '.join(SELECTORS)}")
-    if cfg["gain"] not in GAINS:
-        raise ValueError(f"gain must be one of {', '.join(GAINS)}, got {cfg['gain']!r}")
+    _choice(cfg, "selector", tuple(SELECTORS))
+    _choice(cfg, "gain", tuple(GAINS))
     cfg["rounds"] = check_int(cfg["rounds"], "rounds", low=1)
     cfg["budget"] = check_int(cfg["budget"], "budget", low=1)
     if isinstance(cfg["unlabeled"], int) and cfg["rounds"] * cfg["budget"] > cfg["unlabeled"]:
-        raise ValueError(f"rounds x budget = {cfg['rounds'] * cfg['budget']} exceeds the pool ({cfg['unlabeled']})")
-    if cfg["loss"] not in METHODS:
-        raise ValueError(f"loss must be one of {', '.join(METHODS)}, got {cfg['loss']!r}")
-    _, cfg["loss_options"] = check_method(cfg["loss"], cfg["loss_options"])
+        raise ValueError(f"rounds x budget = {cfg['rounds'] * cfg['budget']} exceeds the pool (unlabeled = "
+                         f"{cfg['unlabeled']})")  # fmt: skip
+    _choice(cfg, "loss", tuple(METHODS))
+    _, cfg["loss_options"] = check_method(cfg["loss"], cfg["loss_options"], keys=("loss", "loss_options"))
     if cfg["selector"] == "unixkd" and cfg["teacher"] is not None and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
         raise ValueError("selector 'unixkd' queries the teacher on mixed inputs; the synthetic teacher has no model")
-    if cfg["retrain"] not in ("scratch", "warm"):
-        raise ValueError(f"retrain must be 'scratch' or 'warm', got {cfg['retrain']!r}")
+    _choice(cfg, "retrain", ("scratch", "warm"))
     if not isinstance(cfg["pool_diagnostics"], bool):
-        raise ValueError(f"pool_diagnostics must be true or false, got {cfg['pool_diagnostics']!r}")
-    if not isinstance(cfg["mistakes"], str) or cfg["mistakes"] not in MISTAKE_ESTIMATES:
-        raise ValueError(f"mistakes must be one of {', '.join(map(repr, MISTAKE_ESTIMATES))}, got {cfg['mistakes']!r}")
+        raise TypeError(f"pool_diagnostics must be true or false, got {cfg['pool_diagnostics']!r}")
+    _choice(cfg, "mistakes", MISTAKE_ESTIMATES)
     return cfg
+
+
+def _choice(cfg: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> None:
+    """``cfg[key]`` must be one of the names ``choices`` (a ``ValueError`` naming ``key`` otherwise)."""
+    if not isinstance(cfg[key], str) or cfg[key] not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(map(repr, choices))}, got {cfg[key]!r}")
 
 
 @dataclasses.dataclass(frozen=True)

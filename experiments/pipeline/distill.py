@@ -80,7 +80,7 @@ from .config import CONFIG_KEYS, check_keys, import_object, is_import_name, read
 from .data import DATASETS, Dataset, make_splits
 from .files import environment_info, write_json_atomic
 from .methods import PIPELINE_METHODS, check_method, plan_student
-from .models import MODELS
+from .models import MODELS, check_model
 from .run_folder import check_name, claim_run, run_folder
 from .seeds import (
     SYNTHETIC_TEACHER,
@@ -124,7 +124,11 @@ def load_config(
         raise ValueError(f"config is missing {', '.join(missing)}")
     cfg["name"] = check_name("distill" if cfg["name"] is None else cfg["name"])
     if not isinstance(cfg["out"], (str, os.PathLike)):
-        raise ValueError(f"out must be a folder path, got {cfg['out']!r}")
+        raise TypeError(f"out must be a folder path, got {cfg['out']!r}")
+    if cfg["cache"] is None or cfg["cache"] is False:
+        cfg["cache"] = False
+    elif not isinstance(cfg["cache"], (str, os.PathLike)):
+        raise TypeError(f"cache must be a folder path or false, got {cfg['cache']!r}")
     cfg["dataset"] = _entry(cfg["dataset"], "dataset", None if own_data else DATASETS)
     cfg["teacher"] = None if cfg["teacher"] is None else _entry(cfg["teacher"], "teacher", (*MODELS, SYNTHETIC_TEACHER))
     cfg["student"] = None if cfg["student"] is None else _entry(cfg["student"], "student", tuple(MODELS))
@@ -132,7 +136,8 @@ def load_config(
         raise ValueError(f"the {SYNTHETIC_TEACHER!r} teacher takes no options, got {cfg['teacher']}")
     cfg["method"], cfg["method_options"] = check_method(cfg["method"], cfg["method_options"])
     cfg["epochs"] = check_int(cfg["epochs"], "epochs", low=1)
-    cfg["teacher_epochs"] = check_int(cfg["teacher_epochs"] or cfg["epochs"], "teacher_epochs", low=1)
+    cfg["teacher_epochs"] = check_int(cfg["epochs"] if cfg["teacher_epochs"] is None else cfg["teacher_epochs"],
+                                      "teacher_epochs", low=1)  # fmt: skip
     for key in ("train", "teacher_train"):
         if not isinstance(cfg[key], Mapping):
             raise ValueError(f"{key} must be a table of training options, got {cfg[key]!r}")
@@ -142,7 +147,7 @@ def load_config(
     cfg["train"], cfg["teacher_train"] = dict(cfg["train"]), dict(cfg["teacher_train"])
     train_configs(cfg, 0)  # validates the training fields
     seeds = cfg["seeds"]
-    if isinstance(seeds, Sequence) and not isinstance(seeds, str):
+    if isinstance(seeds, Sequence) and not isinstance(seeds, (str, bytes)):
         cfg["seeds"] = [check_int(s, "seeds entry") for s in seeds]
         if not cfg["seeds"] or len(set(cfg["seeds"])) != len(cfg["seeds"]):
             raise ValueError(f"seeds must be a non-empty list of distinct seeds, got {seeds!r}")
@@ -250,8 +255,18 @@ def open_run(
         raise TypeError(f"student must be a factory seed -> nn.Module, got {type(student).__name__}")
     ds = dataset_of(cfg, data)
     device = resolve_device(None if cfg["device"] == "auto" else cfg["device"])
-    make_splits(ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"],
-                test=cfg["test"], rng=cfg["seeds"][0], stratify=cfg["stratify"])  # fmt: skip
+    splits = make_splits(ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"],
+                         test=cfg["test"], rng=cfg["seeds"][0], stratify=cfg["stratify"])  # fmt: skip
+    for key in ("labeled", "validation", "unlabeled", "test"):
+        if getattr(splits, key).size == 0:
+            raise ValueError(f"{key} must hold at least one example, got {cfg[key]!r} (0 examples)")
+    for role, given in (("teacher", teacher), ("student", student)):  # registry models: options on these data
+        spec = cfg[role]
+        if given is None and spec is not None and spec["name"] in MODELS:
+            try:
+                check_model(spec["name"], ds.X.shape[1:], ds.num_classes, **{k: v for k, v in spec.items() if k != "name"})
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"{role}: {exc}") from None
     return ds, device, run_folder(cfg), config_key(cfg, teacher, student)
 
 

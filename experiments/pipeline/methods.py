@@ -207,18 +207,26 @@ PIPELINE_METHODS: dict[str, type[Method]] = {"labeled_only": LabeledOnly, "teach
                                              "ups": UPS, "vid": VID}  # fmt: skip
 
 
-def check_method(method: object, options: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+def check_method(
+    method: object, options: Mapping[str, Any] | None = None, *, keys: tuple[str, str] = ("method", "method_options")
+) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """The method name and its full options (defaults filled in, values checked by the method's constructor):
-    an unknown method or option, or a bad value, raises ``ValueError`` (``TypeError`` for a bad type)."""
+    an unknown method or option, or a bad value, raises ``ValueError`` (``TypeError`` for a bad type), naming
+    the config key (``keys``: the names of the method and options keys, e.g. the active loop's ``loss``)."""
     if not isinstance(method, str) or method not in PIPELINE_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(PIPELINE_METHODS)}")
+        raise ValueError(f"{keys[0]}: unknown method {method!r}; choose one of {', '.join(PIPELINE_METHODS)}")
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(f"{keys[1]} must be a table of options, got {options!r}")
     cls = PIPELINE_METHODS[method]
     known = cls._param_names()
-    unknown = sorted(set(options or {}) - set(known))
+    unknown = sorted(set(options or {}) - set(known), key=repr)
     if unknown:
-        raise ValueError(f"unknown option {unknown[0]!r} for method {method!r} (its options: "
+        raise ValueError(f"{keys[1]}: unknown option {unknown[0]!r} for method {method!r} (its options: "
                          f"{', '.join(known) or 'none'})")  # fmt: skip
-    return method, cls(**dict(options or {})).get_params()
+    try:
+        return method, cls(**dict(options or {})).get_params()
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{keys[1]}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ from torch import nn
 
 from robustdistill.algorithms.validation import check_int
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "classifier_head", "count_parameters", "model_factory"]
+__all__ = ["MAX_PARAMETERS", "MODELS", "ModelSpec", "build_model", "check_model", "classifier_head", "count_parameters",
+           "model_factory"]
 
 
 # ----------------------------------------------------------------------------------------------- blocks
@@ -113,7 +114,7 @@ def _build_mlp(input_shape: tuple[int, ...], num_classes: int, *, hidden: Any, d
     widths = [_positive_int(h, "hidden") for h in hidden]
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
         raise TypeError(f"dropout must be a float in [0, 1), got {type(dropout).__name__}")
-    if not 0.0 <= float(dropout) < 1.0:
+    if not 0 <= dropout < 1:  # compared as given: a huge int does not overflow a float conversion
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     features = 1
     for d in input_shape:
@@ -216,6 +217,62 @@ def _check_input_shape(input_shape: object) -> tuple[int, ...]:
     return tuple(check_int(d, "input_shape", low=1) for d in input_shape)
 
 
+#: The most parameters a registered model may have: options that ask for more are refused before anything is
+#: allocated (2^31 float32 parameters are 8 GiB, far beyond what these architectures are for).
+MAX_PARAMETERS = 2**31
+
+
+def _check_size(spec: ModelSpec, shape: tuple[int, ...], num_classes: int, kwargs: dict[str, Any],
+                options: Mapping[str, Any]) -> None:  # fmt: skip
+    """Build the model on the ``meta`` device (no memory, no initialisation) and refuse options that give more
+    than :data:`MAX_PARAMETERS` parameters, naming them (an allocation of terabytes otherwise fails late, or
+    runs for minutes first)."""
+    try:
+        with torch.device("meta"):
+            probe = spec.builder(shape, num_classes, **kwargs)
+    except RuntimeError as exc:  # sizes past what a tensor's storage can index
+        raise ValueError(f"options {dict(options)} of model {spec.name!r} ask for tensors too large ({exc})") from None
+    count = sum(p.numel() for p in probe.parameters())
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"options {dict(options)} of model {spec.name!r} give {count:.3g} parameters, more than "
+                         f"{MAX_PARAMETERS:.3g}")  # fmt: skip
+
+
+def _checked(
+    name: object, input_shape: object, num_classes: object, options: Mapping[str, Any]
+) -> tuple[ModelSpec, tuple[int, ...], dict[str, Any]]:  # fmt: skip
+    """The spec, input shape and full options of a valid request (:func:`build_model`'s checks, its size
+    included), or ``ValueError`` / ``TypeError``."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__}")
+    if name not in MODELS:
+        raise ValueError(f"name: unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    spec = MODELS[name]
+    shape = _check_input_shape(input_shape)
+    if not shape:
+        raise ValueError("input_shape must have at least one dimension (it excludes the batch dimension)")
+    if spec.input_ranks is not None and len(shape) not in spec.input_ranks:
+        raise ValueError(
+            f"input_shape {shape} has rank {len(shape)}, but model {name!r} accepts ranks "
+            f"{', '.join(map(str, spec.input_ranks))} (the shape excludes the batch dimension)"
+        )
+    num_classes = check_int(num_classes, "num_classes", low=2)
+    unknown = sorted(set(options) - set(spec.defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for model {name!r}; "
+            f"known options: {', '.join(sorted(spec.defaults)) or 'none'}"
+        )
+    kwargs = {**spec.defaults, **options}
+    _check_size(spec, shape, num_classes, kwargs, options)
+    return spec, shape, kwargs
+
+
+def check_model(name: str, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> None:
+    """Check a :func:`build_model` request without building the model (nothing allocated): the same errors."""
+    _checked(name, input_shape, num_classes, options)
+
+
 def build_model(
     name: str, input_shape: tuple[int, ...], num_classes: int, *, seed: int = 0, **options: Any
 ) -> nn.Module:
@@ -233,28 +290,8 @@ def build_model(
             (e.g. a resnet ``depth`` that is not ``6m + 2``).
         TypeError: a non-string ``name``, a non-sequence ``input_shape``, an option of the wrong type.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a string, got {type(name).__name__}")
-    if name not in MODELS:
-        raise ValueError(f"name: unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
-    spec = MODELS[name]
-    shape = _check_input_shape(input_shape)
-    if not shape:
-        raise ValueError("input_shape must have at least one dimension (it excludes the batch dimension)")
-    if spec.input_ranks is not None and len(shape) not in spec.input_ranks:
-        raise ValueError(
-            f"input_shape {shape} has rank {len(shape)}, but model {name!r} accepts ranks "
-            f"{', '.join(map(str, spec.input_ranks))} (the shape excludes the batch dimension)"
-        )
-    num_classes = check_int(num_classes, "num_classes", low=2)
+    spec, shape, kwargs = _checked(name, input_shape, num_classes, options)
     seed = check_int(seed, "seed", low=0)
-    unknown = sorted(set(options) - set(spec.defaults))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for model {name!r}; "
-            f"known options: {', '.join(sorted(spec.defaults)) or 'none'}"
-        )
-    kwargs = {**spec.defaults, **options}
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         model = spec.builder(shape, num_classes, **kwargs)

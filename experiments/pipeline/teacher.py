@@ -44,7 +44,7 @@ from torch import nn
 
 from robustdistill.algorithms.validation import check_int
 
-from .files import load_npz, save_npz
+from .files import load_npz, remove_stale_temporaries, save_npz
 
 __all__ = ["Teacher", "TeacherBudgetError", "as_teacher", "row_keys"]
 
@@ -98,6 +98,9 @@ def _module_digest(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
 class _AnswerStore:
     """Answers on disk for one teacher identity: ``FOLDER/teacher-ID/answers-*.npz``, each ``keys`` (n, 16)
     uint8 and ``probs`` (n, K) float32, one file per query with new answers."""
@@ -109,6 +112,8 @@ class _AnswerStore:
     def load(self) -> dict[bytes, np.ndarray]:
         if self._loaded is None:
             self._loaded = {}
+            if self.folder.is_dir():
+                remove_stale_temporaries(self.folder)
             for path in sorted(self.folder.glob("answers-*.npz")):
                 entry = load_npz(path)  # a damaged entry is None (and warned about): its points are asked again
                 keys, probs = (entry or {}).get("keys"), (entry or {}).get("probs")
@@ -158,10 +163,12 @@ class Teacher:
     ) -> None:
         if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
             raise TypeError(f"temperature must be a real number, got {type(temperature).__name__}")
-        if not (np.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
+        if not (0 < temperature < _FLOAT_MAX):  # compared as given: a huge int does not overflow a float
+            raise ValueError(f"temperature must be finite and > 0, got {temperature!r:.40}")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string or None, got {type(name).__name__}")
+        if cache is not None and not isinstance(cache, (str, os.PathLike)):
+            raise TypeError(f"cache must be a folder path or None, got {type(cache).__name__}")
         self.temperature = float(temperature)
         self.batch_size = None if batch_size is None else check_int(batch_size, "batch_size", low=1)
         self.budget = None if budget is None else check_int(budget, "budget", low=0)
@@ -252,6 +259,8 @@ class Teacher:
         x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
         if x.ndim < 1:
             raise ValueError("inputs must hold a batch of points along axis 0")
+        if self.kind == "module" and self.transform is None and x.dtype.kind not in "biuf":
+            raise TypeError(f"inputs of a module teacher must be real numbers, got dtype {x.dtype}")
         return x, None, row_keys(x)
 
     def _answer(self, inputs: Any, index: Any, *, charge: bool) -> np.ndarray:
@@ -311,7 +320,11 @@ class Teacher:
         module.eval()
         try:
             with torch.inference_mode():
-                logits = module(batch.to(device))
+                try:
+                    logits = module(batch.to(device))
+                except RuntimeError as exc:  # e.g. inputs of another width than the module's first layer
+                    raise ValueError(f"inputs of shape {tuple(batch.shape)}: the teacher module failed on them "
+                                     f"({exc})") from None  # fmt: skip
         finally:
             module.train(was_training)
         if logits.ndim != 2 or logits.shape[0] != len(x):

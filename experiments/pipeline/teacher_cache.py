@@ -22,7 +22,7 @@ import torch
 
 from robustdistill.algorithms.results import to_jsonable
 
-from .files import load_torch, save_torch
+from .files import load_torch, remove_stale_temporaries, save_torch
 
 __all__ = ["array_digest", "cache_key", "load_weights", "save_weights"]
 
@@ -54,7 +54,10 @@ def load_weights(folder: str | os.PathLike[str] | None, key: str) -> dict[str, t
     ``weights_only=True`` on the CPU."""
     if folder is None:
         return None
-    data = load_torch(_path(folder, key))
+    path = _path(folder, key)
+    if path.parent.is_dir():
+        remove_stale_temporaries(path.parent)
+    data = load_torch(path)
     if data is None or data.get("key") != key or not isinstance(data.get("state_dict"), dict):
         return None
     return data["state_dict"]

@@ -383,7 +383,10 @@ def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
 def _check_float(value: object, name: str, *, low: float, strict: bool) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"{name} must be finite, got an integer of {len(str(abs(int(value))))} digits") from None
     if not math.isfinite(value) or value < low or (strict and value == low):
         raise ValueError(f"{name} must be finite and {'>' if strict else '>='} {low}, got {value}")
     return value
