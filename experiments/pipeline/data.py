@@ -38,9 +38,12 @@ lower-cased without ``-``/``_``, contains ``cifar10``, ``cifar100``, ``svhn``, `
 The three MNIST-format sets read the IDX files ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
 ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each plain or gzipped (``NAME.gz``; the plain file
 is used when both exist); ``fashion_mnist`` falls back on :data:`FASHION_MNIST_SYSTEM_DIR` when neither
-``root`` nor ``ROBUSTDISTILL_DATA`` is given. A malformed IDX file raises :class:`ValueError` naming it.
-CIFAR pickles are read with a restricted unpickler that only builds numpy arrays, dtypes and plain
-containers: a crafted file raises :class:`pickle.UnpicklingError` instead of running code.
+``root`` nor ``ROBUSTDISTILL_DATA`` is given. A damaged or malformed file of any set (empty, truncated, text,
+the wrong structure) raises one :class:`ValueError` naming it, with the reader's own exception as its
+``__cause__``; every size a file declares is checked against the bytes it holds before anything is allocated.
+CIFAR pickles are read with a restricted unpickler that only builds plain numeric numpy arrays, dtypes and
+containers: a crafted file raises :class:`pickle.UnpicklingError` (also a ``ValueError``) instead of running
+code. SVHN's MAT-files (level 5, compressed or not) are read by this module, not by scipy.
 
 :func:`make_splits` cuts a dataset into disjoint labeled / validation / unlabeled / test index sets.
 """
@@ -51,12 +54,16 @@ import contextlib
 import gzip
 import hashlib
 import inspect
+import io
 import json
 import math
 import numbers
 import os
 import pickle
+import pickletools
 import random
+import struct
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -342,21 +349,56 @@ def _draw_seed(gen: np.random.Generator) -> int:
     return int(gen.integers(0, 2**32))
 
 
+def _shown(value: object) -> str:
+    """``repr(value)`` cut to 60 characters (an int of more than 4300 digits cannot even be printed)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} too large to print"
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+#: The largest count any option or split size may be (an int64 index); beyond it the value is only described.
+_MAX_COUNT = 2**63 - 1
+#: The most values (rows x features) a generated dataset may hold; larger requests are refused before any work.
+_MAX_GENERATED = 10**8
+#: The largest scale (class separation, noise) a generator accepts: its data must stay finite in float32.
+_MAX_SCALE = 1e6
+
+
+def _check_count(value: object, name: str, *, low: int, high: int = _MAX_COUNT) -> int:
+    """An integer in [low, high] (:func:`check_int`'s rules; an out-of-range value is shown shortened)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and not low <= value <= high:
+        where = f">= {low}" if value < low and high == _MAX_COUNT else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer {where}, got {_shown(value)}")
+    return check_int(value, name, low=low, high=high)
+
+
 def _check_float(value: object, name: str, *, low: float, high: float = math.inf, open_low: bool = True) -> float:
     """A finite real number in (low, high) (``open_low=False``: [low, high))."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
-    value = float(value)
-    inside = (value > low if open_low else value >= low) and value < high
-    if not (math.isfinite(value) and inside):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({_shown(value)})")
+    try:
+        number = float(value)
+    except OverflowError:  # an int or fraction beyond the float range
+        number = math.inf
+    inside = (number > low if open_low else number >= low) and number < high
+    if not (math.isfinite(number) and inside):
         where = f"{'(' if open_low else '['}{low:g}, {high:g})"
-        raise ValueError(f"{name} must be a finite number in {where}, got {value!r}")
-    return value
+        raise ValueError(f"{name} must be a finite number in {where}, got {_shown(value)}")
+    return number
+
+
+def _check_generated(n: int, width: int, what: str) -> None:
+    """Refuse a generated set of more than :data:`_MAX_GENERATED` values before generating anything."""
+    if n * width > _MAX_GENERATED:
+        raise ValueError(f"{what}: n={n} rows x {width} features = {n * width} values is more than the "
+                         f"{_MAX_GENERATED} a generated set may hold; lower n (or the number of features)")  # fmt: skip
 
 
 def _check_bool(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} ({value!r})")
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} ({_shown(value)})")
     return bool(value)
 
 
@@ -411,20 +453,26 @@ def _load_gaussian_mixture(
     """``sklearn.datasets.make_classification`` without label noise (``flip_y=0``) and without redundant
     features: ``informative`` Gaussian dimensions (default ``dim // 2``) plus ``dim - informative`` pure-noise
     ones; each class is ``clusters_per_class`` Gaussian clusters on hypercube vertices ``2 * class_sep``
-    apart (``class_sep`` is the difficulty knob: smaller = harder). ``n`` samples (default 5000)."""
+    apart (``class_sep`` in (0, 1e6) is the difficulty knob: smaller = harder). ``n`` samples (default 5000),
+    at least ``num_classes * clusters_per_class`` (a sample per cluster), and ``n * dim`` at most 10**8."""
+    n = 5000 if n is None else n
+    dim = _check_count(dim, "dim", low=1, high=_MAX_GENERATED)
+    num_classes = _check_count(num_classes, "num_classes", low=2, high=_MAX_GENERATED)
+    informative = max(1, dim // 2) if informative is None else _check_count(informative, "informative", low=1, high=dim)
+    clusters_per_class = _check_count(clusters_per_class, "clusters_per_class", low=1, high=_MAX_GENERATED)
+    class_sep = _check_float(class_sep, "class_sep", low=0.0, high=_MAX_SCALE)
+    _check_generated(n, dim, "gaussian_mixture")
+    clusters = num_classes * clusters_per_class
+    if clusters > n:
+        raise ValueError(f"num_classes * clusters_per_class = {clusters} is more than n={n}: every cluster needs "
+                         "a sample")  # fmt: skip
+    if (clusters - 1).bit_length() > informative:  # clusters > 2**informative, without computing the power
+        raise ValueError(
+            f"num_classes * clusters_per_class = {clusters} must be <= 2**informative = 2**{informative}: raise "
+            "informative (or dim)"
+        )
     from sklearn.datasets import make_classification
 
-    n = 5000 if n is None else n
-    dim = check_int(dim, "dim", low=1)
-    num_classes = check_int(num_classes, "num_classes", low=2)
-    informative = max(1, dim // 2) if informative is None else check_int(informative, "informative", low=1, high=dim)
-    clusters_per_class = check_int(clusters_per_class, "clusters_per_class", low=1)
-    class_sep = _check_float(class_sep, "class_sep", low=0.0)
-    if num_classes * clusters_per_class > 2**informative:
-        raise ValueError(
-            f"num_classes * clusters_per_class = {num_classes * clusters_per_class} must be <= "
-            f"2**informative = {2**informative}: raise informative (or dim)"
-        )
     seed = _draw_seed(gen)
     X, y = make_classification(
         n_samples=n, n_features=dim, n_informative=informative, n_redundant=0, n_repeated=0,
@@ -466,20 +514,21 @@ def _load_mnist1d(
     at ``None`` keep the package's defaults (``get_dataset_args()``). The package seeds numpy's and Python's
     global RNGs; both are restored afterwards, so the caller's global state is untouched (other threads
     drawing from those global RNGs during the generation would see the package's stream)."""
-    from mnist1d.data import get_dataset_args, make_dataset
-
     n = 5000 if n is None else n
     if n % 10:
         raise ValueError(f"n must be a multiple of 10 for mnist1d (balanced over its 10 classes), got {n}")
-    args = get_dataset_args()
     overrides = {
         "train_split": None if train_split is None else _check_float(train_split, "train_split", low=0.0, high=1.0),
         "iid_noise_scale": None if iid_noise_scale is None
-        else _check_float(iid_noise_scale, "iid_noise_scale", low=0.0, open_low=False),
+        else _check_float(iid_noise_scale, "iid_noise_scale", low=0.0, high=_MAX_SCALE, open_low=False),
         "corr_noise_scale": None if corr_noise_scale is None
-        else _check_float(corr_noise_scale, "corr_noise_scale", low=0.0, open_low=False),
+        else _check_float(corr_noise_scale, "corr_noise_scale", low=0.0, high=_MAX_SCALE, open_low=False),
         "shuffle_seq": None if shuffle_seq is None else _check_bool(shuffle_seq, "shuffle_seq"),
     }
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    _check_generated(n, args.final_seq_length, "mnist1d")
     for key, value in overrides.items():
         if value is not None:
             setattr(args, key, value)
@@ -498,33 +547,138 @@ def _load_mnist1d(
 # ------------------------------------------------------------------------------------- image formats
 
 
+class _FormatError(ValueError):
+    """What a reader finds wrong in a file's content; :func:`_reading` adds the file's path."""
+
+
+class _RefusedPickle(_FormatError, pickle.UnpicklingError):
+    """A dataset pickle that names a global outside :data:`_PICKLE_ALLOWED` or declares more than its bytes
+    hold: a ``ValueError`` like every damaged file, and the ``pickle.UnpicklingError`` the restricted unpickler
+    has always raised."""
+
+
+#: What a reader passes on unchanged: a file that cannot be opened (missing, a folder, not permitted) or a
+#: machine out of memory is not a damaged file.
+_NOT_THE_CONTENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, MemoryError)
+
+
+@contextlib.contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Run a reader of ``path`` (a ``what``) inside this: whatever the file's content makes it raise becomes one
+    ``ValueError`` naming the file, with the library's exception as ``__cause__`` (:data:`_NOT_THE_CONTENT`
+    passes unchanged)."""
+    try:
+        yield
+    except _FormatError as exc:
+        kind = _RefusedPickle if isinstance(exc, _RefusedPickle) else ValueError
+        raise kind(f"{path}: {exc}") from exc.__cause__
+    except _NOT_THE_CONTENT:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path}: not a valid {what} ({type(exc).__name__}: {str(exc)[:200]})") from exc
+
+
+def _refuse_pickle(what: str) -> _RefusedPickle:
+    """The error for a dataset pickle that asks for ``what``."""
+    return _RefusedPickle(f"refusing {what}")
+
+
 def _pickle_bytes(*args: object) -> bytes:
     """``bytes()`` as protocol-2 pickles write an empty ``bytes`` (nothing else is allowed)."""
     if args:
-        raise pickle.UnpicklingError("refusing bytes(...) with arguments in a pickle")
+        raise _refuse_pickle("bytes(...) with arguments")
     return b""
 
 
-def _pickle_latin1(text: object, encoding: str = "latin1") -> bytes:
+def _pickle_latin1(text: object, encoding: object = "latin1") -> bytes:
     """``_codecs.encode(text, "latin1")`` as protocol-2 pickles write ``bytes``; no other codec."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r} in a pickle")
+    if not isinstance(text, str) or not isinstance(encoding, str) or encoding not in ("latin1", "latin-1"):
+        raise _refuse_pickle(f"_codecs.encode with encoding {_shown(encoding)}")
     return text.encode("latin1")
 
 
-_RECONSTRUCT = np.empty(0).__reduce__()[0]  # numpy's array reconstructor, whatever its module is called
-_SCALAR = np.int64(0).__reduce__()[0]
-#: The only globals a CIFAR pickle may name: numpy arrays/dtypes/scalars (numpy 1 and 2 module names) and
-#: the two ways protocol 2 spells bytes. Containers, ints and strings need no global.
+def _pickle_dtype(spec: object, align: object = False, copy: object = True) -> np.dtype:
+    """``numpy.dtype(spec, align, copy)`` as pickles write it, always a new object: the state the pickle then
+    sets on it must never reach numpy's shared built-in dtypes."""
+    if not isinstance(spec, (str, bytes)) or not isinstance(align, bool) or not isinstance(copy, bool):
+        raise _refuse_pickle(f"numpy.dtype({_shown(spec)}, {_shown(align)}, {_shown(copy)})")
+    return np.dtype(spec.decode("ascii") if isinstance(spec, bytes) else spec, align, True)
+
+
+def _plain_dtype(dtype: object) -> np.dtype:
+    """A pickled array's or scalar's dtype, remade from its type string: booleans, integers and floats only
+    (the state a pickle sets on a dtype can claim that it holds Python objects, and numpy trusts that)."""
+    if not isinstance(dtype, np.dtype):
+        raise _refuse_pickle(f"an array dtype of type {type(dtype).__name__}")
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None or dtype.hasobject:
+        raise _refuse_pickle(f"dtype {dtype.str!r}: only boolean, integer and float arrays are read")
+    return np.dtype(dtype.str)
+
+
+def _pickled_shape(shape: object) -> tuple[int, ...]:
+    """A pickled array's shape: a tuple of at most 32 ints in [0, 2**63)."""
+    if (not isinstance(shape, tuple) or len(shape) > 32
+            or any(type(size) is not int or not 0 <= size < 2**63 for size in shape)):  # fmt: skip
+        raise _refuse_pickle(f"array shape {_shown(shape)}")
+    return shape
+
+
+class _PickledArray(np.ndarray):
+    """An array being unpickled (what :func:`_pickle_reconstruct` makes): ``__setstate__`` admits plain
+    numeric dtypes only and checks that the declared shape is exactly the bytes present before numpy sees the
+    state. Read it through ``np.asarray`` (a plain ndarray view)."""
+
+    def __setstate__(self, state: object) -> None:
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise _refuse_pickle("an array state that is not numpy's (version, shape, dtype, fortran, data)")
+        version, shape, dtype, fortran, raw = state
+        shape, dtype = _pickled_shape(shape), _plain_dtype(dtype)
+        needed = math.prod(shape) * dtype.itemsize
+        if type(version) is not int or not isinstance(fortran, bool) or type(raw) is not bytes or len(raw) != needed:
+            held = f"{len(raw)} bytes" if type(raw) is bytes else f"a {type(raw).__name__}"
+            raise _refuse_pickle(f"an array of shape {shape} and dtype {dtype} ({needed} bytes) made from {held}")
+        super().__setstate__((version, shape, dtype, fortran, raw))
+
+
+#: What ``numpy.ndarray`` resolves to in a dataset pickle: a token that only :func:`_pickle_reconstruct`
+#: accepts, so that a file cannot call ``ndarray(shape)`` and allocate what it declares.
+_NDARRAY = object()
+
+
+def _pickle_reconstruct(subtype: object, shape: object, typecode: object) -> np.ndarray:
+    """``numpy...._reconstruct(ndarray, (0,), b"b")``, the call every numpy pickles arrays with: an empty
+    :class:`_PickledArray` whose ``__setstate__`` then receives the real dtype, shape and bytes."""
+    plain_typecode = isinstance(typecode, (str, bytes)) and typecode in (b"b", "b")
+    if subtype is not _NDARRAY or _pickled_shape(shape) != (0,) or not plain_typecode:
+        raise _refuse_pickle(f"_reconstruct with shape {_shown(shape)} and type code {_shown(typecode)}")
+    return _PickledArray((0,), dtype=np.int8)
+
+
+_SCALAR = np.int64(0).__reduce__()[0]  # numpy's scalar reconstructor, whatever its module is called
+
+
+def _pickle_scalar(dtype: object, data: object = None) -> np.generic:
+    """``numpy....scalar(dtype, data)``: a plain numeric dtype and exactly its itemsize of bytes."""
+    dtype = _plain_dtype(dtype)
+    if type(data) is not bytes or len(data) != dtype.itemsize:
+        raise _refuse_pickle(f"a {dtype} scalar made from {_shown(data)}")
+    return _SCALAR(dtype, data)
+
+
+#: The only globals a CIFAR pickle may name, each checking its arguments: numpy arrays, dtypes and scalars
+#: (numpy 1 and 2 module names) and the two ways protocol 2 spells bytes. Containers, ints and strings need
+#: no global.
 _PICKLE_ALLOWED: dict[tuple[str, str], Any] = {
-    **{(module, "_reconstruct"): _RECONSTRUCT for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(module, "scalar"): _SCALAR for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    **{(module, "_reconstruct"): _pickle_reconstruct for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(module, "scalar"): _pickle_scalar for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _pickle_dtype,
     ("_codecs", "encode"): _pickle_latin1,
     ("builtins", "bytes"): _pickle_bytes,
     ("__builtin__", "bytes"): _pickle_bytes,
 }
+
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -536,76 +690,214 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return _PICKLE_ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
-                f"refusing to load global {module}.{name}: only numpy arrays and plain containers are "
-                "allowed in a dataset pickle (a crafted file could otherwise run code)"
+            raise _refuse_pickle(
+                f"to load global {module}.{name}: only numpy arrays and plain containers are allowed in a dataset "
+                "pickle (a crafted file could otherwise run code)"
             ) from None
 
 
+def _check_pickle_sizes(data: bytes) -> None:
+    """Walk the opcodes of ``data`` before unpickling it: :func:`pickletools.genops` checks every length an
+    opcode declares against the bytes that remain, and a memo index may not exceed the number of opcodes
+    before it (the C unpickler allocates both before reading)."""
+    for count, (opcode, arg, _) in enumerate(pickletools.genops(data)):
+        if opcode.name in _MEMO_PUTS and arg > count:
+            raise _refuse_pickle(f"memo index {_shown(arg)} at opcode {count}")
+
+
 def _load_pickle(path: Path) -> Any:
-    """Unpickle ``path`` (``encoding="bytes"``, as written by Python 2) with :class:`_RestrictedUnpickler`."""
-    with open(path, "rb") as fh:
-        try:
-            return _RestrictedUnpickler(fh, encoding="bytes").load()
-        except pickle.UnpicklingError as exc:
-            raise pickle.UnpicklingError(f"{path}: {exc}") from None
+    """Unpickle ``path`` (``encoding="bytes"``, as written by Python 2) with :class:`_RestrictedUnpickler`,
+    after :func:`_check_pickle_sizes`."""
+    data = path.read_bytes()
+    _check_pickle_sizes(data)
+    return _RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
 
 
-def _planes_to_nchw(data: object, size: int, path: Path) -> np.ndarray:
+def _planes_to_nchw(data: object, size: int) -> np.ndarray:
     """Rows of channel planes (m, 3*size*size) uint8 (R plane, G plane, B plane, each row-major) to
     (m, 3, size, size) uint8 (a view, no copy)."""
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * size * size:
         got = f"shape {data.shape} dtype {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise ValueError(f"{path}: expected image rows of shape (m, {3 * size * size}) uint8, got {got}")
-    return data.reshape(-1, 3, size, size)
+        raise _FormatError(f"expected image rows of shape (m, {3 * size * size}) uint8, got {got}")
+    return np.asarray(data).reshape(-1, 3, size, size)
 
 
-def _label_vector(labels: object, m: int, path: Path) -> np.ndarray:
-    """Labels read from a file as (m,) int64 (integer, or integral floats as MATLAB stores them)."""
+def _label_vector(labels: object, m: int, low: int, high: int) -> np.ndarray:
+    """Labels read from a file as (m,) int64 in ``low..high`` (integers, or integral floats as MATLAB stores
+    them)."""
     arr = np.asarray(labels).reshape(-1)
     if arr.shape[0] != m or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise ValueError(f"{path}: expected {m} numeric labels, got {arr.shape[0]} of dtype {arr.dtype}")
-    if not np.issubdtype(arr.dtype, np.integer) and not np.array_equal(arr, np.round(arr)):
-        raise ValueError(f"{path}: labels must be integers")
-    return arr.astype(np.int64)
+        raise _FormatError(f"expected {m} numeric labels, got {arr.shape[0]} of dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        finite = np.isfinite(arr).all() and (np.abs(arr) < 2**31).all()
+        if not (finite and np.array_equal(arr, np.round(arr))):
+            raise _FormatError("labels must be integers")
+    y = arr.astype(np.int64)
+    if y.size and (y.min() < low or y.max() > high):
+        raise _FormatError(f"labels must lie in {low}..{high}, found [{y.min()}, {y.max()}]")
+    return y
 
 
-def _read_cifar_pickle(path: Path, *, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR python batch: a pickled dict with b"data" (m, 3072) uint8 and ``label_key`` (m ints).
+def _read_cifar_pickle(path: Path, *, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR python batch: a pickled dict with b"data" (m, 3072) uint8 and ``label_key`` (m ints in
+    ``0 .. num_classes-1``).
     Returns (X (m, 3, 32, 32) uint8, y (m,) int64)."""
-    batch = _load_pickle(path)
-    if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
-        keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
-        raise ValueError(f"{path}: not a CIFAR batch: expected a dict with keys b'data' and {label_key!r}, got {keys}")
-    X = _planes_to_nchw(batch[b"data"], 32, path)
-    return X, _label_vector(batch[label_key], X.shape[0], path)
+    with _reading(path, "CIFAR batch"):
+        batch = _load_pickle(path)
+        if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+            got = sorted(map(_shown, batch))[:8] if isinstance(batch, dict) else type(batch).__name__
+            raise _FormatError(f"not a CIFAR batch: expected a dict with keys b'data' and {label_key!r}, got {got}")
+        X = _planes_to_nchw(batch[b"data"], 32)
+        return X, _label_vector(batch[label_key], X.shape[0], 0, num_classes - 1)
+
+
+#: Level-5 MAT-file data types of numeric data (type number: numpy type code; the file sets the byte order).
+_MAT_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8"}
+#: MATLAB classes of numeric arrays (class number: numpy type code).
+_MAT_CLASSES = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2", 12: "i4", 13: "u4", 14: "i8", 15: "u8"}
+_MI_INT8, _MI_INT32, _MI_UINT32, _MI_MATRIX, _MI_COMPRESSED = 1, 5, 6, 14, 15
+_MAT_COMPLEX = 0x800  # the complex bit of the array-flags word
+
+
+def _mat_element(buf: memoryview, pos: int, order: str) -> tuple[int, memoryview, int]:
+    """The data element at ``buf[pos:]``: (type, its data, where the next element starts, 8-byte aligned).
+    The small format packs type and size (at most 4 bytes) into the tag's first word."""
+    if len(buf) - pos < 8:
+        raise _FormatError(f"truncated MAT-file: {len(buf) - pos} bytes where an 8-byte element tag should be")
+    word, size = struct.unpack_from(order + "II", buf, pos)
+    if word >> 16:
+        small = word >> 16
+        if small > 4:
+            raise _FormatError(f"a small MAT element declares {small} bytes (at most 4 fit)")
+        return word & 0xFFFF, buf[pos + 4: pos + 4 + small], pos + 8
+    start = pos + 8
+    if size > len(buf) - start:
+        raise _FormatError(f"truncated MAT-file: an element declares {size} bytes, {len(buf) - start} follow")
+    return word, buf[start: start + size], start + size + (-size % 8)
+
+
+def _mat_array(content: memoryview, order: str) -> tuple[str, np.ndarray | None]:
+    """A MATLAB array element's content (flags, dimensions, name, data): its name and, for a real numeric
+    array, its values (shape as declared, MATLAB's column-major layout; ``None`` for any other array)."""
+    kind, flags, pos = _mat_element(content, 0, order)
+    if kind != _MI_UINT32 or len(flags) != 8:
+        raise _FormatError(f"a MATLAB array must start with 8 bytes of flags (type 6), got type {kind}")
+    word = struct.unpack_from(order + "I", flags)[0]
+    kind, dims, pos = _mat_element(content, pos, order)
+    if kind != _MI_INT32 or len(dims) % 4 or len(dims) < 8:
+        raise _FormatError(f"a MATLAB array's dimensions must be at least two int32 (type 5), got type {kind}")
+    shape = struct.unpack(f"{order}{len(dims) // 4}i", dims)
+    if min(shape) < 0:
+        raise _FormatError(f"negative MATLAB array dimensions {shape}")
+    kind, name, pos = _mat_element(content, pos, order)
+    if kind != _MI_INT8:
+        raise _FormatError(f"a MATLAB array's name must be int8 characters (type 1), got type {kind}")
+    name = bytes(name).decode("ascii")
+    if word & 0xFF not in _MAT_CLASSES or word & _MAT_COMPLEX:
+        return name, None
+    kind, data, _ = _mat_element(content, pos, order)
+    target = np.dtype(_MAT_CLASSES[word & 0xFF])
+    stored = np.dtype(order + _MAT_TYPES[kind]) if kind in _MAT_TYPES else None
+    if stored is None or not np.can_cast(stored, target) or len(data) != math.prod(shape) * stored.itemsize:
+        raise _FormatError(f"{name}: a {target} array of shape {shape} cannot be read from {len(data)} bytes of "
+                           f"data type {kind}")  # fmt: skip
+    return name, np.frombuffer(data, stored).reshape(shape, order="F").astype(target, copy=False)
+
+
+def _inflate(blob: bytes, order: str) -> memoryview:
+    """A compressed MAT element (a zlib stream holding one whole element: tag and data), decompressed no
+    further than the size its tag declares."""
+    head = zlib.decompressobj().decompress(blob[:1024], 8)
+    if len(head) < 8:
+        raise _FormatError("a compressed MAT element too short to hold an element tag")
+    total = 8 + struct.unpack_from(order + "I", head, 4)[0]
+    element = zlib.decompressobj().decompress(blob, total)
+    if len(element) != total:
+        raise _FormatError(f"a compressed MAT element declares {total} bytes, its stream holds {len(element)}")
+    return memoryview(element)
+
+
+def _read_mat(path: Path, wanted: Sequence[str]) -> dict[str, np.ndarray | None]:
+    """The variables of a level-5 MAT-file (MATLAB's format before the HDF5-based v7.3; compressed or not),
+    read element by element, each declared size checked before it is read: ``{name: values}`` with the values
+    of the ``wanted`` real numeric arrays, ``None`` for the other variables."""
+    variables: dict[str, np.ndarray | None] = {}
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        header = fh.read(128)
+        order = {b"IM": "<", b"MI": ">"}.get(header[126:128])
+        if len(header) < 128 or order is None or struct.unpack_from(order + "H", header, 124)[0] != 0x0100:
+            raise _FormatError("not a level-5 MAT-file (the 128-byte header does not end in version 0x0100 "
+                               "and IM or MI; MATLAB v7.3 files are HDF5 and are not read)")  # fmt: skip
+        while fh.tell() < size:
+            tag = fh.read(8)
+            if len(tag) < 8:
+                raise _FormatError(f"truncated MAT-file: {len(tag)} bytes where an 8-byte element tag should be")
+            kind, nbytes = struct.unpack(order + "II", tag)
+            if nbytes > size - fh.tell():
+                raise _FormatError(f"truncated MAT-file: an element declares {nbytes} bytes, {size - fh.tell()} "
+                                   "follow")  # fmt: skip
+            element = fh.read(nbytes)
+            if kind == _MI_COMPRESSED:
+                kind, content, _ = _mat_element(_inflate(element, order), 0, order)
+            else:
+                content = memoryview(element)
+            if kind == _MI_MATRIX:
+                name, values = _mat_array(content, order)
+                variables[name] = values if name in wanted else None
+    return variables
 
 
 def _read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One SVHN ``*_32x32.mat``: X (32, 32, 3, m) uint8 and y (m, 1) in 1..10 (10 = digit 0).
     Returns (X (m, 3, 32, 32) uint8, y (m,) int64 in 0..9)."""
-    from scipy.io import loadmat
+    with _reading(path, "SVHN .mat file"):
+        mat = _read_mat(path, ("X", "y"))
+        images, labels = mat.get("X"), mat.get("y")
+        if images is None or labels is None:
+            raise _FormatError(f"not an SVHN file: expected numeric variables X and y, got {_shown(sorted(mat))}")
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[:3] != (32, 32, 3):
+            raise _FormatError(f"expected X of shape (32, 32, 3, m) uint8, got {images.shape} {images.dtype}")
+        y = _label_vector(labels, images.shape[3], 1, 10)
+        return np.ascontiguousarray(images.transpose(3, 2, 0, 1)), np.where(y == 10, 0, y)
 
-    mat = loadmat(path, variable_names=("X", "y"))
-    if "X" not in mat or "y" not in mat:
-        raise ValueError(f"{path}: not an SVHN file: expected variables X and y, got {sorted(mat)}")
-    images = mat["X"]
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[:3] != (32, 32, 3):
-        raise ValueError(f"{path}: expected X of shape (32, 32, 3, m) uint8, got {images.shape} {images.dtype}")
-    y = _label_vector(mat["y"], images.shape[3], path)
-    if y.size and (y.min() < 1 or y.max() > 10):
-        raise ValueError(f"{path}: SVHN labels must lie in 1..10, found [{y.min()}, {y.max()}]")
-    return np.ascontiguousarray(images.transpose(3, 2, 0, 1)), np.where(y == 10, 0, y)
+
+#: The most deflate expands its input (258 bytes from each 2-bit code): bounds an npz member's true size.
+_DEFLATE_MAX_RATIO = 1032
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _npz_array(archive: zipfile.ZipFile, key: str, archive_size: int) -> np.ndarray:
+    """Array ``key`` of an npz archive (no pickles), once the shape its ``.npy`` header declares is checked
+    against the bytes the archive holds for it: numpy allocates the declared shape before reading."""
+    info = archive.getinfo(f"{key}.npy")
+    ratio = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: _DEFLATE_MAX_RATIO}.get(info.compress_type)
+    if ratio is None or info.compress_size > archive_size or info.file_size > ratio * info.compress_size:
+        raise _FormatError(f"{key}: {info.file_size} bytes stored as {info.compress_size} (method "
+                           f"{info.compress_type}) cannot be in a {archive_size}-byte npz archive")  # fmt: skip
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version not in _NPY_HEADERS:
+            raise _FormatError(f"{key}: .npy format version {version} is not read (1.0 or 2.0)")
+        shape, _, dtype = _NPY_HEADERS[version](member)
+        declared, held = math.prod(shape) * dtype.itemsize, info.file_size - member.tell()
+        if declared != held:
+            raise _FormatError(f"{key}: its header declares shape {shape} of {dtype} ({declared} bytes), the "
+                               f"archive holds {held}")  # fmt: skip
+        member.seek(0)
+        return np.lib.format.read_array(member, allow_pickle=False)
 
 
 def _read_imagenet_npz(path: Path, *, size: int) -> tuple[np.ndarray, np.ndarray]:
     """One downsampled-ImageNet batch: npz with "data" (m, 3*size*size) uint8 channel planes and "labels"
     in 1..1000. Returns (X (m, 3, size, size) uint8, y (m,) int64 in 0..999)."""
-    with np.load(path, allow_pickle=False) as npz:
-        if "data" not in npz.files or "labels" not in npz.files:
-            raise ValueError(f"{path}: expected arrays 'data' and 'labels', got {npz.files}")
-        X = _planes_to_nchw(npz["data"], size, path)
-        return X, _label_vector(npz["labels"], X.shape[0], path) - 1
+    with _reading(path, "npz archive"), zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if "data.npy" not in names or "labels.npy" not in names:
+            raise _FormatError(f"expected arrays 'data' and 'labels', got {_shown(names)}")
+        arrays = {key: _npz_array(archive, key, path.stat().st_size) for key in ("data", "labels")}
+        X = _planes_to_nchw(arrays["data"], size)
+        return X, _label_vector(arrays["labels"], X.shape[0], 1, 1000) - 1
 
 
 #: IDX type codes (the third byte of the magic number); only unsigned bytes are read.
@@ -623,34 +915,34 @@ def _read_maybe_gzipped(path: Path) -> bytes:
         with gzip.open(path, "rb") as fh:
             return fh.read()
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupt gzip stream ({exc})") from None
+        raise _FormatError(f"corrupt gzip stream ({exc})") from exc
 
 
-def _idx_shape(data: bytes, path: Path, ndim: int | None) -> tuple[int, ...]:
+def _idx_shape(data: bytes, ndim: int | None) -> tuple[int, ...]:
     """Check an IDX header (two zero bytes, type code 0x08, the number of dimensions, then that many big-endian
     uint32 sizes) and that exactly the promised bytes follow it. Returns the array's shape."""
     if len(data) < 4:
-        raise ValueError(f"{path}: not an IDX file: {len(data)} bytes, shorter than the 4-byte magic number")
+        raise _FormatError(f"not an IDX file: {len(data)} bytes, shorter than the 4-byte magic number")
     if data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path}: not an IDX file: wrong magic number 0x{data[:4].hex()} (it must start with "
-                         "two zero bytes)")  # fmt: skip
+        raise _FormatError(f"not an IDX file: wrong magic number 0x{data[:4].hex()} (it must start with "
+                           "two zero bytes)")  # fmt: skip
     code, dims = data[2], data[3]
     if code != _IDX_UBYTE:
         kind = _IDX_TYPES.get(code, "unknown")
-        raise ValueError(f"{path}: IDX type code 0x{code:02x} ({kind}) is not supported; only 0x08 (unsigned byte)")
+        raise _FormatError(f"IDX type code 0x{code:02x} ({kind}) is not supported; only 0x08 (unsigned byte)")
     if dims == 0 or (ndim is not None and dims != ndim):
         wanted = "at least 1" if ndim is None else str(ndim)
-        raise ValueError(f"{path}: wrong IDX magic number 0x{data[:4].hex()}: {dims} dimensions, expected {wanted}")
+        raise _FormatError(f"wrong IDX magic number 0x{data[:4].hex()}: {dims} dimensions, expected {wanted}")
     header = 4 + 4 * dims
     if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX file: {len(data)} bytes, the header of {dims} sizes needs {header}")
+        raise _FormatError(f"truncated IDX file: {len(data)} bytes, the header of {dims} sizes needs {header}")
     shape = tuple(int(size) for size in np.frombuffer(data, dtype=">u4", count=dims, offset=4))
     promised, present = math.prod(shape), len(data) - header
     if present < promised:
-        raise ValueError(f"{path}: truncated IDX file: shape {shape} needs {promised} data bytes, found {present}")
+        raise _FormatError(f"truncated IDX file: shape {shape} needs {promised} data bytes, found {present}")
     if present > promised:
-        raise ValueError(f"{path}: {present - promised} trailing bytes after the {promised} data bytes of shape "
-                         f"{shape}")  # fmt: skip
+        raise _FormatError(f"{present - promised} trailing bytes after the {promised} data bytes of shape "
+                           f"{shape}")  # fmt: skip
     return shape
 
 
@@ -671,11 +963,13 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.nda
         ValueError: naming the file: a wrong magic number or number of dimensions, a type other than unsigned
             byte (the code is named), fewer data bytes than the sizes promise or bytes after them, a corrupt
             gzip stream.
+        FileNotFoundError: ``path`` does not exist.
     """
     path = Path(path)
-    data = _read_maybe_gzipped(path)
-    shape = _idx_shape(data, path, ndim)
-    return np.frombuffer(data, dtype=np.uint8, count=math.prod(shape), offset=4 + 4 * len(shape)).reshape(shape)
+    with _reading(path, "IDX file"):
+        data = _read_maybe_gzipped(path)
+        shape = _idx_shape(data, ndim)
+        return np.frombuffer(data, dtype=np.uint8, count=math.prod(shape), offset=4 + 4 * len(shape)).reshape(shape)
 
 
 def _read_idx_pair(images: Path, labels: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -824,7 +1118,7 @@ def _load_images(
 def _load_cifar10(*, n: int | None, gen: np.random.Generator, root: str | os.PathLike[str] | None) -> _Loaded:
     """CIFAR-10 python version: ``data_batch_1`` .. ``data_batch_5`` (train) and ``test_batch``."""
     train = [f"data_batch_{i}" for i in range(1, 6)]
-    read = partial(_read_cifar_pickle, label_key=b"labels")
+    read = partial(_read_cifar_pickle, label_key=b"labels", num_classes=10)
     return _load_images("cifar10", root, train, ["test_batch"], read, 10, n=n, gen=gen, options={})
 
 
@@ -832,10 +1126,12 @@ def _load_cifar100(
     *, n: int | None, gen: np.random.Generator, root: str | os.PathLike[str] | None, label_mode: str = "fine"
 ) -> _Loaded:
     """CIFAR-100 python version: ``train`` and ``test``; ``label_mode`` "fine" (100 classes) or "coarse" (20)."""
+    if not isinstance(label_mode, str):
+        raise TypeError(f"label_mode must be a str, 'fine' or 'coarse', got {type(label_mode).__name__}")
     if label_mode not in ("fine", "coarse"):
-        raise ValueError(f"label_mode must be 'fine' or 'coarse', got {label_mode!r}")
-    read = partial(_read_cifar_pickle, label_key=f"{label_mode}_labels".encode())
+        raise ValueError(f"label_mode must be 'fine' or 'coarse', got {_shown(label_mode)}")
     num_classes = 100 if label_mode == "fine" else 20
+    read = partial(_read_cifar_pickle, label_key=f"{label_mode}_labels".encode(), num_classes=num_classes)
     return _load_images("cifar100", root, ["train"], ["test"], read, num_classes, n=n, gen=gen,
                         options={"label_mode": label_mode})
 
@@ -856,9 +1152,9 @@ def _check_batches(batches: object) -> list[int]:
         return list(range(1, 11))
     if isinstance(batches, (str, bytes)) or not isinstance(batches, Sequence):
         raise TypeError(f"batches must be a sequence of ints in 1..10 or None, got {type(batches).__name__}")
-    chosen = [check_int(b, "batches", low=1, high=10) for b in batches]
+    chosen = [_check_count(b, "batches", low=1, high=10) for b in batches]
     if not chosen or len(set(chosen)) != len(chosen):
-        raise ValueError(f"batches must be distinct ints in 1..10 (at least one), got {list(batches)}")
+        raise ValueError(f"batches must be distinct ints in 1..10 (at least one), got {_shown(chosen)}")
     return chosen
 
 
@@ -968,9 +1264,9 @@ def load_dataset(
         rng: ``np.random.Generator``, int seed or ``None``; seeds the generators and the subset. The same
             int gives the same dataset. No global RNG is touched (mnist1d's global seeding is undone).
         **options: per dataset: ``gaussian_mixture``: ``dim=20``, ``num_classes=5``, ``class_sep=1.0``
-            (smaller = harder), ``informative=dim//2``, ``clusters_per_class=1``; ``mnist1d``:
-            ``train_split``, ``iid_noise_scale``, ``corr_noise_scale``, ``shuffle_seq`` (default: the
-            package's); ``cifar100``: ``label_mode="fine"|"coarse"``; ``svhn``: ``extra=False``;
+            (smaller = harder; below 1e6), ``informative=dim//2``, ``clusters_per_class=1``; ``mnist1d``:
+            ``train_split``, ``iid_noise_scale``, ``corr_noise_scale`` (noise scales below 1e6),
+            ``shuffle_seq`` (default: the package's); ``cifar100``: ``label_mode="fine"|"coarse"``; ``svhn``: ``extra=False``;
             ``imagenet32``/``imagenet64``: ``batches=None`` (train batch numbers in 1..10).
 
     Returns:
@@ -978,11 +1274,14 @@ def load_dataset(
         subset, the seeds drawn for third-party generators and ``rng`` when it was an int.
 
     Raises:
-        ValueError: unknown name or option, bad option values, ``n`` larger than the data, no ``root``; a
-            malformed IDX file (named in the message).
+        ValueError: unknown name or option, bad option values (out of range, NaN or infinite, too large to
+            generate: at most 10**8 values), ``n`` larger than the data, no ``root``; a damaged or malformed
+            file (named in the message).
+        TypeError: an option of the wrong type (a string or bool for a number, a number for a flag).
         FileNotFoundError: an image set's folder or files are missing (the message lists what is expected
             where).
-        pickle.UnpicklingError: a CIFAR file names anything but numpy arrays and plain containers.
+        pickle.UnpicklingError: a CIFAR file names anything but numpy arrays and plain containers (a
+            ``ValueError`` too).
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
@@ -998,7 +1297,7 @@ def load_dataset(
         )
     gen = check_rng(rng)
     if n is not None:
-        n = check_int(n, "n", low=1)
+        n = _check_count(n, "n", low=1, high=_MAX_GENERATED)
     loaded = loader(n=n, gen=gen, root=root, **options)
     seed = int(rng) if isinstance(rng, numbers.Integral) else None
     return Dataset(name=name, X=loaded.X, y=loaded.y, num_classes=loaded.num_classes, kind=loaded.kind,
@@ -1058,10 +1357,13 @@ def _resolve_size(value: object, name: str, total: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be an int count or a float fraction in (0, 1), got {type(value).__name__}")
     if isinstance(value, numbers.Integral):
-        return check_int(value, name, low=0)
-    fraction = float(value)
+        return _check_count(value, name, low=0)
+    try:
+        fraction = float(value)
+    except OverflowError:  # a fraction object beyond the float range
+        fraction = math.inf
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"{name} as a fraction must lie in (0, 1), got {value!r} (pass an int for a count)")
+        raise ValueError(f"{name} as a fraction must lie in (0, 1), got {_shown(value)} (pass an int for a count)")
     count = math.floor(fraction * total)
     if count < 1:
         raise ValueError(f"{name}={value!r} of {total} points rounds down to 0; pass a larger fraction or a count")
