@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from robustdistill.experiments.pipeline.active import load_active_config
-from robustdistill.experiments.pipeline.distill import load_config, open_run
+from robustdistill.experiments.pipeline.distill import load_config, open_run, run_distillation
 from robustdistill.experiments.pipeline.teacher import Teacher, TeacherBudgetError
 
 BASE = {
@@ -128,4 +128,49 @@ def test_every_bad_teacher_argument_is_refused_naming_it(tmp_path):
                 findings.append(f"inputs={inputs!r:.40}: message does not name them: {exc}")
         else:
             findings.append(f"inputs={inputs!r:.40}: accepted")
+    assert not findings, "\n".join(findings)
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    return load_digits(return_X_y=True)
+
+
+def _bad_runs() -> list[tuple[str, str, dict]]:
+    X, y = _digits()
+    probs = np.full((len(y), 10), 0.1)
+    data = [
+        "abc", 3, [], (X,), (X, y, y), (X[:10], y), (X.astype(complex), y), (np.full_like(X, np.nan), y),
+        (X, y + 0.5), (X, -y), (X, y.astype(str)), (X.astype(str), y), (X, np.zeros_like(y)), (X[:, :0], y),
+        (X.astype(object), y), (X, y * 10**12),
+    ]  # fmt: skip
+    teachers = [
+        "abc", 3, probs[:, :1], probs * np.nan, probs.astype(complex), -probs, probs[:5], lambda x: "x",
+        lambda x: np.full((len(x), 3), 1 / 3), torch.nn.Linear(5, 10), torch.nn.Linear(64, 3),
+    ]  # fmt: skip
+    students = [
+        "abc", 3, lambda s: "x", lambda s: torch.nn.Linear(5, 10), lambda s: torch.nn.Linear(64, 3), lambda s: None,
+        lambda: torch.nn.Linear(64, 10),
+    ]  # fmt: skip
+    return ([("data", "data", {"data": d}) for d in data]
+            + [("teacher", "teacher", {"data": (X, y), "teacher": t}) for t in teachers]
+            + [("student", "student", {"data": (X, y), "student": s}) for s in students])  # fmt: skip
+
+
+def test_run_distillation_refuses_bad_data_teachers_and_students_naming_them(tmp_path):
+    """34 calls: data, teachers and student factories of the wrong type, shape, values or class count are
+    refused with an error that names what was wrong, before the student trains."""
+    cfg = dict(BASE, dataset="mine", epochs=1, seeds=[0], out=str(tmp_path / "o"), cache=False)
+    findings = []
+    for i, (argument, named, kwargs) in enumerate(_bad_runs()):
+        config = {**cfg, "name": f"r{i}", **({argument: None} if argument != "data" else {})}
+        try:
+            run_distillation(config, progress=False, **kwargs)
+        except (ValueError, TypeError) as exc:
+            words = {"data": ("data", "X", "y", "label"), "teacher": ("teacher",), "student": ("student",)}[named]
+            if not any(word in str(exc) for word in words):
+                findings.append(f"{argument} #{i}: message does not name it: {exc}")
+        else:
+            findings.append(f"{argument} #{i}: accepted")
     assert not findings, "\n".join(findings)

@@ -104,6 +104,7 @@ from .seeds import (
     SYNTHETIC_TEACHER,
     accuracy,
     build_student,
+    check_teacher_classes,
     prepare_seed,
     renormalise,
     save_student,
@@ -206,6 +207,7 @@ def _active_seed(
     before = (st.teacher.queries, st.teacher.evaluation_queries)
     y_val = ds.y[splits.validation]
     t_val = renormalise(st.teacher.query(ds.X[splits.validation], index=splits.validation))
+    check_teacher_classes(t_val, ds.num_classes)
     val_queries = st.teacher.queries - before[0]
     teacher_acc = accuracy(st.teacher.evaluate(data.X_test, index=data.test_rows), data.y_test) if (
         cfg["evaluate_teacher"]) else None  # fmt: skip

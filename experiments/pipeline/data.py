@@ -224,15 +224,19 @@ class Dataset:
 
 def _infer_num_classes(*labels: ArrayLike) -> int:
     """K = 1 + the largest integer label among ``labels`` (at least 2 needed)."""
-    highs = []
+    highs, count = [], 0
     for y in labels:
         arr = np.asarray(y)
         if arr.size and np.issubdtype(arr.dtype, np.integer) and not np.issubdtype(arr.dtype, np.bool_):
             highs.append(int(arr.max()))
+            count += arr.size
     if not highs:
         return 2  # nothing to infer from: the label checks report what is wrong with y
     if max(highs) < 1:
         raise ValueError(f"y holds a single class ({max(highs)}); pass num_classes= (at least 2)")
+    if max(highs) >= max(count, 2):
+        raise ValueError(f"y: the largest label is {max(highs)}, with only {count} labels; labels are 0..K-1: pass "
+                         "num_classes= when some classes have no example")  # fmt: skip
     return max(highs) + 1
 
 

@@ -87,6 +87,7 @@ from .seeds import (
     SeedData,
     accuracy,
     build_student,
+    check_teacher_classes,
     dataset_of,
     finished_record,
     load_student,
@@ -307,6 +308,7 @@ def _run_seed(
                             teacher_val=None, labels_val=None, teacher_pool=None, num_classes=ds.num_classes)  # fmt: skip
     else:
         t_val = st.teacher.query(ds.X[splits.validation], index=splits.validation)
+        check_teacher_classes(t_val, ds.num_classes)
         t_pool = st.teacher.query(ds.X[splits.unlabeled], index=splits.unlabeled)
         extras = _teacher_extras(cfg["method"], st.module, data, ds.X[splits.unlabeled])
         plan = plan_student(

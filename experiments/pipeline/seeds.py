@@ -37,6 +37,8 @@ __all__ = [
     "SeedTeacher",
     "accuracy",
     "build_student",
+    "check_teacher_classes",
+    "checked_module",
     "dataset_of",
     "finished_record",
     "load_student",
@@ -170,6 +172,7 @@ def seed_teacher(
         if isinstance(given, Teacher):
             return SeedTeacher(given, given.module, {"source": "given", **given.to_dict()})
         if isinstance(given, nn.Module):
+            checked_module(lambda: given, data, ds.num_classes, "teacher")
             stats = teacher_cache.array_digest(*data.base.stats)
             name = f"module {teacher_cache.cache_key({'weights': Teacher(given).identity, 'stats': stats})}"
             teacher = Teacher(_on_inputs(given, data), batch_size=None, budget=budget, cache=cache, name=name)
@@ -200,7 +203,9 @@ def seed_teacher(
     }  # fmt: skip
     key = teacher_cache.cache_key(description)
     labeled = data.inputs(ds.X[splits.labeled])
-    module = model_factory(cfg["teacher"])(seed, input_shape=labeled.input_shape, num_classes=ds.num_classes)
+    module = checked_module(lambda: model_factory(cfg["teacher"])(seed, input_shape=labeled.input_shape,
+                                                                  num_classes=ds.num_classes), data, ds.num_classes,
+                            "teacher")  # fmt: skip
     weights = teacher_cache.load_weights(cache, key)
     info: dict[str, Any] = {"source": "trained on the labeled set", "cache_key": key, "cached": weights is not None}
     if weights is not None:
@@ -223,9 +228,34 @@ def _on_inputs(module: nn.Module, data: SeedData) -> Callable[[np.ndarray], np.n
 
 def build_student(cfg: Mapping[str, Any], given: Callable[[int], nn.Module] | None, data: SeedData,
                   num_classes: int) -> nn.Module:  # fmt: skip
-    """The seed's untrained student: ``given(seed)`` (the user's factory) or the config's model."""
+    """The seed's untrained student: ``given(seed)`` (the user's factory) or the config's model, checked on one
+    of the run's inputs (:func:`checked_module`)."""
     spec: Any = given if given is not None else cfg["student"]
-    return model_factory(spec)(data.seed, input_shape=data.base.input_shape, num_classes=num_classes)
+    return checked_module(lambda: model_factory(spec)(data.seed, input_shape=data.base.input_shape,
+                                                      num_classes=num_classes), data, num_classes, "student")
+
+
+def checked_module(make: Callable[[], nn.Module], data: SeedData, num_classes: int, role: str) -> nn.Module:
+    """``make()``, a module that maps one of the run's inputs to ``(1, num_classes)`` logits; a factory or a
+    module that fails (a signature, a type, the first layer's width, the number of classes) raises one
+    ``ValueError`` / ``TypeError`` naming ``role`` before any training."""
+    try:
+        module = make()
+        probs = predict_probs(module, data.inputs(data.X_test[:1]))
+    except TypeError as exc:
+        raise TypeError(f"{role}: {exc}") from None
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"{role}: the model fails on one input of shape {data.base.input_shape}: {exc}") from None
+    if probs.shape != (1, num_classes):
+        raise ValueError(f"{role}: the model gives {probs.shape[1]} logits per input, the data have {num_classes} "
+                         "classes")  # fmt: skip
+    return module
+
+
+def check_teacher_classes(probs: np.ndarray, num_classes: int) -> None:
+    """The teacher's answers must be over the data's classes (``ValueError`` naming the teacher)."""
+    if probs.shape[1] != num_classes:
+        raise ValueError(f"the teacher answers {probs.shape[1]} classes, the data have {num_classes}")
 
 
 def save_student(path: Path, student: nn.Module) -> str:

@@ -311,7 +311,10 @@ class Teacher:
     def _call(self, x: np.ndarray) -> np.ndarray:
         if self._fn is not None:
             out = self._fn(x)
-            return out.detach().float().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+            out = out.detach().float().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+            if out.ndim != 2 or out.shape[0] != len(x):
+                raise ValueError(f"the teacher's answer must be ({len(x)}, K) probabilities, got shape {out.shape}")
+            return out
         module = self.module
         assert module is not None
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
