@@ -7,6 +7,7 @@ import base64
 import html.parser
 import json
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -56,39 +57,176 @@ def test_html_report_embeds_figures_lists_failures_first_and_escapes(tmp_path: P
     assert [t for t, _ in doc.tags].count("script") == 1
     assert "<script>alert" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     assert "&lt;boom&gt; &amp; co" in page and "1e6   0.29 &lt;fast&gt;" in page
-    # Failures come first: the problems block precedes every table, naming the failing check and the error.
+    # Failures come first: the problems block precedes every table, naming the failing check, the missed target
+    # and the error.
     problems, first_table = page.index('id="problems"'), page.index("<table>")
-    assert problems < first_table
+    assert page.index('id="summary"') < problems < first_table
     block = page[problems:first_table]
     assert "S9" in block and "distill" in block and "P1" not in block
+    assert "speedup" in block and "measured 3, bound &gt;= 10" in block and "solve_s" not in block
     # The failing check's row is highlighted, the holding one is not.
     rows = page.split("<tr")
     assert any('class="fail"' in r and "check-S9" in r for r in rows)
     assert not any('class="fail"' in r and "check-P1" in r for r in rows)
-    # Benchmarks: targets met / not measured, the table text; versions and timings.
-    assert "1 met, 0 not met, 1 not measured" in page
+    # Benchmarks: targets met / missed / not measured.
+    assert "1 met, 1 missed, 1 not measured" in page
+    assert any('class="fail"' in r and "speedup" in r and "MISSED" in r for r in rows)
     # Figures: the description, where the data came from, and a note on the quick fallback (fig_a only).
-    assert "fig_a &lt;shows&gt;" in page and "data: stored results (R1: data/R1.json)" in page
+    assert "fig_a &lt;shows&gt;" in page and "data: stored results (R1: " in page
     assert page.count(R.QUICK_FIGURE_NOTE.split(" (")[0]) == 1
     assert page.index(R.QUICK_FIGURE_NOTE.split(" (")[0]) < page.index('alt="fig_b"')
     assert "robustdistill reproduce --out &#x27;a b&#x27;" in page and "numpy" in page and "6.6 s" in page
 
 
-def test_html_report_all_good_has_no_failure_block(tmp_path: Path) -> None:
+def summary_block(page: str) -> str:
+    start = page.index('id="summary"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_summary_counts_checks_targets_and_steps_and_fails_on_any_problem(tmp_path: Path) -> None:
+    page = R.render_html(synthetic_result(tmp_path, skipped=True))
+    block = summary_block(page)
+    assert 'class="status fail"' in block and "FAILED: 1 check(s) failed; 1 benchmark target(s) missed" in block
+    assert "1 of 2 checks hold (failed: S9)" in block
+    assert "benchmark targets: 1 met, 1 missed, 1 not measured (missed: game/speedup; not measured: game/cuda)" in block
+    assert "4 of 5 steps ran without error (raised: distill)" in block
+    assert "skipped: realdata: the Fashion-MNIST files are missing" in block  # with the reason
+    assert "exit code 2" in block
+
+
+def test_summary_is_green_only_when_everything_holds_is_met_and_ran(tmp_path: Path) -> None:
     page = R.render_html(synthetic_result(tmp_path, failing=False, errored=False))
     parse(page)
-    assert 'id="problems"' not in page and 'class="status ok"' in page and "2 of 2 checks hold" in page
+    block = summary_block(page)
+    assert 'id="problems"' not in page and 'class="status ok"' in block and "2 of 2 checks hold" in block
+    assert "3 met, 0 missed, 0 not measured" in block and "4 of 4 steps ran without error" in block
+
+
+def test_summary_a_missed_target_alone_is_red_though_the_exit_code_is_0(tmp_path: Path) -> None:
+    result = synthetic_result(tmp_path, failing=False, errored=False)
+    result["benchmarks"]["game"]["targets_met"]["speedup"] = False
+    page = R.render_html(result)
+    assert result["exit_code"] == 0 and 'class="status fail"' in summary_block(page)
+    assert "FAILED: 1 benchmark target(s) missed" in page and 'id="problems"' in page
+    assert "**FAILED: 1 benchmark target(s) missed**" in R.render_markdown(result)
+
+
+@pytest.mark.parametrize("gap", ["skipped", "unmeasured", "no verify", "partial"])
+def test_summary_is_incomplete_when_something_was_not_measured(tmp_path: Path, gap: str) -> None:
+    result = synthetic_result(tmp_path, failing=False, errored=False, skipped=gap == "skipped")
+    if gap == "unmeasured":
+        result["benchmarks"]["game"]["targets_met"]["cuda"] = None
+    if gap == "no verify":
+        result["checks"], result["steps"] = None, [s for s in result["steps"] if s["name"] != "verify"]
+    if gap == "partial":
+        result["finished"] = False
+    block = summary_block(R.render_html(result))
+    assert 'class="status incomplete"' in block and "INCOMPLETE: nothing failed" in block
+    expected = {"skipped": "skipped: realdata: the Fashion-MNIST files are missing",
+                "unmeasured": "not measured: game/cuda", "no verify": "checks: verify not run",
+                "partial": "still running (partial report)"}[gap]  # fmt: skip
+    assert expected in block
+
+
+def test_checks_show_the_comparator_beside_the_bound_when_the_record_has_one(tmp_path: Path) -> None:
+    result = synthetic_result(tmp_path)
+    page = R.render_html(result)
+    header = "<th>check</th><th>claim</th><th>bound</th><th>measured</th><th>interval</th><th>holds</th>"
+    assert header in page  # the claim beside the bound and the measurement
+    rows = {name: re.findall(r"<td[^>]*>(.*?)</td>", next(r for r in page.split("<tr") if f'id="check-{name}"' in r))
+            for name in ("P1", "S9")}  # fmt: skip
+    assert rows["P1"][2:4] == ["measured &lt;= 1e-09", "1e-15"]  # from the record's comparator
+    assert rows["S9"][2:4] == ["0", "1"]  # none: the bare bound
+    assert "1 of 2 check records carry no comparator" in page
+    assert [R._requirement({"bound": 0.5, "comparator": c}) for c in (">=", "in", "|gap| <=")] == [
+        "measured >= 0.5", "0.5 in interval", "|gap| <= 0.5"]  # fmt: skip
+    for check in result["checks"]:
+        check["comparator"] = ">="
+    assert "carry no comparator" not in R.render_html(result)
+
+
+def test_benchmark_rows_are_html_tables_with_a_link_to_the_json(tmp_path: Path) -> None:
+    page = R.render_html(synthetic_result(tmp_path))
+    section = page[page.index('id="bench-game"') : page.index('id="bench-distill"')]
+    assert '<a href="bench_game.json"><code>bench_game.json</code></a>' in section
+    assert "<th>n</th><th>solve_<wbr>s</th><th>note</th><th>gaps</th>" in section
+    assert '<td class="num">1000000</td>' in section and "<td>&lt;fast&gt;</td>" in section
+    assert "[0, 1, 2, ... (9 values)]" in section  # a long list is summarised; the JSON file has it all
+    assert "dtype <strong>float64</strong>" in section  # the result's flat objects, one line each
+    # The console text is kept, folded: no <pre> outside a <details>.
+    assert section.count("<pre>") == 1 and section.index("<details>") < section.index("<pre>")
+
+
+def test_json_tables_and_facts_from_a_benchmark_result() -> None:
+    result = {
+        "benchmark": "x", "seconds": 1.5, "environment": {"python": "3"}, "targets": {"t": {"bound": 1}},
+        "rows": [{"n": 1, "acc": [[0.1, 0.2], [0.3, 0.4]], "empty": None, "opts": {"a": 1}},
+                 {"n": 2, "acc": [[0.5, 0.6], [0.7, 0.8]], "empty": None, "opts": {}, "pool": [{"k": 1}]}],
+        "cells": {"digits-100": {"vanilla": 0.8, "slam": 0.85}},
+        "fit": {"a": 2.0, "grid": {"n": [1, 2]}},
+        "deep": {"a": {"b": {"c": 1}}},
+    }  # fmt: skip
+    tables = R._json_tables(result)
+    assert [t["name"] for t in tables] == ["rows", "cells"]
+    assert tables[0]["columns"] == ["n", "acc", "opts", "pool"]  # the all-empty column is dropped
+    assert tables[0]["rows"] == [[1, "2 x 2 values", "a: 1", None], [2, "2 x 2 values", "", "1 records"]]
+    assert tables[1] == {"name": "cells", "columns": ["key", "vanilla", "slam"], "rows": [["digits-100", 0.8, 0.85]]}
+    facts = R._json_facts(result)
+    assert facts == [{"name": "", "items": [["benchmark", "x"], ["seconds", 1.5]]},
+                     {"name": "fit", "items": [["a", 2.0], ["grid", "n: [1, 2]"]]}]  # fmt: skip
+
+
+def test_headline_figure_per_method_near_the_top_each_image_once(tmp_path: Path) -> None:
+    result = synthetic_result(tmp_path, headlines=True)
+    page = R.render_html(result)
+    top = page[page.index('id="headlines"') : page.index('id="steps"')]
+    assert page.index('id="problems"') < page.index('id="headlines"') < page.index('id="steps"')
+    assert [m for m in ("RAD: rad_active_curves", "Weighted: weighted_weights", "SLaM: slam_mixing") if m in top] == [
+        "RAD: rad_active_curves", "Weighted: weighted_weights", "SLaM: slam_mixing"]  # fmt: skip
+    assert top.index("RAD:") < top.index("Weighted:") < top.index("SLaM:")
+    alts = [a["alt"] for t, a in parse(page).tags if t == "img"]
+    assert sorted(alts) == sorted(f["name"] for f in result["figures"])  # once each: the Figures section links
+    figures = page[page.index('id="figures"') :]
+    assert '<a href="#figure-rad_active_curves">' in figures and 'alt="rad_active_curves"' not in figures
+    text = R.render_markdown(result)
+    assert text.index("## Headline figures") < text.index("## Steps") and "### RAD: rad_active_curves" in text
+    # The preferred figure first, else the first of the method's prefix.
+    names = [{"name": n} for n in ("slam_mixing", "rad_worst_case", "slam_accuracy_vs_labels", "realdata_paired")]
+    assert [(m, f["name"]) for m, f in R._headlines(names)] == [("RAD", "rad_worst_case"),
+                                                                 ("SLaM", "slam_accuracy_vs_labels")]  # fmt: skip
+    assert R._headlines([{"name": "fig_a"}]) == []
+
+
+def test_every_figure_caption_says_what_data_and_sizes_it_was_made_from(tmp_path: Path) -> None:
+    result = synthetic_result(tmp_path, headlines=True)
+    page = R.render_html(result)
+    captions = {f["name"]: page[page.index(f'id="figure-{f["name"]}"') :].split("</figcaption>", 1)[0]
+                for f in result["figures"]}  # fmt: skip
+    assert all("data: " in c for c in captions.values())
+    rad = captions["rad_active_curves"]  # a stored result of the quick grid: said so, with its sizes
+    assert R.STORED_QUICK_NOTE.split(" (")[0] in rad
+    assert "bench_active.json: quick grid (quick=True), 2 seeds, dataset digits, mnist1d, 4 rows" in rad
+    assert R.QUICK_FIGURE_NOTE.split(" (")[0] in captions["fig_a"]  # a quick fallback for a missing result
+    assert "simulator check R1 at its quick size" in captions["fig_b"] and "instances 300" in captions["fig_b"]
+    assert "computed by the figure script (weights: distillation_weights; num_classes: [10, 2])" in captions[
+        "weighted_weights"]  # fmt: skip
+    assert not any(n in captions[k] for k in ("fig_b", "weighted_weights", "slam_mixing")
+                   for n in (R.STORED_QUICK_NOTE.split(" (")[0], R.QUICK_FIGURE_NOTE.split(" (")[0]))  # fmt: skip
 
 
 def test_markdown_summary(tmp_path: Path) -> None:
     result = synthetic_result(tmp_path)
     text = R.render_markdown(result)
-    assert text.index("## Failures") < text.index("## Checks")
+    assert text.index("**FAILED: ") < text.index("## Failures") < text.index("## Checks")
+    assert "- 1 of 2 checks hold (failed: S9)" in text and "- benchmark target **speedup** of game missed" in text
     assert "![fig_a](figures/fig_a.png)" in text and "![fig_b](figures/fig_b.png)" in text
     assert "\\| a pipe" in text  # a pipe inside a cell does not split the table
     check_rows = [line for line in text.splitlines() if line.startswith("| S9 ")]
     assert len(check_rows) == 1 and check_rows[0].count(" | ") == 5 and "**NO**" in check_rows[0]
+    assert "| P1 | value <= V* & min-max | measured <= 1e-09 |" in text
     assert "```text\nsize  seconds" in text and "| solve_s | solve at 1e6 | <= 0.5 | 0.29 | met |" in text
+    assert "| speedup | LP speedup | >= 10 | 3 | MISSED |" in text and "| n | solve_s | note | gaps |" in text
+    assert "[`bench_game.json`](bench_game.json)" in text
 
 
 def test_write_report_is_atomic_and_complete(tmp_path: Path) -> None:
