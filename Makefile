@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # Pytest workers: 2 cores on the reference machine.
 WORKERS ?= 2
 
-.PHONY: install install-test fashion-mnist reproduce verify bench bench-selection test check-all clean
+.PHONY: install install-test install-docs fashion-mnist reproduce verify bench bench-selection test check-all docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,13 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[docs]"
+	touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-docs: $(VENV)/.installed-docs
 
 ## The main job (README command 1): every check, the benchmarks' default grids and every figure; writes
 ## reports/index.html and reports/summary.md (about 70 minutes on 2 cores, 30 of them the Fashion-MNIST benchmark). `make reproduce ARGS=--full` for full sizes.
@@ -72,5 +77,11 @@ test: install-test
 check-all: install-test
 	$(BIN)/python -m pytest -n $(WORKERS)
 
+## The documentation site (theory, API reference, results, examples), built offline into docs/_build/html;
+## warnings are errors.
+docs: install-docs
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "open docs/_build/html/index.html"
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis docs/_build

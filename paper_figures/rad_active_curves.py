@@ -3,7 +3,7 @@ loss on the queried points (the active distillation benchmark).
 
 Illustrates the RAD paper's experiment (paper: RAD against margin, entropy, coreset, BADGE, cluster-margin
 and UNIXKD selection under a limited teacher-query budget), run here on small CPU datasets with our
-formulation of each selector (``spec/rad.md`` §7-§8). RAD is drawn thicker; RAD, margin and random carry
+formulation of each selector (``docs/theory/rad.md#rad-baselines``). RAD is drawn thicker; RAD, margin and random carry
 bands of mean +- std over seeds (the other selectors' bands, in the benchmark's JSON, would hide the lines).
 Data: ``RESULTS/bench_active.json`` (``robustdistill bench active``), else the benchmark's quick version
 (digits, 2 seeds, 2 rounds, 2 epochs: a smoke run, not a result).

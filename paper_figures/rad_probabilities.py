@@ -1,7 +1,7 @@
 r"""RAD's optimal query probabilities :math:`p^*_i` and the adversary's equilibrium mistake probabilities
 :math:`r^*_i` against the gain :math:`g_i`, for several numbers of teacher mistakes ``m``.
 
-Illustrates ``spec/rad.md`` §3 (the exact query game and its certificate; our formulation of the paper's
+Illustrates ``docs/theory/rad.md#rad-exact-solver`` (the exact query game and its certificate; our formulation of the paper's
 game between informativeness and correctness): with no mistakes RAD queries the top-``b`` gains; as ``m``
 grows it spreads its budget over more points, capping each at :math:`p^*_i = \min(1, t^*/g_i)`, while the
 adversary puts its mistakes on the most informative points (P6: :math:`r^*` is non-decreasing in the gain).

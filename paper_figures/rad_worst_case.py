@@ -1,7 +1,7 @@
 r"""Worst-case value against the number of teacher mistakes ``m`` for RAD, greedy top-``b`` (margin
 sampling) and uniform selection.
 
-Illustrates ``spec/rad.md`` §9 P5 and the simulator R1 (our formulation): the worst case over mistake
+Illustrates ``docs/theory/rad.md#rad-p5`` and the simulator R1 (our formulation): the worst case over mistake
 patterns with at most ``m`` mistakes of the expected gain of correctly labeled queried points,
 :math:`F(p) = \sum_i p_i g_i - \mathrm{top}_m(p \odot g)`. RAD's is :math:`V^*(m)`, at least the others' for
 every ``m``; greedy's drops to 0 once ``m >= b`` (the adversary is wrong on every point it queries), and

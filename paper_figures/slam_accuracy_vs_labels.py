@@ -3,7 +3,7 @@ bands), one panel per dataset; the teacher's own accuracy dashed.
 
 Illustrates the SLaM paper's main experiment (paper: SLaM against vanilla distillation, weighted
 distillation and loss-correction baselines, gains largest with few labels) on our small CPU datasets
-(``spec/slam.md`` §8; our formulation of each method). SLaM's two mixing forms are drawn in vermillion.
+(``docs/theory/slam.md#slam-baselines``; our formulation of each method). SLaM's two mixing forms are drawn in vermillion.
 Methods with an unstable spread (backward correction) and the less related baselines are left out of the
 plot; ``RESULTS/bench_distill.json`` holds every method. Data: that file (``robustdistill bench distill``),
 else a quick grid (digits, the benchmark's three sizes, 2 seeds, 2 epochs: a smoke run, not a result).

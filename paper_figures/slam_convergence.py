@@ -3,7 +3,7 @@ the SLaM objective and the clean test error of the running average iterate; and 
 per-example gradient against the noise rate, SLaM's bounded by :math:`G_\alpha` against backward
 correction's growing like :math:`1/(1-2\eta)`.
 
-Illustrates ``spec/slam.md`` §7, simulators S3-convergence and S3-spread (our formulation of the paper's
+Illustrates ``docs/theory/slam.md#slam-s3``, simulators S3-convergence and S3-spread (our formulation of the paper's
 convergence of forward loss-adjustment with bounded gradients, paper; the gradient bound F4). Data:
 ``RESULTS/data/S3-convergence.json`` and ``RESULTS/data/S3-spread.json`` (``robustdistill verify``), else
 the two checks at their quick sizes.

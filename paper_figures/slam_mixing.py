@@ -1,7 +1,7 @@
 r"""SLaM's mixing function: the mixed prediction :math:`\mathrm{mix}_i(f)` against the student's probability
 :math:`f_i`, for several teacher accuracies :math:`\alpha`.
 
-Illustrates ``spec/slam.md`` §2 (paper: SLaM mixes the student's prediction with its complement on the
+Illustrates ``docs/theory/slam.md#slam-forward-loss`` (paper: SLaM mixes the student's prediction with its complement on the
 teacher's top-k set, :math:`\mathrm{mix}(f) = \alpha f + (1-\alpha)(1-f) \odot M/c`; :math:`c = k-1` in the
 normalised form (2), :math:`c = 1` in the experiments' form (2')): binary (K = 2, where the two forms
 coincide) and K = 10 with a top-3 set, where an entry on the set rises from :math:`(1-\alpha)/c` at

@@ -3,7 +3,7 @@ the median number of samples n needed for clean error <= eps against 1/gamma (on
 1/eps (one line per gamma), bands from the 25th to the 75th percentile over seeds; guide lines with the
 fitted exponent and with the bound's slope.
 
-Illustrates ``spec/slam.md`` §6-§7, simulator S2 (our formulation; the target rate is
+Illustrates ``docs/theory/halfspace.md#halfspace-checks``, simulator S2 (our formulation; the target rate is
 :math:`\tilde O(1/(\gamma^2 \varepsilon^2))` for SLaM's halfspace learner, paper): the fitted exponents of
 :math:`1/\gamma` and :math:`1/\varepsilon` (least squares over every cell, in the panel note) stay below
 the check's bound 2.3. Lines are the cells with the smallest dimension and the noise rate closest to 0.2;

@@ -3,7 +3,7 @@ debiased soft targets; their mean rank over the (dataset, labeled-set size) cell
 accuracy difference to uniform weights on soft targets (vanilla distillation, the default), mean +- std of
 the per-seed paired differences.
 
-Illustrates ``spec/weighted.md`` §7 (our formulation of the paper's ablation of the weighting, paper). Data:
+Illustrates ``docs/theory/weighted.md#weighted-default-scheme`` (our formulation of the paper's ablation of the weighting, paper). Data:
 ``RESULTS/bench_ablation.json`` (``robustdistill bench ablation``), else the benchmark's quick version (one
 dataset and size, 2 seeds, 2 epochs: a smoke run, not a result).
 """

@@ -1,7 +1,7 @@
 r"""The teacher's accuracy against its margin: the isotonic fit from a labeled validation set (a band of mean
 +- std over validation draws), binned accuracies with exact intervals, and the true accuracy.
 
-Illustrates ``spec/weighted.md`` §2.1-§2.2 (our formulation of the paper's teacher-accuracy estimate from
+Illustrates ``docs/theory/weighted.md#weighted-accuracy-fit`` (our formulation of the paper's teacher-accuracy estimate from
 :math:`S_v`, paper): :func:`~robustdistill.algorithms.teacher_quality.fit_teacher_accuracy` (isotonic
 regression of correctness on the margin, Laplace-smoothed) and
 :func:`~robustdistill.algorithms.teacher_quality.binned_accuracy` (equal-mass bins, Clopper-Pearson 95%

@@ -1,7 +1,7 @@
 r"""Per-example weights of the student's loss against the teacher's margin, for every weight scheme of
 Weighted Distillation, with K = 10 classes and in the binary case.
 
-Illustrates ``spec/weighted.md`` §3 (our formulation of the paper's debiasing weights, paper):
+Illustrates ``docs/theory/weighted.md#weighted-schemes`` (our formulation of the paper's debiasing weights, paper):
 :func:`~robustdistill.algorithms.weighting.distillation_weights` of :math:`\alpha(s) = 0.3 + 0.65 s^{0.7}`,
 the §2.1 margin teacher's accuracy: uniform (vanilla) 1, accuracy (W1) :math:`\alpha`, inverse (W2)
 :math:`(K-1)/(K\alpha-1)` floored at :math:`\alpha = 1/K + 0.05`, signal (W3) :math:`(K\alpha-1)/(K-1)`;

@@ -1,4 +1,4 @@
-"""DepRound (spec/rad.md §4): exact batch size, exact marginals, negative correlation, the rng contract and
+"""DepRound (``docs/theory/rad.md#rad-depround``): exact batch size, exact marginals, negative correlation, the rng contract and
 input validation.
 
 Statistical tests use fixed seeds and state their false-failure probability; every count they check is

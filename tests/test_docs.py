@@ -1,5 +1,6 @@
-"""The README's Python example runs as written, its links resolve, the generated results page matches its
-JSON, and docstring examples (doctests) pass."""
+"""The README's and the guide's Python blocks run as written, the README's links resolve, its results block
+and the results pages are what the code generates from the committed JSON, and docstring examples
+(doctests) pass."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+TOUR = README.parent / "docs" / "guide" / "tour.md"
 
 
 def _section(title: str) -> str:
@@ -25,11 +27,11 @@ def _blocks(text: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def test_readme_python_example_runs(capsys):
-    blocks = _blocks(_section("Python API"))
-    assert blocks, "the README must contain a Python example"
+def test_guide_tour_runs(capsys):
+    blocks = _blocks(TOUR.read_text(encoding="utf-8"))
+    assert blocks, "the tour must contain a Python example"
     for block in blocks:
-        exec(compile(block, str(README), "exec"), {})
+        exec(compile(block, str(TOUR), "exec"), {})
     # the values the README's comments promise
     assert capsys.readouterr().out.splitlines() == [
         "0.602631 6", "0.0 0.43", "2", "[0.71 0.54 0.44 0.44] 9 4825", "True"
@@ -50,14 +52,18 @@ def test_doctests(module):
     assert result.attempted > 0 and result.failed == 0
 
 
-def test_readme_own_training_loop_runs(capsys):
-    """The "In your own training loop" blocks, each at most 25 lines, run in order in one namespace: SLaM and
-    Weighted Distillation with the user's teacher and student, and RAD choosing what a paid teacher labels,
-    which uses exactly |V| + R b labels."""
-    blocks = _blocks(_section("In your own training loop"))
-    assert len(blocks) == 3 and all(len(b.strip().splitlines()) <= 25 for b in blocks)
+def test_readme_has_no_other_python_blocks():
+    assert len(_blocks(README.read_text(encoding="utf-8"))) == len(_blocks(_section("Quickstart"))) == 4
+
+
+def test_readme_quickstart_runs(capsys):
+    """The quickstart's blocks, each at most 25 lines, run in order in one namespace: SLaM and Weighted
+    Distillation with the user's teacher and student, RAD choosing what a paid teacher labels, which uses
+    exactly |V| + R b labels, and a guarantee checked against the linear program."""
+    blocks = _blocks(_section("Quickstart"))
+    assert len(blocks) == 4 and all(len(b.strip().splitlines()) <= 25 for b in blocks)
     namespace: dict = {}
-    for block in blocks:
+    for block in blocks[:3]:
         exec(compile(block, str(README), "exec"), namespace)
     out = capsys.readouterr().out.splitlines()
     assert out[-1].endswith("after 270 teacher labels") and namespace["paid"].queries == 150 + 3 * 40
@@ -65,6 +71,31 @@ def test_readme_own_training_loop_runs(capsys):
     # the students learned (seeded, deterministic on the CPU): all three well above chance (0.1)
     accuracies = [float(x) for line in out for x in re.findall(r"student (0\.\d+)", line)]
     assert len(accuracies) == 3 and min(accuracies) > 0.6
+    exec(compile(blocks[3], str(README), "exec"), {})
+    value, gap = re.fullmatch(r"value (\S+), gap to the LP (\S+)", capsys.readouterr().out.splitlines()[0]).groups()
+    assert float(gap) < 1e-9 < float(value)
+
+
+def test_readme_results_block_is_generated():
+    """The README's headline table is what the benchmark's ``headline`` makes of the committed JSON."""
+    import json
+
+    from robustdistill.experiments.benchmarks import realdata
+
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index("<!-- headline") : text.index("<!-- end of headline")]
+    result = json.loads((README.parent / "docs" / "results" / "bench_realdata.json").read_text(encoding="utf-8"))
+    assert block.split("\n", 1)[1].strip() == realdata.headline(result).strip()
+
+
+def test_checks_page_is_generated_from_its_json():
+    import json
+
+    from robustdistill.experiments.cli.jobs import checks_page
+
+    folder = README.parent / "docs" / "results"
+    report = json.loads((folder / "verify.json").read_text(encoding="utf-8"))
+    assert (folder / "checks.md").read_text(encoding="utf-8") == checks_page(report)
 
 
 def test_readme_relative_links_resolve():

@@ -1,4 +1,4 @@
-"""Margin halfspaces under random classification noise (theory/halfspace.py, spec/slam.md §6; the F4 gradient
+"""Margin halfspaces under random classification noise (theory/halfspace.py, ``docs/theory/halfspace.md#halfspace``; the F4 gradient
 bound of §5): the data generators, the forward-adjusted (SLaM) SGD learner, the comparison learners on the
 Long-Servedio distribution, the backward-corrected gradient, the SLaM objective and input validation.
 

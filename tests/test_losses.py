@@ -1,6 +1,6 @@
 """Per-example torch losses (robustdistill.algorithms.losses): reductions between losses, parity with the
-numpy reference and with the spec's log-space recipe (slam.md §2), float32 parity at large logits,
-gradchecks, finite gradients at extreme logits, forward/backward-correction identities (weighted.md §8,
+numpy reference and with the spec's log-space recipe (``docs/theory/slam.md#slam-log-space``), float32 parity at large logits,
+gradchecks, finite gradients at extreme logits, forward/backward-correction identities (``docs/theory/weighted.md#weighted-baselines``,
 Lemma 5), Taylor-CE, input validation, the nn.Module wrappers, autocast and CUDA.
 
 All randomness comes from hypothesis-drawn or fixed seeds (numpy Generators, torch Generators).
@@ -59,7 +59,7 @@ def random_transition(rng: np.random.Generator, k: int, diag: float = 0.7) -> np
 
 
 def spec_slam_reference(z, t, alpha, mask, normalize):
-    """The spec's log-space recipe (slam.md §2), literally: log(1 - f) by log1p off the argmax and by a
+    """The spec's log-space recipe (``docs/theory/slam.md#slam-log-space``), literally: log(1 - f) by log1p off the argmax and by a
     logsumexp without it at the argmax; logaddexp on M. Torch, differentiable, any dtype."""
     z = torch.as_tensor(z)
     t = torch.as_tensor(t, dtype=z.dtype)
@@ -232,7 +232,7 @@ def test_identity_transition_gives_cross_entropy(seed, n, k):
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), k=st.integers(2, 7), data=st.data())
 def test_normalised_slam_with_all_classes_is_forward_correction(seed, n, k, data):
-    """slam.md §5: mix (2) with M = all ones is f T with T = alpha I + (1 - alpha)(11^T - I)/(K - 1)."""
+    """``docs/theory/slam.md#slam-forward-correction``: mix (2) with M = all ones is f T with T = alpha I + (1 - alpha)(11^T - I)/(K - 1)."""
     z, t, _ = make_case(seed, n, k, scale=4.0)
     alpha = data.draw(st.floats(1.0 / k + 1e-3, 1.0))
     got = L.slam_loss(z, t, alpha, k=k, normalize=True)
@@ -326,7 +326,7 @@ def test_torch_topk_mask_equals_numpy_including_ties(case):
 @settings(max_examples=25)
 @given(seed=st.integers(0, 2**32 - 1), normalize=st.booleans())
 def test_slam_float32_parity_at_large_logits(seed, normalize):
-    """spec slam.md §2 prototype parity: float32 against float64, logits up to +-300, k = 3,
+    """``docs/theory/slam.md#slam-s0`` prototype parity: float32 against float64, logits up to +-300, k = 3,
     alpha in [0.5, 1]: loss within ~2e-6 (relative where large), gradients within ~1e-6, all finite."""
     rng = np.random.default_rng(seed)
     n, k_classes, k = 64, 10, 3
@@ -353,7 +353,7 @@ def test_slam_float32_parity_at_large_logits(seed, normalize):
 
 
 def test_binary_stable_form_matches_direct_evaluation():
-    """slam.md §2: the binary stable form against direct evaluation to 1e-12 at t in {0, +-5, +-50, +-1000}."""
+    """``docs/theory/slam.md#slam-log-space``: the binary stable form against direct evaluation to 1e-12 at t in {0, +-5, +-50, +-1000}."""
     t = torch.tensor([0.0, 5.0, -5.0, 50.0, -50.0, 1000.0, -1000.0], dtype=F64)
     for alpha in (0.5, 0.6, 0.9, 0.999):
         log_mix, log_rest = L.slam_binary_log_mix(t, alpha)
@@ -468,7 +468,7 @@ def test_forward_correction_zero_column_gives_infinite_loss_with_finite_gradient
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5), k=st.integers(2, 6))
 def test_backward_correction_is_unbiased(seed, n, k):
-    """weighted.md Lemma 5: E_{y~ ~ T[y]}[l<-(f, y~)] = -log f_y, exactly (float64, 1e-12 relative)."""
+    """``docs/theory/weighted.md#weighted-lemma-5``: E_{y~ ~ T[y]}[l<-(f, y~)] = -log f_y, exactly (float64, 1e-12 relative)."""
     z, _, rng = make_case(seed, n, k, scale=3.0)
     transition = random_transition(rng, k, diag=rng.uniform(0.55, 0.95))
     y = rng.integers(0, k, size=n)

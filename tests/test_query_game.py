@@ -134,7 +134,7 @@ def test_closed_form_is_exact_whenever_valid(game):
         assert close(top_sum(g * (1 - r), b), info.value)
 
 
-# --- the worked test vectors of spec/rad.md §3.5 ------------------------------------------------------
+# --- the worked test vectors of ``docs/theory/rad.md#rad-worked-examples`` ------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Properties of the SLaM mixing operation (algorithms/slam.py) and of the binary theory (spec/slam.md §2, §5).
+"""Properties of the SLaM mixing operation (algorithms/slam.py) and of the binary theory (``docs/theory/slam.md#slam-forward-loss``).
 
 Arrays come from hypothesis-drawn seeds (numpy Generators), scalars from hypothesis directly.
 """

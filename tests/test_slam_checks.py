@@ -1,4 +1,4 @@
-"""The SLaM simulators (spec/slam.md §7 S0, S1): they hold on the real formulas and fail on broken ones."""
+"""The SLaM simulators (``docs/theory/slam.md#slam-simulators``): they hold on the real formulas and fail on broken ones."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Weighted Distillation simulators (``spec/weighted.md`` §6): they hold on the real weights and targets,
+"""The Weighted Distillation simulators (``docs/theory/weighted.md#weighted-guarantees``): they hold on the real weights and targets,
 are deterministic under a seed, and fail when the thing they check is broken.
 
 The Monte-Carlo checks run at fixed seeds; their false-failure probabilities are stated in the checks (4 SE:

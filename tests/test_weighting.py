@@ -1,5 +1,5 @@
 """Weighted Distillation's data-level steps: teacher-accuracy estimation (``algorithms/teacher_quality.py``)
-and the weight schemes and debiased targets (``algorithms/weighting.py``), ``spec/weighted.md`` §2-§3 and §8.
+and the weight schemes and debiased targets (``algorithms/weighting.py``), ``docs/theory/weighted.md#weighted-schemes``.
 
 References are computed independently in the tests (scipy's PAVA and binomial intervals, brute force over k,
 closed forms written out); all randomness comes from hypothesis-drawn or fixed seeds.

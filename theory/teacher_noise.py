@@ -1,6 +1,6 @@
 r"""Teacher-noise models of the specs, as reusable generators for the simulators and the tests.
 
-- **Top-k model** (``spec/slam.md`` §1, our formulation): the true label :math:`y^*` lies in the teacher's
+- **Top-k model** (``docs/theory/noise.md#noise-topk-model``, our formulation): the true label :math:`y^*` lies in the teacher's
   top-k set :math:`M(x)`; the teacher's label equals :math:`y^*` with probability :math:`\alpha(x)`, else it
   is uniform over the other :math:`k - 1` classes of :math:`M(x)`. Per example the transition matrix is
 
@@ -14,9 +14,9 @@ r"""Teacher-noise models of the specs, as reusable generators for the simulators
   classification noise at rate :math:`1 - \alpha(x)`.
   :func:`topk_transition`, :func:`topk_noise_expectation` (exact), :func:`sample_topk_noise` (labels),
   :func:`sample_topk_teacher` (clean and noisy labels from :math:`p^*`).
-- **The margin teacher** of ``spec/weighted.md`` §2.1 (our formulation): :func:`synthetic_teacher`, whose
+- **The margin teacher** of ``docs/theory/noise.md#noise-margin-teacher`` (our formulation): :func:`synthetic_teacher`, whose
   accuracy at margin s is :func:`true_accuracy`; :func:`margin_teacher_probs` is the same teacher for given
-  true labels (the synthetic teacher-noise dataset with known alpha(x) of ``spec/weighted.md`` §7).
+  true labels (the synthetic teacher-noise dataset with known alpha(x) of ``docs/theory/noise.md#noise-margin-teacher``).
 
 Conventions: ``mask`` is an (n, K) 0/1 array with at least 2 ones per row
 (:func:`robustdistill.algorithms.slam.topk_mask` builds it from teacher probabilities); ``alpha`` is a
@@ -154,7 +154,7 @@ def sample_topk_teacher(
 
 
 def true_accuracy(s: ArrayLike) -> FloatArray:
-    """The ``spec/weighted.md`` §2.1 synthetic teacher's accuracy at margin s: 0.3 + 0.65 s^0.7 (our
+    """The ``docs/theory/noise.md#noise-margin-teacher`` synthetic teacher's accuracy at margin s: 0.3 + 0.65 s^0.7 (our
     formulation)."""
     return 0.3 + 0.65 * np.asarray(s, dtype=np.float64) ** 0.7
 
@@ -162,7 +162,7 @@ def true_accuracy(s: ArrayLike) -> FloatArray:
 def synthetic_teacher(
     rng: np.random.Generator, n: int, num_classes: int = 10, margins: FloatArray | None = None
 ) -> tuple[FloatArray, IntArray, FloatArray]:
-    r"""The ``spec/weighted.md`` §2.1 synthetic teacher (our formulation): margin :math:`s \sim U(0, 1)` (or
+    r"""The ``docs/theory/noise.md#noise-margin-teacher`` synthetic teacher (our formulation): margin :math:`s \sim U(0, 1)` (or
     the given ``margins``), predicted class uniform, probabilities :math:`(1-s)/K` on every class plus
     :math:`s` on the predicted one (so the margin :math:`t_{(1)} - t_{(2)}` is s); the true label equals
     the prediction with probability :func:`true_accuracy` :math:`(s) = 0.3 + 0.65 s^{0.7}`, else is

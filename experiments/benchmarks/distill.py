@@ -46,7 +46,7 @@ __all__ = ["ABLATION_ROWS", "DATASETS", "METHOD_ROWS", "VARIANTS", "base_config"
 
 #: row name -> (base config in experiments/configs/, labeled-set sizes, validation, unlabeled pool, config
 #: overrides). ``synthetic_teacher``: the Gaussian mixture distilled from the untrained margin teacher with
-#: known alpha(x) (``teacher = "synthetic"``; spec weighted.md §7's synthetic teacher-noise dataset).
+#: known alpha(x) (``teacher = "synthetic"``; ``docs/theory/noise.md#noise-margin-teacher``'s synthetic teacher-noise dataset).
 DATASETS: dict[str, tuple[str, tuple[int, ...], int, int, dict[str, Any]]] = {
     "digits": ("digits.toml", (50, 100, 200), 200, 900, {}),
     "gaussian_mixture": ("gaussian_mixture.toml", (50, 100, 200), 500, 10000, {}),

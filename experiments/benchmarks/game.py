@@ -1,4 +1,4 @@
-"""Benchmark of the RAD query game (spec rad.md §10): closed-form solver, DepRound, and the LP reference.
+"""Benchmark of the RAD query game (``docs/theory/rad.md#rad-performance``): closed-form solver, DepRound, and the LP reference.
 
 Protocol: one CPU core (the process is pinned with ``os.sched_setaffinity`` where available and restored
 afterwards), float64, one warm-up call, then the best of ``repeats`` timed calls (``time.perf_counter``).

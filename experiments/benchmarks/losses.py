@@ -19,7 +19,7 @@ Instances (our choice, seeded per shape): logits ``3 * N(0, 1)``, teacher probab
 - ``soft_cross_entropy`` (the reference), ``kd_loss`` at temperature 2 (so the division is timed);
 - ``weighted``: ``weights * soft_cross_entropy``, i.e. the mean of ``w_i * l_i`` (weighted distillation);
 - ``slam_loss[index]``: (2') with the top-2 set precomputed as (n, 2) class indices on the device
-  (``teacher_topk_index``; the training pipeline computes it once per pool, spec slam.md §4);
+  (``teacher_topk_index``; the training pipeline computes it once per pool, ``docs/theory/slam.md#slam-procedure``);
   ``slam_loss[mask]``: the same set as a precomputed bool (n, K) mask, which each call scans;
   ``slam_loss[k=2]``: the set found from ``k`` on every call (a ``torch.topk`` per call);
 - ``forward_corrected_loss`` and ``backward_corrected_loss`` with ``T = 0.9 I + 0.1 (11^T - I)/(K - 1)``;
@@ -30,12 +30,11 @@ Instances (our choice, seeded per shape): logits ``3 * N(0, 1)``, teacher probab
 Targets: ``slam_loss[index]`` and ``weighted`` at most 1.5x ``soft_cross_entropy`` on every device, shape and
 thread count measured.
 
-Teacher-accuracy fit (spec weighted.md §2.1): ``fit_teacher_accuracy`` on ``n_v = 10^6`` validation points
+Teacher-accuracy fit (``docs/theory/weighted.md#weighted-accuracy-fit``): ``fit_teacher_accuracy`` on ``n_v = 10^6`` validation points
 with ``K = 10`` (teacher probabilities ``Dirichlet(0.3 * 1)``; the label equals the teacher's argmax with
 probability ``0.3 + 0.65 * margin^0.7``, else it is uniform over the other classes), then ``predict`` on
 another 10^6 points: best of ``min(repeats, 3)`` after one warm-up, fit and predict separately and together
-(target: together under 1 s). The function is imported when the benchmark runs; where it cannot be, the row
-says "unavailable" and why.
+(target: together under 1 s).
 
 Run it as ``python -m robustdistill.experiments.benchmarks.losses`` (``--quick`` for a seconds-long smoke run).
 """
@@ -162,31 +161,24 @@ def make_teacher_data(
 
 
 def _teacher_quality(n: int, seed: int, repeats: int) -> dict[str, Any]:
-    """Time fit_teacher_accuracy on n points and predict on n others; 'unavailable' if not importable."""
+    """Time fit_teacher_accuracy on n points and predict on n others."""
+    from robustdistill.algorithms.teacher_quality import fit_teacher_accuracy
+
     row: dict[str, Any] = {"n_val": n, "n_predict": n, "num_classes": TEACHER_QUALITY_K}
-    try:
-        from robustdistill.algorithms.teacher_quality import fit_teacher_accuracy
-    except Exception as exc:  # noqa: BLE001 - the module is written elsewhere; report, never fail
-        row.update(status="unavailable", reason=f"{type(exc).__name__}: {exc}")
-        return row
     probs_val, labels_val = make_teacher_data(n, seed=seed)
     probs_new, _ = make_teacher_data(n, seed=seed + 1)
-    try:
-        fit_teacher_accuracy(probs_val, labels_val, feature="margin").predict(probs_new)  # warm-up
-        best_fit = best_predict = best_both = float("inf")
-        for _ in range(max(1, min(repeats, 3))):
-            start = time.perf_counter()
-            acc = fit_teacher_accuracy(probs_val, labels_val, feature="margin")
-            mid = time.perf_counter()
-            alpha = acc.predict(probs_new)
-            end = time.perf_counter()
-            best_fit = min(best_fit, mid - start)
-            best_predict = min(best_predict, end - mid)
-            best_both = min(best_both, end - start)
-        alpha = np.asarray(alpha, dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - a half-written module must not break the loss benchmark
-        row.update(status="unavailable", reason=f"{type(exc).__name__}: {exc}")
-        return row
+    fit_teacher_accuracy(probs_val, labels_val, feature="margin").predict(probs_new)  # warm-up
+    best_fit = best_predict = best_both = float("inf")
+    for _ in range(max(1, min(repeats, 3))):
+        start = time.perf_counter()
+        acc = fit_teacher_accuracy(probs_val, labels_val, feature="margin")
+        mid = time.perf_counter()
+        alpha = acc.predict(probs_new)
+        end = time.perf_counter()
+        best_fit = min(best_fit, mid - start)
+        best_predict = min(best_predict, end - mid)
+        best_both = min(best_both, end - start)
+    alpha = np.asarray(alpha, dtype=np.float64)
     row.update(
         status="ok",
         fit_s=best_fit,

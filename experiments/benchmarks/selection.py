@@ -2,7 +2,7 @@ r"""Benchmark of the selectors (``robustdistill.algorithms.selection.SELECTORS``
 time at pool sizes 10^4, 10^5, 10^6 with K = 10 classes, every registered selector in one run, beside margin
 sampling in a peer library (scikit-activeml) timed on the same pools in a separate interpreter.
 
-Protocol (spec rad.md §10): one CPU core (the process is pinned with ``os.sched_setaffinity`` to ``cpu``,
+Protocol (``docs/theory/rad.md#rad-performance``): one CPU core (the process is pinned with ``os.sched_setaffinity`` to ``cpu``,
 default core 0, and restored afterwards; BLAS/OpenMP pools are limited to one thread with threadpoolctl when it
 is installed, and torch to one intra-op thread when the caller has already imported it; the benchmark itself
 never imports torch), float64, per (selector, n) one warm-up call, then ``repeats`` (3) timed calls
@@ -24,7 +24,7 @@ Instances (our choice, seeded per size with ``np.random.default_rng([seed, n])``
 Every selector in ``SELECTORS`` at run time is timed (new ones are included automatically) and gets the same
 keyword arguments (``mistakes``, ``embeddings``, ``center_embeddings``, and ``clusters`` at n <= 10^5; each uses
 what its rule needs). ``coreset``, ``cluster_margin`` and ``badge`` (and ``cluster_assignments``) are O(n b) or
-worse and run at n <= 10^5 only (spec rad.md §8).
+worse and run at n <= 10^5 only (``docs/theory/rad.md#rad-baselines``).
 
 Peer (``peer_python``): an interpreter of a separate environment that has the peer library; this module never
 imports it. A snippet (:data:`PEER_SNIPPET`) runs there in a subprocess on the same probabilities (handed over as
@@ -83,7 +83,7 @@ DEFAULT_SIZES = (10**4, 10**5, 10**6)
 QUICK_SIZES = (10**3, 10**4)
 DEFAULT_BUDGET, QUICK_BUDGET = 1000, 100
 NUM_CLASSES, EMBEDDING_DIM = 10, 64
-#: Selectors that are O(n b) or worse: timed at n <= this only (spec rad.md §8).
+#: Selectors that are O(n b) or worse: timed at n <= this only (``docs/theory/rad.md#rad-baselines``).
 QUADRATIC = frozenset({"coreset", "cluster_margin", "badge", "cluster_assignments"})
 MAX_QUADRATIC_N = 10**5
 #: The peer libraries the snippet knows (the distribution name) -> what is timed (the table's footer).
@@ -376,7 +376,7 @@ def table(result: dict[str, Any]) -> str:
             f"{result['loadavg']['before'][0]:.2f}/{result['loadavg']['after'][0]:.2f}",
             format_table(result["rows"], ROW_COLUMNS),
             f"{', '.join(instances['quadratic'])}: n <= {instances['quadratic_max_n']:,} only (O(n b) or worse; spec "
-            "rad.md §8). vs_random = best_s / best_s of random at the same n.",
+            "``docs/theory/rad.md#rad-baselines``). vs_random = best_s / best_s of random at the same n.",
             peer,
             "",
             format_table(format_targets(result), ["target", "bound", "measured", "met"]),

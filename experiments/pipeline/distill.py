@@ -24,38 +24,38 @@ nothing it had finished, and a record or student that fails its digest is traine
 
 Config (a dict or a TOML file; unknown keys are errors):
 
-=================  ===========================================================================================
-``name``           run name, a plain name, not a path (default: the TOML file's stem, else ``"distill"``)
-``dataset``        a name of :data:`~robustdistill.experiments.pipeline.data.DATASETS`, or a table ``{name, root,
-                   n, seed, ...options}`` for :func:`~robustdistill.experiments.pipeline.data.load_dataset`
-                   (``seed``: of generated data, default 0); only a label when ``data`` is given
-``labeled``,       sizes: counts or fractions (of the data outside the official test split);
-``validation``,    ``test`` defaults to the official test split where there is one
+=====================  =======================================================================================
+``name``               run name, a plain name, not a path (default: the TOML file's stem, else ``"distill"``)
+``dataset``            a name of :data:`~robustdistill.experiments.pipeline.data.DATASETS`, or a table ``{name, root,
+                       n, seed, ...options}`` for :func:`~robustdistill.experiments.pipeline.data.load_dataset`
+                       (``seed``: of generated data, default 0); only a label when ``data`` is given
+``labeled``,           sizes: counts or fractions (of the data outside the official test split);
+``validation``,        ``test`` defaults to the official test split where there is one
 ``unlabeled``,
 ``test``
-``stratify``       draw the labeled set evenly per class (default false)
-``teacher``,       a model name of :data:`~robustdistill.experiments.pipeline.models.MODELS`, a
-``student``        ``"package.module:attr"`` factory ``(seed, **options) -> nn.Module``, or a table ``{name,
-                   ...options}``; the teacher may also be ``"synthetic"``: not trained, its labels drawn by
-                   :func:`~robustdistill.theory.teacher_noise.margin_teacher_probs` from the true labels
-                   (known alpha(x) = 0.3 + 0.65 s^0.7 at margin s). Not needed when ``teacher=`` /
-                   ``student=`` are given
-``epochs``         student epochs; ``teacher_epochs`` the teacher's (default: ``epochs``)
-``train``          :class:`~robustdistill.experiments.pipeline.training.TrainConfig` fields for both
-                   (``batch_size``, ``optimizer``, ``lr``, ``weight_decay``, ``schedule``, ``augment``, ``amp``,
-                   ``compile``, ``grad_clip``); ``teacher_train`` overrides them for the teacher
-``method``         a name of :data:`~robustdistill.experiments.pipeline.methods.PIPELINE_METHODS`;
-                   ``method_options`` its options
-``seeds``          a list of seeds, or a count n (seeds 0..n-1); default 3
-``device``         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``
-``out``            folder of the results (default ``reports/distill``); ``cache`` the folder of trained
-                   teachers and teacher answers (default ``reports/cache``; false = none)
-``checkpoints``    checkpoint every epoch under ``OUT/NAME/checkpoints`` (default false)
-``resume``         reuse finished seeds from ``OUT/NAME`` (default true)
-``overwrite``      replace another configuration's results in ``OUT/NAME`` (default false: such a run is
-                   refused; :mod:`~robustdistill.experiments.pipeline.run_folder`)
-``evaluate_teacher``  the teacher's test accuracy (evaluation-only queries on the test set; default true)
-=================  ===========================================================================================
+``stratify``           draw the labeled set evenly per class (default false)
+``teacher``,           a model name of :data:`~robustdistill.experiments.pipeline.models.MODELS`, a
+``student``            ``"package.module:attr"`` factory ``(seed, **options) -> nn.Module``, or a table ``{name,
+                       ...options}``; the teacher may also be ``"synthetic"``: not trained, its labels drawn by
+                       :func:`~robustdistill.theory.teacher_noise.margin_teacher_probs` from the true labels
+                       (known alpha(x) = 0.3 + 0.65 s^0.7 at margin s). Not needed when ``teacher=`` /
+                       ``student=`` are given
+``epochs``             student epochs; ``teacher_epochs`` the teacher's (default: ``epochs``)
+``train``              :class:`~robustdistill.experiments.pipeline.training.TrainConfig` fields for both
+                       (``batch_size``, ``optimizer``, ``lr``, ``weight_decay``, ``schedule``, ``augment``, ``amp``,
+                       ``compile``, ``grad_clip``); ``teacher_train`` overrides them for the teacher
+``method``             a name of :data:`~robustdistill.experiments.pipeline.methods.PIPELINE_METHODS`;
+                       ``method_options`` its options
+``seeds``              a list of seeds, or a count n (seeds 0..n-1); default 3
+``device``             ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``
+``out``                folder of the results (default ``reports/distill``); ``cache`` the folder of trained
+                       teachers and teacher answers (default ``reports/cache``; false = none)
+``checkpoints``        checkpoint every epoch under ``OUT/NAME/checkpoints`` (default false)
+``resume``             reuse finished seeds from ``OUT/NAME`` (default true)
+``overwrite``          replace another configuration's results in ``OUT/NAME`` (default false: such a run is
+                       refused; :mod:`~robustdistill.experiments.pipeline.run_folder`)
+``evaluate_teacher``   the teacher's test accuracy (evaluation-only queries on the test set; default true)
+=====================  =======================================================================================
 """
 
 from __future__ import annotations

@@ -883,7 +883,7 @@ def has_dropout(model: nn.Module) -> bool:
 def mc_dropout_std(model: nn.Module, inputs: ResidentInputs, *, passes: int = 10, seed: int = 0) -> np.ndarray:
     """Per-class standard deviation ``(n, K)`` of the softmax over ``passes`` MC-dropout passes (seeds
     ``seed .. seed + passes - 1``; :func:`predict_probs`): the teacher uncertainty ``u`` of the UPS baseline
-    (``spec/slam.md`` §8). Zeros when the model has no active dropout (every pass is the same)."""
+    (``docs/theory/slam.md#slam-baselines``). Zeros when the model has no active dropout (every pass is the same)."""
     passes = check_int(passes, "passes", low=2)
     if not has_dropout(model):
         probs = predict_probs(model, inputs)

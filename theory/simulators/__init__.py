@@ -4,15 +4,15 @@ Every claim is one registered :class:`~robustdistill.theory.simulators.checks.Ch
 :class:`CheckResult`. The claims are **our formulation** unless tagged (paper); each module says which
 spec section it checks:
 
-- :mod:`~robustdistill.theory.simulators.rad_checks`: the RAD query game, P1-P6 (``spec/rad.md`` §9).
+- :mod:`~robustdistill.theory.simulators.rad_checks`: the RAD query game, P1-P6 (``docs/theory/rad.md#rad-guarantees``).
 - :mod:`~robustdistill.theory.simulators.weighted_checks`: Weighted Distillation, Lemmas 1-7, Fact 6 and the
-  Massart-halfspace simulator (``spec/weighted.md`` §6).
+  Massart-halfspace simulator (``docs/theory/weighted.md#weighted-guarantees``).
 - :mod:`~robustdistill.theory.simulators.slam_checks`: SLaM, S0 (identities) and S1 (consistency)
-  (``spec/slam.md`` §7).
+  (``docs/theory/slam.md#slam-simulators``).
 - :mod:`~robustdistill.theory.simulators.halfspace_checks`: SLaM, S2 (sample complexity on margin halfspaces under
-  RCN, the Long-Servedio separation) and S3 (convergence of forward adjustment) (``spec/slam.md`` §6-§7).
+  RCN, the Long-Servedio separation) and S3 (convergence of forward adjustment) (``docs/theory/halfspace.md#halfspace-checks``).
 - :mod:`~robustdistill.theory.simulators.rad_selection_checks`: RAD vs margin (greedy top-b) and uniform selection under
-  gain-correlated teacher mistakes, R1-R4 (``spec/rad.md`` §9 P3, P5, P6); group ``rad``, registered last.
+  gain-correlated teacher mistakes, R1-R4 (``docs/theory/rad.md#rad-selection-checks``); group ``rad``, registered last.
 
 Every check is deterministic given ``rng`` (default seed 0): each gets its own child stream, so a
 check's result does not depend on which checks ran before it.

@@ -1,5 +1,5 @@
 r"""SLaM simulators S2 (sample complexity and the Long-Servedio separation) and S3 (convergence of forward
-loss-adjustment) on margin halfspaces under RCN (``spec/slam.md`` §6-§7; our formulation).
+loss-adjustment) on margin halfspaces under RCN (``docs/theory/halfspace.md#halfspace-checks``; our formulation).
 
 Each check returns a :class:`~robustdistill.theory.simulators.checks.CheckResult` whose ``data`` holds the measured
 curves (JSON-ready) for ``paper_figures``; ``robustdistill verify`` writes them to ``DIR/data/NAME.json``.
@@ -152,7 +152,7 @@ def check_s2_scaling(rng: np.random.Generator, size: dict[str, Any]) -> CheckRes
 
 
 def check_s2_long_servedio(rng: np.random.Generator, size: dict[str, Any]) -> CheckResult:
-    r"""S2 separation (``slam.md`` §6, our formulation after Long & Servedio): on the three-atom
+    r"""S2 separation (``docs/theory/halfspace.md#halfspace-long-servedio``, our formulation after Long & Servedio): on the three-atom
     distribution with margin gamma, logistic regression on the noisy labels (L-BFGS) misclassifies the
     penalizer atom (clean error 1/2), while the forward-adjusted learner reaches clean error <= 0.05; the
     averaging, backward-corrected and SQ-perceptron learners and logistic SGD are reported beside them.

@@ -1,4 +1,4 @@
-r"""Simulators of the RAD query game (``spec/rad.md`` §9; the guarantees P1-P6 are **our formulation** of the paper's
+r"""Simulators of the RAD query game (``docs/theory/rad.md#rad-guarantees``; the guarantees P1-P6 are **our formulation** of the paper's
 "bounds on the expected performance that hold even in worst-case distillation instances" (paper)):
 
 - **P1** value and minimax equality: fast solver = LP primal = LP adversary = certificate.
@@ -31,7 +31,7 @@ from ..query_game import closed_form, solve_exact
 
 __all__ = ["CHECKS", "SPEC_GAINS", "baseline_worst_cases", "random_game"]
 
-#: The gains of the worked test vectors of ``spec/rad.md`` §3.5.
+#: The gains of the worked test vectors of ``docs/theory/rad.md#rad-worked-examples``.
 SPEC_GAINS = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
 
 

@@ -1,5 +1,5 @@
 r"""RAD against margin (greedy top-b) and uniform selection under teacher mistakes correlated with the gain
-(``spec/rad.md`` §2-§3 and §9 P3, P5, P6; everything here is **our formulation**: the paper (paper) states
+(``docs/theory/rad.md#rad-selection-checks``; everything here is **our formulation**: the paper (paper) states
 that the most informative points tend to be the ones the teacher gets wrong, and the exact game, the noise
 models and the claims below are this toolkit's).
 

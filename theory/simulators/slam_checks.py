@@ -1,4 +1,4 @@
-r"""Simulators of SLaM (``spec/slam.md`` §5, §7): S0 (identities) and S1 (consistency).
+r"""Simulators of SLaM (``docs/theory/slam.md#slam-simulators``): S0 (identities) and S1 (consistency).
 
 Every fact checked here (F1-F4, the stable forms, the consistency of the mixes) is **our formulation**: the
 toolkit's own facts about forward loss-adjustment, never cited as the paper's theorems. The mixing forms
@@ -91,7 +91,7 @@ MC_DELTA = float(2 * stats.norm.sf(4.0))
 
 
 def binary_log_mix_spec(t: FloatArray, alpha: FloatArray) -> tuple[FloatArray, FloatArray]:
-    r"""The stable forms as written in ``spec/slam.md`` (S0):
+    r"""The stable forms as written in ``docs/theory/slam.md#slam-log-space``:
     :math:`\log m = \mathrm{logaddexp}(\log\alpha, \log(1-\alpha) - t) - \mathrm{softplus}(-t)`,
     :math:`\log(1-m) = \mathrm{logaddexp}(\log(1-\alpha), \log\alpha - t) - \mathrm{softplus}(-t)`."""
     t = np.asarray(t, dtype=float)

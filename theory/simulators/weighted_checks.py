@@ -1,4 +1,4 @@
-r"""Simulators of Weighted Distillation's guarantees (``spec/weighted.md`` §6).
+r"""Simulators of Weighted Distillation's guarantees (``docs/theory/weighted.md#weighted-guarantees``).
 
 The lemmas are **our formulation**: classical identities behind a debiasing reweighting of the student's
 loss (the paper states only that its method is justified "in certain settings" (paper); the lemma numbers
