@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument("--checks", nargs="*", default=["P3-exact", "P5"], help="simulator checks by name")
     parser.add_argument("--group", choices=("rad", "weighted", "slam"), default=None,
                         help="run a whole group through run_checks(quick=True, only=[group]) instead")  # fmt: skip
-    parser.add_argument("--full", action="store_true", help="the checks at the specs' sizes (minutes)")
+    parser.add_argument("--full", action="store_true", help="the checks at their full sizes (minutes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a few seconds on one core")
     args = parser.parse_args(argv)

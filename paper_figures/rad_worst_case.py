@@ -5,7 +5,7 @@ Illustrates ``docs/theory/rad.md#rad-p5`` and the simulator R1 (our formulation)
 patterns with at most ``m`` mistakes of the expected gain of correctly labeled queried points,
 :math:`F(p) = \sum_i p_i g_i - \mathrm{top}_m(p \odot g)`. RAD's is :math:`V^*(m)`, at least the others' for
 every ``m``; greedy's drops to 0 once ``m >= b`` (the adversary is wrong on every point it queries), and
-uniform's decays slowly from ``b/n`` of the total gain. Left: the spec's 10-point instance (``b = 2``);
+uniform's decays slowly from ``b/n`` of the total gain. Left: the 10-point worked example of ``docs/theory/rad.md#rad-worked-examples`` (``b = 2``);
 right: ``n`` uniform(0, 1) gains, ``b = n/100``. Data: ``RESULTS/data/R1.json`` (``robustdistill verify``),
 else the R1 check at its quick size.
 """

@@ -32,7 +32,7 @@ LS_MAX_MARGIN = 1.0 / math.sqrt(26.0)
 
 
 def _ls_atoms(dim: int, margin: float) -> np.ndarray:
-    """x_L = (1, 0), x_P = (g, -g), x_U = (g, 5g), zero-padded: spec §6, written out independently."""
+    """x_L = (1, 0), x_P = (g, -g), x_U = (g, 5g), zero-padded: docs/theory/halfspace.md#halfspace-long-servedio, written out independently."""
     atoms = np.zeros((3, dim))
     atoms[0, 0] = 1.0
     atoms[1, 0], atoms[1, 1] = margin, -margin
@@ -169,7 +169,7 @@ def sphere_test_set() -> H.HalfspaceData:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_learner_reaches_small_clean_error_on_sphere(seed, sphere_test_set):
-    # Sample size: the spec's target is n = O~(1/(gamma^2 eps^2)); at gamma = 0.1, eps = 0.05 that is
+    # Sample size: the target of docs/theory/halfspace.md#halfspace-sample-complexity is n = O~(1/(gamma^2 eps^2)); at gamma = 0.1, eps = 0.05 that is
     # 1/(0.01 * 0.0025) = 40_000 (up to log and poly(1/(1 - 2 eta)) factors), so n = 20_000 is within what
     # the bound allows. Deterministic (fixed seeds); observed clean error 0.0 at all five seeds.
     d = H.margin_halfspace_data(N_TRAIN, DIM, MARGIN, ETA, rng=seed)
@@ -243,7 +243,7 @@ def ls_data() -> H.HalfspaceData:
 def test_long_servedio_error_is_the_mass_of_wrong_atoms():
     g = LS_MARGIN
     assert H.long_servedio_error([1.0, 0.0], g) == 0.0
-    assert H.long_servedio_error([1.49, 6.76], g) == 0.5  # the population logistic minimiser of spec §6
+    assert H.long_servedio_error([1.49, 6.76], g) == 0.5  # the population logistic minimiser (docs/theory/halfspace.md#halfspace-long-servedio)
     assert H.long_servedio_error([1.0, 1.0], g) == 0.5  # x_P on the boundary (<w, x_P> = 0) counts as an error
     assert H.long_servedio_error([1.0, -1.0], g) == 0.25  # only x_U wrong
     assert H.long_servedio_error([-1.0, 0.0], g) == 1.0
@@ -252,7 +252,7 @@ def test_long_servedio_error_is_the_mass_of_wrong_atoms():
 
 def test_logistic_is_defeated_on_long_servedio(ls_data):
     # Deterministic (fixed seed). Observed: error 0.5 (the penalizer x_P misclassified), at this and 19 other
-    # seeds for eta in {0.1, 0.2, 0.3}; spec §6: the population minimiser is (1.49, 6.76), error 1/2.
+    # seeds for eta in {0.1, 0.2, 0.3}; the population minimiser is (1.49, 6.76), error 1/2.
     w = H.learn_logistic(ls_data.X, ls_data.y_noisy)
     assert abs(np.linalg.norm(w) - 1.0) <= 1e-12
     assert H.long_servedio_error(w, LS_MARGIN) >= 0.45
@@ -344,7 +344,7 @@ def test_slam_objective_without_noise_is_the_logistic_loss(seed, n, scale):
 
 @given(seeds, st.floats(0.0, 0.45), st.integers(1, 100))
 def test_slam_objective_matches_the_mixed_loss(seed, eta, n):
-    """The spec's loss -y01 log m - (1 - y01) log(1 - m), m = (1 - alpha) + beta sigma(t), computed naively
+    """The binary SLaM loss -y01 log m - (1 - y01) log(1 - m), m = (1 - alpha) + beta sigma(t), computed naively
     (moderate logits: |t| <= ||w|| <= about 12)."""
     rng = np.random.default_rng(seed)
     d = H.margin_halfspace_data(n, 4, 0.1, eta, rng=rng)

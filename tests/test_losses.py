@@ -1,5 +1,5 @@
 """Per-example torch losses (robustdistill.algorithms.losses): reductions between losses, parity with the
-numpy reference and with the spec's log-space recipe (``docs/theory/slam.md#slam-log-space``), float32 parity at large logits,
+numpy reference and with the log-space recipe (``docs/theory/slam.md#slam-log-space``), float32 parity at large logits,
 gradchecks, finite gradients at extreme logits, forward/backward-correction identities (``docs/theory/weighted.md#weighted-baselines``,
 Lemma 5), Taylor-CE, input validation, the nn.Module wrappers, autocast and CUDA.
 
@@ -59,7 +59,7 @@ def random_transition(rng: np.random.Generator, k: int, diag: float = 0.7) -> np
 
 
 def spec_slam_reference(z, t, alpha, mask, normalize):
-    """The spec's log-space recipe (``docs/theory/slam.md#slam-log-space``), literally: log(1 - f) by log1p off the argmax and by a
+    """The log-space recipe (``docs/theory/slam.md#slam-log-space``), literally: log(1 - f) by log1p off the argmax and by a
     logsumexp without it at the argmax; logaddexp on M. Torch, differentiable, any dtype."""
     z = torch.as_tensor(z)
     t = torch.as_tensor(t, dtype=z.dtype)
@@ -241,7 +241,7 @@ def test_normalised_slam_with_all_classes_is_forward_correction(seed, n, k, data
 
 
 # ----------------------------------------------------------------------------------------------------
-# Parity with the numpy reference and the spec's recipe
+# Parity with the numpy reference and the log-space recipe
 
 
 @given(slam_cases())
@@ -278,7 +278,7 @@ def test_slam_per_example_k_matches_numpy_reference(seed, n, k_classes, normaliz
 
 @given(slam_cases(), st.sampled_from([1.0, 50.0, 300.0]))
 def test_slam_matches_spec_log_space_recipe(case, scale):
-    """The regrouped log mix (logaddexp(log c, log(alpha - c) + log f)) equals the spec's recipe, values and
+    """The regrouped log mix (logaddexp(log c, log(alpha - c) + log f)) equals the log-space recipe, values and
     gradients, also where the probability-domain reference would underflow."""
     z, t, alpha, k, normalize = case
     z = (z * scale).requires_grad_(True)

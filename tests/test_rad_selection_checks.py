@@ -1,5 +1,5 @@
 """RAD vs greedy top-b and uniform selection under gain-correlated mistakes (theory.rad_selection_checks):
-exact expectations against brute-force enumeration, the spec's §3.5 numbers, the checks R1-R4 and their
+exact expectations against brute-force enumeration, the worked example's numbers (docs/theory/rad.md#rad-worked-examples), the checks R1-R4 and their
 failure on broken inputs."""
 
 from __future__ import annotations
@@ -195,13 +195,13 @@ def test_top_marginals_ties_and_limits():
     np.testing.assert_allclose(R.top_marginals(s, 9), np.ones(5))
 
 
-# --- the spec's §3.5 instance (b = 2, m = 3), by hand ---------------------------------------------------
+# --- the worked example (b = 2, m = 3), by hand ----------------------------------------------------------
 
 
 def test_spec_instance_by_hand():
     r = R.expected_gains(SPEC_GAINS, 2, 3, "top-m")
     assert r.value == pytest.approx(0.602631, abs=1e-6)
-    assert (r.greedy_worst, r.uniform_worst) == (0.0, pytest.approx(0.43, abs=1e-12))  # spec §3.5
+    assert (r.greedy_worst, r.uniform_worst) == (0.0, pytest.approx(0.43, abs=1e-12))  # the worked example
     # on the top-3 gains: greedy's (0.9, 0.8) are both wrong; uniform keeps 0.2 (4.55 - 2.4); RAD's q* are all
     # equal (c = 0.200877 on 6 points) so the top gains are a best response and RAD gets V* = 3c
     assert (r.greedy, r.uniform) == (0.0, pytest.approx(0.43, abs=1e-12))
@@ -211,7 +211,7 @@ def test_spec_instance_by_hand():
     assert u.greedy == pytest.approx(0.7 * 1.7, abs=1e-12)
     assert u.uniform == pytest.approx(0.7 * 0.2 * 4.55, abs=1e-12)
     assert u.rad == pytest.approx(0.7 * 6 * 0.602631 / 3, abs=1e-6)  # 0.7 * sum q* = 0.7 * 6c
-    # the equilibrium r* of spec §3.3: RAD and greedy get V*, uniform less
+    # the equilibrium r* (docs/theory/rad.md#rad-certificate): RAD and greedy get V*, uniform less
     e = R.expected_gains(SPEC_GAINS, 2, 3, "equilibrium")
     np.testing.assert_allclose(
         e.mistake_marginals[:6], [0.6652, 0.6234, 0.5695, 0.4978, 0.3974, 0.2467], atol=1e-4
@@ -223,7 +223,7 @@ def test_worst_case_curve_on_spec_gains():
     c = R.worst_case_curve(SPEC_GAINS, 2, [0, 1, 2, 3, 10, 12])
     np.testing.assert_allclose(c.greedy, [1.7, 0.8, 0, 0, 0, 0], atol=1e-12)  # sum_{j=m+1}^{b} g_(j)
     np.testing.assert_allclose(c.uniform, 0.2 * np.array([4.55, 3.65, 2.85, 2.15, 0, 0]), atol=1e-12)
-    # V*: spec §3.5 for m = 0, 1, 3; m = 2 by the closed form b (k* - m)/S_k* with k* = 5,
+    # V*: the worked example for m = 0, 1, 3; m = 2 by the closed form b (k* - m)/S_k* with k* = 5,
     # S_5 = 1/0.9 + 1/0.8 + 1/0.7 + 1/0.6 + 1/0.5 = 7.456349 (valid: b/S_5 = 0.268 <= g_(5) = 0.5)
     s5 = 1 / 0.9 + 1 / 0.8 + 1 / 0.7 + 1 / 0.6 + 1 / 0.5
     np.testing.assert_allclose(c.rad, [1.7, 1.099636, 2 * 3 / s5, 0.602631, 0, 0], atol=1e-6)
@@ -330,7 +330,7 @@ def test_checks_fail_on_a_broken_solver(monkeypatch, solver, broken):
     runs = {"R1": R.check_r1, "R2": R.check_r2, "R3": R.check_r3, "R4": R.check_r4}
     for name in broken:
         assert not runs[name](np.random.default_rng(0), sizes[name]).holds, name
-    if "R1" in broken:  # R1's inequality itself fails on random instances, not only its spec numbers
+    if "R1" in broken:  # R1's inequality itself fails on random instances, not only its worked example's numbers
         rng = np.random.default_rng(1)
         games_ = [random_game(rng) for _ in range(40)]
         assert any(r.rad < max(r.greedy, r.uniform) - 1e-9 for r in (R.expected_gains(*x, "top-m") for x in games_))

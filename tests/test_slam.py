@@ -88,7 +88,7 @@ def test_topk_mask_permutes_with_the_classes(seed, num_classes, k):
 
 
 # ------------------------------------------------------------------------------------------------
-# mix: the consequences of spec §2
+# mix: the consequences of docs/theory/slam.md#slam-forward-loss
 # ------------------------------------------------------------------------------------------------
 
 

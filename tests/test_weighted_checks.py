@@ -75,7 +75,7 @@ def test_registry():
 
 
 def test_fact6_ratio_numbers():
-    """The spec's 0.83 (t = 0.5) and 0.075 (t = 3) at eta = 0.2, y = 1 (rounded): 0.8258 and 0.0749."""
+    """The theory page's 0.83 (t = 0.5) and 0.075 (t = 3) at eta = 0.2, y = 1 (rounded): 0.8258 and 0.0749."""
     low, high = wc.fact6_ratio(np.array([0.5, 3.0]))
     assert low == pytest.approx(0.8258, abs=5e-5) and high == pytest.approx(0.0749, abs=5e-5)
 

@@ -72,7 +72,7 @@ seeds = st.integers(0, 2**32 - 1)
 
 
 def reference_fit(t: np.ndarray, y: np.ndarray, feature: str):
-    """spec §2.1 written out independently: pool ties, PAVA (scipy), Laplace block means, second PAVA;
+    """docs/theory/weighted.md#weighted-accuracy-fit written out independently: pool ties, PAVA (scipy), Laplace block means, second PAVA;
     returns (unique feature values u, fitted value at every u)."""
     s = teacher_feature(t, feature)
     correct = (np.argmax(t, axis=1) == y).astype(float)
@@ -213,7 +213,7 @@ def test_binned_accuracy_intervals(data, n_bins, delta):
         np.testing.assert_allclose([res.exact_low[b], res.exact_high[b]], [exact.low, exact.high], atol=1e-12)
         wilson = stats.binomtest(k, n).proportion_ci(confidence_level=1 - delta, method="wilson")
         np.testing.assert_allclose([res.wilson_low[b], res.wilson_high[b]], [wilson.low, wilson.high], atol=1e-12)
-        a = k / n  # the spec's formula, written out
+        a = k / n  # the theory page's formula, written out
         center = (a + z**2 / (2 * n)) / (1 + z**2 / n)
         half = z / (1 + z**2 / n) * np.sqrt(a * (1 - a) / n + z**2 / (4 * n**2))
         np.testing.assert_allclose([res.wilson_low[b], res.wilson_high[b]], [center - half, center + half])
@@ -320,7 +320,7 @@ def test_transition_from_cleanlab_is_the_transpose(seed, k):
 
 
 def reference_weights(alpha: np.ndarray, k: int, scheme: str) -> np.ndarray:
-    """The table of spec §3 written out, with the kappa floor for W2 and 0 at or below chance."""
+    """The table of docs/theory/weighted.md#weighted-schemes written out, with the kappa floor for W2 and 0 at or below chance."""
     chance = 1.0 / k
     if scheme == "uniform":
         return np.ones_like(alpha)

@@ -51,7 +51,7 @@ def binary_log_mix(t: FloatArray, alpha: FloatArray) -> tuple[FloatArray, FloatA
         \log m &= \mathrm{logaddexp}(\log\alpha - \mathrm{softplus}(-t), \log(1-\alpha) - \mathrm{softplus}(t)) \\
         \log(1-m) &= \mathrm{logaddexp}(\log(1-\alpha) - \mathrm{softplus}(-t), \log\alpha - \mathrm{softplus}(t))
 
-    This equals the spec's form :math:`\log m = \mathrm{logaddexp}(\log\alpha, \log(1-\alpha) - t) -
+    This equals the form :math:`\log m = \mathrm{logaddexp}(\log\alpha, \log(1-\alpha) - t) -
     \mathrm{softplus}(-t)` (see :func:`binary_log_mix_spec`), which subtracts two numbers of size
     :math:`|t|` when :math:`t \to -\infty` (an absolute error of about :math:`|t|` ulp: ~5e-14 at
     :math:`t = -1000` in float64, ~6e-5 in float32); this symmetric form adds no such error."""

@@ -1,4 +1,4 @@
-r"""Teacher-noise models of the specs, as reusable generators for the simulators and the tests.
+r"""Teacher-noise models (``docs/theory/noise.md``), as reusable generators for the simulators and the tests.
 
 - **Top-k model** (``docs/theory/noise.md#noise-topk-model``, our formulation): the true label :math:`y^*` lies in the teacher's
   top-k set :math:`M(x)`; the teacher's label equals :math:`y^*` with probability :math:`\alpha(x)`, else it
@@ -10,7 +10,7 @@ r"""Teacher-noise models of the specs, as reusable generators for the simulators
       \quad\text{(rows and columns off } M \text{ are never reached)},
 
   so :math:`E[\text{teacher label} \mid x] = p^* T(x) = \alpha p^* + (1-\alpha)(1-p^*) \odot M/(k-1)`
-  for :math:`p^*` supported on :math:`M` (the spec's (1)). Binary with :math:`K = k = 2` is random
+  for :math:`p^*` supported on :math:`M` (``docs/theory/noise.md#noise-topk-model``). Binary with :math:`K = k = 2` is random
   classification noise at rate :math:`1 - \alpha(x)`.
   :func:`topk_transition`, :func:`topk_noise_expectation` (exact), :func:`sample_topk_noise` (labels),
   :func:`sample_topk_teacher` (clean and noisy labels from :math:`p^*`).

@@ -147,7 +147,7 @@ def make_teacher_data(
     n: int, num_classes: int = TEACHER_QUALITY_K, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic teacher outputs and labels: ``Dirichlet(0.3)`` probabilities; the label is the teacher's
-    argmax with probability ``0.3 + 0.65 * margin^0.7`` (the spec's sanity-check teacher), else uniform over
+    argmax with probability ``0.3 + 0.65 * margin^0.7`` (the margin teacher of docs/theory/noise.md#noise-margin-teacher), else uniform over
     the other classes."""
     rng = np.random.default_rng([int(seed), int(n), int(num_classes)])
     probs = rng.dirichlet(np.full(num_classes, 0.3), size=n)

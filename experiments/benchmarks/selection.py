@@ -18,7 +18,7 @@ Instances (our choice, seeded per size with ``np.random.default_rng([seed, n])``
   labeled set, coreset's initial centers);
 - budget ``b = 1000`` (quick: 100) and mistakes ``m = n // 10`` (RAD's ``mistakes``);
 - ``clusters`` for cluster_margin: ``cluster_assignments(embeddings, b)`` (HAC on <= 5,000 points, every point
-  to its nearest centroid). The spec computes it once per run, so cluster_margin is timed per round with the
+  to its nearest centroid). The active loop computes it once per run, so cluster_margin is timed per round with the
   clusters precomputed and ``cluster_assignments`` is its own row.
 
 Every selector in ``SELECTORS`` at run time is timed (new ones are included automatically) and gets the same
@@ -375,8 +375,8 @@ def table(result: dict[str, Any]) -> str:
             f"warm-up, {where}, seed {result['seed']}; load average before/after "
             f"{result['loadavg']['before'][0]:.2f}/{result['loadavg']['after'][0]:.2f}",
             format_table(result["rows"], ROW_COLUMNS),
-            f"{', '.join(instances['quadratic'])}: n <= {instances['quadratic_max_n']:,} only (O(n b) or worse; spec "
-            "``docs/theory/rad.md#rad-baselines``). vs_random = best_s / best_s of random at the same n.",
+            f"{', '.join(instances['quadratic'])}: n <= {instances['quadratic_max_n']:,} only (O(n b) or worse). "
+            "vs_random = best_s / best_s of random at the same n.",
             peer,
             "",
             format_table(format_targets(result), ["target", "bound", "measured", "met"]),

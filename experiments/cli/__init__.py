@@ -4,7 +4,7 @@ Commands:
 
 - ``robustdistill verify``: run the guarantee simulators (``theory.simulators.run_checks``), print a table
   and write ``reports/verify.json``; exit 0 when every check holds, 1 otherwise.
-- ``robustdistill bench game``: benchmark the query game against the spec's targets; write
+- ``robustdistill bench game``: benchmark the query game against its targets; write
   ``reports/bench_game.json``.
 - ``robustdistill bench losses``: forward+backward time of every loss against soft cross-entropy (CPU, and
   CUDA when present) and the teacher-accuracy fit at 10^6 points; write ``reports/bench_losses.json``.
@@ -238,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="benchmark against the spec's performance targets",
-        description="Benchmarks against the specs' performance targets: each prints its table (protocol in "
+        help="benchmarks against their performance targets",
+        description="Benchmarks against their performance targets: each prints its table (protocol in "
         "its header) and writes DIR/bench_TARGET.json.",
     )
     targets = bench.add_subparsers(dest="target", metavar="TARGET", required=True)
@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/index.html (self-contained: figures inline) and DIR/summary.md. About 70 minutes on 2 CPU cores (30 of them the Fashion-MNIST benchmark). "
         "Exit 0 when every check holds and every step ran, 1 when a check failed, 2 when a step raised.",
     )
-    reproduce.add_argument("--full", action="store_true", help="the specs' simulator sizes, the accuracy grids with "
+    reproduce.add_argument("--full", action="store_true", help="the full simulator sizes, the accuracy grids with "
                            "10 seeds (GPU recommended) and figures without quick fallbacks; the speed benchmarks run "
                            "their default")
     reproduce.add_argument(

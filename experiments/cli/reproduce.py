@@ -19,7 +19,7 @@ A step that raises is recorded with its error (and traceback) and the job goes o
 (:attr:`ReproduceResult.exit_code`) is 2 when a step raised, else 1 when a check failed, else 0; benchmark
 targets that are not met are reported, not failed (several need hardware the machine may lack, e.g. CUDA).
 
-``full=True`` (``--full``) runs the specs' simulator sizes (``run_checks(quick=False)``, about 6.5 min alone)
+``full=True`` (``--full``) runs the full simulator sizes (``run_checks(quick=False)``, about 6.5 min alone)
 and the figures without the quick fallback (``make_figures(quick=False)``); a benchmark runs the larger setting
 of :data:`FULL_BENCH_OPTIONS` where it has one (the accuracy grids with 10 seeds), otherwise its default grid,
 and the report says which.
@@ -262,7 +262,7 @@ def _check_sizes(path: Path) -> str:
     verify = _read_json(path.parent.parent / "verify.json") or {}
     quick = bool(verify.get("quick", True))
     size = _check_size(path.stem, quick)
-    which = "quick size (the default; --full runs the specs' sizes)" if quick else "full size (--full)"
+    which = "quick size (the default; --full runs the full sizes)" if quick else "full size (--full)"
     return f"simulator check {path.stem} at its {which}" + (f", size {_size_text(size)}" if size else "")
 
 
@@ -417,7 +417,7 @@ def reproduce(
 
     Args:
         out: output folder (``verify.json``, ``bench_NAME.json``, ``figures/``, ``index.html``, ...).
-        full: the specs' simulator sizes and the benchmarks' larger settings where they exist.
+        full: the full simulator sizes and the benchmarks' larger settings where they exist.
         progress: one progress bar over the steps on stderr; None = only when stderr is a terminal.
         steps: names of :data:`STEPS` to run (default all); they run in :data:`STEPS` order.
         seed: the seed of every check and benchmark.
