@@ -4,7 +4,7 @@ Paper: Algorithm 2 (DEPROUND) of Baykal, Trinh, Iliopoulos, Menghani, Vee, "Robu
 ICLR 2023, after Gandhi, Khuller, Parthasarathy, Srinivasan, "Dependent rounding and its applications to
 approximation algorithms", JACM 53(3), 2006, and Srinivasan, "Distributions on level-sets with
 applications to approximation algorithms", FOCS 2001. The tree-vectorized variant is **our
-formulation** (``spec/rad.md`` §4).
+formulation** (``docs/theory/rad.md#rad-depround``).
 
 Pairwise step. Two fractional entries :math:`a, c \in (0, 1)` with :math:`s = a + c` become
 

@@ -2,7 +2,7 @@ r"""Per-example distillation losses in torch: soft cross-entropy, KD, SLaM, forw
 Taylor cross-entropy.
 
 Every loss is a small pure function that returns **one value per example**, a tensor of shape ``(n,)``
-(optax style): the caller weights and reduces (``spec/weighted.md`` §4). A thin :class:`torch.nn.Module`
+(optax style): the caller weights and reduces (``docs/theory/weighted.md#weighted-normalisation``). A thin :class:`torch.nn.Module`
 wrapper per loss adds ``reduction="mean" | "sum" | "none"`` and optional per-example weights.
 
 Conventions shared by every function here (``robustdistill.algorithms.typing``):
@@ -22,11 +22,16 @@ Conventions shared by every function here (``robustdistill.algorithms.typing``):
   logits are upcast and the loss comes back as float32. The same code runs on every device.
 - **Stability.** Everything is computed from logits in log space (``log_softmax``, ``logsumexp``,
   ``logaddexp``), with no clamping: values and gradients stay finite for finite logits (the tests use
-  ``|z|`` up to 1000 in float32 and float64).
+  ``|z|`` up to 1000 in float32 and float64). Validated logits whose range (max - min) exceeds the square
+  root of float32's largest value (about 1.8e19; up to float32's own limit of 3.4e38) are computed in
+  float64 and the loss returned in float32; a loss that does not fit float32 there (e.g. the target on a
+  class 6e38 below the top one) is a ``ValueError`` naming the logits. float64 logits spanning more than
+  :data:`MAX_FLOAT64_LOGIT_RANGE` (about 2.2e307) within a row are a ``ValueError``. ``validate=False`` skips
+  these range checks with the others.
 - **Noise transition matrix.** ``T[i, j] = P(teacher says j | true class i)``, rows sum to 1 (cleanlab
   stores the transpose).
 
-Provenance tags follow the specs (``spec/slam.md`` §0, ``spec/weighted.md`` §0): **(paper)** for what a
+Provenance tags follow the theory pages (``docs/theory/index.md#theory-provenance``): **(paper)** for what a
 paper states, **(our formulation)** for this toolkit's precise choices.
 """
 
@@ -34,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -44,12 +48,26 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .slam import check_alpha_for_mix, check_k, check_mask
-from .validation import MAX_TRANSITION_CONDITION, SIMPLEX_ATOL, as_numpy, check_alpha, check_condition, check_int
+from .validation import (
+    MAX_TRANSITION_CONDITION,
+    SIMPLEX_ATOL,
+    as_numpy,
+    as_real_array,
+    check_alpha,
+    check_choice,
+    check_condition,
+    check_flag,
+    check_int,
+    check_real,
+)
 
 __all__ = [
     "LOSSES",
+    "MAX_FLOAT64_LOGIT_RANGE",
+    "MAX_TAYLOR_ORDER",
     "MAX_TRANSITION_CONDITION",
     "REDUCTIONS",
+    "TEMPERATURE_RANGE",
     "BackwardCorrectedLoss",
     "ForwardCorrectedLoss",
     "KDLoss",
@@ -57,6 +75,9 @@ __all__ = [
     "SoftCrossEntropy",
     "TaylorCrossEntropy",
     "backward_corrected_loss",
+    "check_logits",
+    "check_taylor_order",
+    "check_temperature",
     "forward_corrected_loss",
     "kd_loss",
     "negative_learning_loss",
@@ -89,8 +110,59 @@ def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager[Any
     return contextlib.nullcontext()
 
 
-def _check_logits(logits: object, name: str, validate: bool) -> torch.Tensor:
-    """A floating (n, K) torch tensor, n >= 1, K >= 2, finite (checked with one aminmax reduction)."""
+def _wide_range(dtype: torch.dtype) -> float:
+    """The range (max - min) beyond which logits are "wide" for a compute dtype: the square root of its
+    largest value. Products of their log-probabilities with targets (or with an inverted transition matrix)
+    could overflow there, so wide float32 logits are computed in float64 (see :class:`_Logits`)."""
+    return math.sqrt(torch.finfo(dtype).max)
+
+
+#: float64 logits wider than this within a row are refused: their log-probabilities would overflow.
+MAX_FLOAT64_LOGIT_RANGE = float(torch.finfo(torch.float64).max) / 8.0
+
+
+class _Logits:
+    """Checked logits and how to compute on them.
+
+    Attributes:
+        z: the (n, K) logits as given.
+        name: the argument's name (for messages).
+        dtype: the compute dtype: float64 for float64 logits, float32 for the others, except for wide logits
+            (validated, with a range above :func:`_wide_range` of float32), which are computed in float64.
+        out: the dtype of the returned loss (float64 for float64 logits, else float32).
+        wide: whether the range is wide; :meth:`finish` then checks that the loss fits ``out``.
+    """
+
+    __slots__ = ("dtype", "name", "out", "wide", "z")
+
+    def __init__(self, z: torch.Tensor, name: str, dtype: torch.dtype, wide: bool) -> None:
+        self.z, self.name, self.dtype, self.wide = z, name, dtype, wide
+        self.out = _compute_dtype(z)
+
+    def finish(self, loss: torch.Tensor, *, infinite_ok: bool = False) -> torch.Tensor:
+        """The loss in ``out``; for wide logits, a ``ValueError`` naming them when a value is NaN or does not
+        fit ``out`` (``infinite_ok``: an infinite value is the loss's own, e.g. an impossible target)."""
+        if not self.wide:
+            return loss
+        big = torch.finfo(self.out).max
+        value = loss.detach()
+        bad = torch.isnan(value) | (value.abs() > big)
+        if infinite_ok:
+            bad &= ~torch.isinf(value)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"{self.name} span too wide a range: the loss of row {i} overflows {self.out} "
+                "(pass float64 logits, or rescale them)"
+            )
+        return loss.to(self.out)
+
+
+def _check_logits(logits: object, name: str, validate: bool, *, scale: float = 1.0) -> _Logits:
+    """A floating (n, K) torch tensor, n >= 1, K >= 2, finite (checked with one aminmax reduction), and its
+    compute plan (:class:`_Logits`). ``scale`` multiplies the logits' range before it is compared with the
+    wide threshold (1 / temperature for tempered logits)."""
+    validate = check_flag(validate, "validate")
     if not isinstance(logits, torch.Tensor):
         raise TypeError(
             f"{name} must be a torch.Tensor of shape (n, K) holding logits (not probabilities), "
@@ -105,34 +177,58 @@ def _check_logits(logits: object, name: str, validate: bool) -> torch.Tensor:
         raise ValueError(f"{name} is empty: it needs at least one row")
     if k < 2:
         raise ValueError(f"{name} must have at least 2 classes (columns), got {k}")
-    if validate:
-        lo, hi = torch.aminmax(logits.detach())  # one pass; NaN propagates into both
-        if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
-            bad = (~torch.isfinite(logits.detach())).any(dim=1).nonzero().flatten()[:5].tolist()
-            raise ValueError(f"{name} must be finite; found NaN or inf in row {bad}")
-    return logits
+    dtype = _compute_dtype(logits)
+    if not validate:
+        return _Logits(logits, name, dtype, False)
+    lo, hi = (float(v) for v in torch.stack(torch.aminmax(logits.detach())).double().tolist())  # one sync
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        bad = (~torch.isfinite(logits.detach())).any(dim=1).nonzero().flatten()[:5].tolist()
+        raise ValueError(f"{name} must be finite; found NaN or inf in row {bad}")
+    if (hi - lo) * scale <= _wide_range(dtype):
+        return _Logits(logits, name, dtype, False)
+    if dtype == torch.float64:
+        row = logits.detach().amax(dim=1) - logits.detach().amin(dim=1)  # inf where it overflows
+        widest = float(row.max()) * scale
+        if not widest <= MAX_FLOAT64_LOGIT_RANGE:
+            i = int(row.argmax())
+            what = f"{name} / temperature" if scale != 1.0 else name
+            span = f"{widest:.3g}" if math.isfinite(widest) else "beyond float64's range"
+            raise ValueError(
+                f"{what} span {span} in row {i} (max - min), more than float64 computes a loss on "
+                f"(MAX_FLOAT64_LOGIT_RANGE = {MAX_FLOAT64_LOGIT_RANGE:.3g}): rescale the logits"
+            )
+    return _Logits(logits, name, torch.float64, True)
 
 
-def _as_tensor(x: object, name: str, like: torch.Tensor) -> torch.Tensor:
-    """A tensor on ``like``'s device: tensors must already be there; arrays and lists are copied there."""
+def check_logits(logits: object, name: str = "logits", *, validate: bool = True) -> torch.Tensor:
+    """The checks every loss makes of its logits: a floating-point (n, K) torch tensor, n >= 1, K >= 2, and
+    (``validate``) finite, float64 ones spanning at most :data:`MAX_FLOAT64_LOGIT_RANGE` within a row.
+    Returns the tensor; a ``TypeError`` or ``ValueError`` names ``name``."""
+    return _check_logits(logits, name, validate).z
+
+
+def _as_tensor(x: object, name: str, like: torch.Tensor, zname: str = "logits") -> torch.Tensor:
+    """A tensor on ``like``'s device: tensors must already be there; arrays and lists are copied there.
+    ``zname`` names the logits in messages."""
     if isinstance(x, torch.Tensor):
         if x.device != like.device:
             raise ValueError(
-                f"{name} is on device {x.device} but the logits are on {like.device}; "
-                "move them to the same device"
+                f"{name} is on device {x.device} but {zname} is on {like.device}; move them to the same device"
             )
         return x
-    arr = as_numpy(x, name)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise TypeError(f"{name} must hold real numbers, got complex dtype {arr.dtype}")
+    arr = as_real_array(x, name)
+    if arr.dtype.kind == "u" and arr.dtype.itemsize >= 4:  # torch's uint32/64 lack arithmetic: as int64
+        if arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{name} holds integers beyond int64")
+        arr = arr.astype(np.int64)
     return torch.as_tensor(arr, device=like.device)
 
 
 def _check_real(x: torch.Tensor, name: str) -> None:
     if x.dtype == torch.bool or x.is_complex():
         raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    if x.dtype in (torch.uint16, torch.uint32, torch.uint64):
+        raise TypeError(f"{name} must hold real numbers of a torch dtype with arithmetic, got dtype {x.dtype}")
 
 
 def _simplex_tol(dtype: torch.dtype) -> float:
@@ -174,22 +270,20 @@ def _check_simplex_rows(
 
 
 def _probs(
-    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, validate: bool
+    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, validate: bool, zname: str = "logits"
 ) -> torch.Tensor:
     """(n, K) probabilities like the logits, converted to ``dtype``, rows on the simplex."""
-    return _probs_and_sums(x, name, like, dtype, validate)[0]
+    return _probs_and_sums(x, name, like, dtype, validate, zname)[0]
 
 
 def _probs_and_sums(
-    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, validate: bool
+    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, validate: bool, zname: str = "logits"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`_probs` and the (detached) row sums, computed once."""
-    p = _as_tensor(x, name, like)
+    p = _as_tensor(x, name, like, zname)
     _check_real(p, name)
     if p.shape != like.shape:
-        raise ValueError(
-            f"{name} must have shape {tuple(like.shape)} like the logits, got {tuple(p.shape)}"
-        )
+        raise ValueError(f"{name} must have shape {tuple(like.shape)} like {zname}, got {tuple(p.shape)}")
     tol = _simplex_tol(p.dtype)
     p = p.to(dtype)
     sums = p.detach().sum(dim=1)
@@ -198,9 +292,11 @@ def _probs_and_sums(
     return p, sums
 
 
-def _labels(y: torch.Tensor, name: str, n: int, num_classes: int, validate: bool) -> torch.Tensor:
+def _labels(
+    y: torch.Tensor, name: str, n: int, num_classes: int, validate: bool, zname: str = "logits"
+) -> torch.Tensor:
     if y.shape != (n,):
-        raise ValueError(f"{name} as labels must have shape ({n},) like the logits' rows, got {tuple(y.shape)}")
+        raise ValueError(f"{name} as labels must have shape ({n},) like the rows of {zname}, got {tuple(y.shape)}")
     y = y.long()
     if validate:
         lo, hi = torch.aminmax(y)
@@ -211,11 +307,11 @@ def _labels(y: torch.Tensor, name: str, n: int, num_classes: int, validate: bool
 
 
 def _targets(
-    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, validate: bool
+    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, validate: bool, zname: str = "logits"
 ) -> torch.Tensor:
     """Targets as (n, K) probabilities: an (n, K) array of probabilities, or an (n,) integer array of
     labels 0..K-1 (converted to one-hot)."""
-    t = _as_tensor(x, name, like)
+    t = _as_tensor(x, name, like, zname)
     _check_real(t, name)
     n, num_classes = like.shape
     if t.ndim == 1:
@@ -224,20 +320,22 @@ def _targets(
                 f"{name} of shape (n,) must hold integer labels 0..K-1, got dtype {t.dtype} "
                 "(pass probabilities as an (n, K) array)"
             )
-        y = _labels(t, name, n, num_classes, validate)
+        y = _labels(t, name, n, num_classes, validate, zname)
         return nn.functional.one_hot(y, num_classes).to(dtype)
-    return _probs(t, name, like, dtype, validate)
+    return _probs(t, name, like, dtype, validate, zname)
 
 
-def _per_example(x: object, name: str, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _per_example(
+    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, zname: str = "logits"
+) -> torch.Tensor:
     """A real (n,) tensor (a scalar is broadcast) on like's device, as ``dtype``; finiteness not checked."""
-    v = _as_tensor(x, name, like)
+    v = _as_tensor(x, name, like, zname)
     _check_real(v, name)
     n = like.shape[0]
     if v.ndim == 0:
         v = v.expand(n)
     if v.shape != (n,):
-        raise ValueError(f"{name} must be a scalar or of shape ({n},), got shape {tuple(v.shape)}")
+        raise ValueError(f"{name} must be a scalar or of shape ({n},) like the rows of {zname}, got shape {tuple(v.shape)}")
     return v.to(dtype)
 
 
@@ -251,7 +349,7 @@ def _transition(
     k = like.shape[1]
     if t.shape != (k, k):
         raise ValueError(
-            f"{name} must have shape ({k}, {k}) (K x K, K = the logits' classes), got {tuple(t.shape)}"
+            f"{name} must have shape ({k}, {k}) (K x K, K = the classes of the logits), got {tuple(t.shape)}"
         )
     tol = _simplex_tol(t.dtype)
     if dtype is None:
@@ -275,7 +373,7 @@ def soft_cross_entropy(
 
         \ell_i = -\sum_{j=1}^{K} t_{ij}\, \bigl(z_{ij} - \log \textstyle\sum_{l} e^{z_{il}}\bigr)
 
-    The hard loss is the same with one-hot targets (``spec/weighted.md`` §1).
+    The hard loss is the same with one-hot targets (``docs/theory/weighted.md#weighted-setting``).
 
     Args:
         logits: (n, K) float tensor, the student's logits ``z``.
@@ -289,11 +387,11 @@ def soft_cross_entropy(
     >>> soft_cross_entropy(z, [[1.0, 0.0], [0.5, 0.5]])
     tensor([0.1269, 0.6931])
     """
-    z = _check_logits(logits, "logits", validate)
-    dtype = _compute_dtype(z)
+    zl = _check_logits(logits, "logits", validate)
+    z, dtype = zl.z, zl.dtype
     t = _targets(target_probs, "target_probs", z, dtype, validate)
     with _autocast_off(z.device):
-        return -(t * torch.log_softmax(z.to(dtype), dim=1)).sum(dim=1)
+        return zl.finish(-(t * torch.log_softmax(z.to(dtype), dim=1)).sum(dim=1))
 
 
 def kd_loss(
@@ -328,7 +426,7 @@ def kd_loss(
     Args:
         student_logits: (n, K) float tensor :math:`z`.
         teacher_probs: (n, K) rows on the simplex :math:`t` (entries within round-off below 0 count as 0).
-        temperature: :math:`\tau > 0`, finite.
+        temperature: :math:`\tau`, a real number in :data:`TEMPERATURE_RANGE` = [1e-4, 1e4].
         temperature_squared: multiply by :math:`\tau^2` (default; Hinton et al.'s scaling, which keeps the
             gradient size comparable across temperatures). ``False`` gives the unscaled cross-entropy.
         validate: check values; shapes always.
@@ -340,25 +438,35 @@ def kd_loss(
     >>> kd_loss(z, [[0.8, 0.2]], 2.0)  # 4 * soft_cross_entropy(z / 2, softmax(log([0.8, 0.2]) / 2))
     tensor([2.5864], dtype=torch.float64)
     """
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise TypeError(f"temperature must be a real number, got {type(temperature).__name__}")
-    tau = float(temperature)
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
-    z = _check_logits(student_logits, "student_logits", validate)
-    dtype = _compute_dtype(z)
-    t = _probs(teacher_probs, "teacher_probs", z, dtype, validate)
+    tau = check_temperature(temperature)
+    temperature_squared = check_flag(temperature_squared, "temperature_squared")
+    zl = _check_logits(student_logits, "student_logits", validate, scale=1.0 / tau)
+    z, dtype = zl.z, zl.dtype
+    t = _probs(teacher_probs, "teacher_probs", z, dtype, validate, "student_logits")
     with _autocast_off(z.device):
         zz = z.to(dtype)
         if tau == 1.0:
-            return -(t * torch.log_softmax(zz, dim=1)).sum(dim=1)
+            return zl.finish(-(t * torch.log_softmax(zz, dim=1)).sum(dim=1))
         positive = t > 0
         # log t with -inf where t <= 0 (never log of 0 or of a round-off negative, so no NaN, not even in
         # a gradient with respect to t); softmax then gives those entries exactly 0.
         log_t = torch.where(positive, torch.log(torch.where(positive, t, torch.ones_like(t))), -math.inf)
         q = torch.softmax(log_t / tau, dim=1)
-        loss = -(q * torch.log_softmax(zz / tau, dim=1)).sum(dim=1)
-        return loss * (tau * tau) if temperature_squared else loss
+        # the logits shifted by their row maximum before the division: z / tau itself may overflow
+        shifted = (zz - zz.detach().amax(dim=1, keepdim=True)) / tau
+        loss = -(q * torch.log_softmax(shifted, dim=1)).sum(dim=1)
+        return zl.finish(loss * (tau * tau) if temperature_squared else loss)
+
+
+#: The temperatures :func:`kd_loss` accepts, ``[low, high]``: far beyond the usual 0.5 .. 20, and small enough
+#: that :math:`\tau^2` and the tempered logits stay far inside float32.
+TEMPERATURE_RANGE = (1e-4, 1e4)
+
+
+def check_temperature(temperature: object) -> float:
+    """A KD temperature: a finite real number in :data:`TEMPERATURE_RANGE`, as a float."""
+    low, high = TEMPERATURE_RANGE
+    return check_real(temperature, "temperature", low=low, high=high)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -368,19 +476,26 @@ def kd_loss(
 def teacher_topk_mask(teacher_probs: torch.Tensor, k: object) -> torch.Tensor:
     r"""Torch twin of :func:`robustdistill.algorithms.slam.topk_mask`: the (n, K) **bool** indicator
     :math:`M(x) = \mathrm{top}(y_s(x); k)` of the k largest teacher probabilities, ties to the lower class
-    index (our formulation, ``spec/slam.md`` §1), on the probabilities' device.
+    index (our formulation, ``docs/theory/slam.md#slam-setting``), on the probabilities' device.
 
     The same set as a stable descending argsort, found in O(K) per row: the k-th largest value
     :math:`v_k` by ``topk``, every entry :math:`> v_k`, then the entries :math:`= v_k` in index order until
     the row has k.
 
     Args:
-        teacher_probs: (n, K) torch tensor of probabilities (not validated here; :func:`slam_loss` does).
+        teacher_probs: (n, K) real torch tensor, finite (the simplex is not checked here;
+            :func:`slam_loss` checks it).
         k: an int in 1..K or an (n,) integer array (per-example :math:`k(x)`).
     """
     t = _check_2d_tensor(teacher_probs, "teacher_probs")
     n, num_classes = t.shape
-    kk = torch.as_tensor(check_k(k, n, num_classes), device=t.device)
+    return _topk_mask(t, torch.as_tensor(check_k(k, n, num_classes), device=t.device))
+
+
+def _topk_mask(t: torch.Tensor, kk: torch.Tensor) -> torch.Tensor:
+    """:func:`teacher_topk_mask` of checked probabilities and an (n,) int64 tensor ``kk`` on their device."""
+    if t.shape[0] == 0:
+        return torch.zeros(t.shape, dtype=torch.bool, device=t.device)
     kmax = int(kk.max())
     top = torch.topk(t, kmax, dim=1, largest=True, sorted=True).values
     vk = top.gather(1, (kk - 1)[:, None])  # (n, 1): the k-th largest value, multiplicity counted
@@ -394,13 +509,14 @@ def teacher_topk_index(teacher_probs: torch.Tensor, k: int) -> torch.Tensor:
     r"""The same top-k set as :func:`teacher_topk_mask` for one global ``k``, as an (n, k) int64 tensor of
     class indices, ascending in each row: the compact form of :math:`M(x)` (``n k`` integers instead of
     ``n K`` flags) that :func:`slam_loss` takes as ``topk_index`` without scanning a mask. Compute it once per
-    pool (``spec/slam.md`` §4) and slice it with the batch.
+    pool (``docs/theory/slam.md#slam-procedure``) and slice it with the batch.
 
     ``torch.topk`` of the ``k + 1`` largest values; a row whose k-th and (k+1)-th values tie is redone by a
-    stable descending sort, so ties go to the lower class index (our formulation, ``spec/slam.md`` §1).
+    stable descending sort, so ties go to the lower class index (our formulation, ``docs/theory/slam.md#slam-setting``).
 
     Args:
-        teacher_probs: (n, K) torch tensor of probabilities (not validated here; :func:`slam_loss` does).
+        teacher_probs: (n, K) real torch tensor, finite (the simplex is not checked here;
+            :func:`slam_loss` checks it).
         k: an int in 1..K.
 
     >>> teacher_topk_index(torch.tensor([[0.2, 0.5, 0.3], [0.4, 0.2, 0.4]]), 2)
@@ -408,8 +524,13 @@ def teacher_topk_index(teacher_probs: torch.Tensor, k: int) -> torch.Tensor:
             [0, 2]])
     """
     t = _check_2d_tensor(teacher_probs, "teacher_probs").detach()
+    num_classes = t.shape[1]
+    return _topk_index(t, check_int(k, "k", low=1, high=num_classes, hint=f" (K = {num_classes}, the classes of teacher_probs)"))
+
+
+def _topk_index(t: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`teacher_topk_index` of checked (detached) probabilities and a checked ``k``."""
     n, num_classes = t.shape
-    k = check_int(k, "k", low=1, high=num_classes)
     if k == num_classes:
         return torch.arange(num_classes, device=t.device).expand(n, k).contiguous()
     values, index = torch.topk(t, k + 1, dim=1, largest=True, sorted=True)
@@ -420,10 +541,14 @@ def teacher_topk_index(teacher_probs: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _check_2d_tensor(x: object, name: str) -> torch.Tensor:
+    """A real (n, K) torch tensor, K >= 1, with finite entries (one sync)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D of shape (n, K), got shape {tuple(x.shape)}")
+    _check_real(x, name)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"{name} must be 2-D of shape (n, K), K >= 1, got shape {tuple(x.shape)}")
+    if x.is_floating_point() and not bool(torch.isfinite(x.detach()).all()):
+        raise ValueError(f"{name} must be finite")
     return x
 
 
@@ -562,17 +687,18 @@ def _mask_entries(mask: torch.Tensor, n: int, num_classes: int, validate: bool, 
     return _MaskEntries(flat, rows, counts)
 
 
-def _index_entries(index: object, like: torch.Tensor, validate: bool) -> _MaskEntries:
+def _index_entries(index: object, like: torch.Tensor, validate: bool, zname: str = "logits") -> _MaskEntries:
     """``topk_index`` (n, k) class indices as :class:`_MaskEntries`: integers, 2 <= k <= K, and (when
     ``validate``) each row k distinct classes in 0..K-1, checked with one sync."""
     n, num_classes = like.shape
-    idx = _as_tensor(index, "topk_index", like)
+    idx = _as_tensor(index, "topk_index", like, zname)
     if idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex():
         raise TypeError(f"topk_index must hold integer class indices, got dtype {idx.dtype}")
+    _check_real(idx, "topk_index")
     if idx.ndim != 2 or idx.shape[0] != n or not 2 <= idx.shape[1] <= num_classes:
         raise ValueError(
-            f"topk_index must have shape (n, k) = ({n}, k) with 2 <= k <= {num_classes} (mixing needs at least "
-            f"2 classes), got shape {tuple(idx.shape)}"
+            f"topk_index must have shape (n, k) = ({n}, k) with 2 <= k <= {num_classes} like {zname} (mixing "
+            f"needs at least 2 classes), got shape {tuple(idx.shape)}"
         )
     idx = idx.long()
     k = idx.shape[1]
@@ -605,9 +731,10 @@ def _slam_alpha(
     against :func:`~robustdistill.algorithms.validation.check_alpha` and
     :func:`~robustdistill.algorithms.slam.check_alpha_for_mix` with one reduction; those word the error."""
     n = like.shape[0]
-    a = _as_tensor(alpha, "alpha", like)
+    a = _as_tensor(alpha, "alpha", like, "student_logits")
+    _check_real(a, "alpha")
     if not validate:
-        return _per_example(a, "alpha", like, dtype).detach()
+        return _per_example(a, "alpha", like, dtype, "student_logits").detach()
     if a.is_floating_point() and (a.ndim == 0 or a.shape == (n,)):
         a = a.detach()
         if isinstance(counts, int) or not normalize:  # one bound for every row: the extremes decide
@@ -617,7 +744,7 @@ def _slam_alpha(
                 return a.to(dtype).expand(n)
         elif bool(((a > 1.0 / counts.to(a.dtype)) & (a <= 1.0)).all()):
             return a.to(dtype).expand(n)
-    a_np = check_alpha(as_numpy(alpha, "alpha"), n)  # raises with the reason
+    a_np = check_alpha(as_numpy(alpha, "alpha"), n, like="student_logits")  # raises with the reason
     k = np.full(n, counts) if isinstance(counts, int) else counts.cpu().numpy()
     check_alpha_for_mix(a_np, k, normalize)
     return torch.as_tensor(a_np, device=like.device).to(dtype)
@@ -647,9 +774,9 @@ def slam_loss(
     the cross-entropy against the mixed prediction is (our formulation). ``alpha = 1`` gives ``mix = f``:
     plain distillation, :func:`kd_loss` at temperature 1.
 
-    **Log-space computation** (our formulation, ``spec/slam.md`` §2). With :math:`\log f =
+    **Log-space computation** (our formulation, ``docs/theory/slam.md#slam-log-space``). With :math:`\log f =
     \mathrm{log\_softmax}(z)` and :math:`\bar c = (1-\alpha)/c`, on :math:`M` the mix is
-    :math:`\bar c + (\alpha - \bar c) f_i` (the spec's "consequences" line), so
+    :math:`\bar c + (\alpha - \bar c) f_i` (``docs/theory/slam.md#slam-log-space``), so
 
     .. math::
 
@@ -659,7 +786,7 @@ def slam_loss(
             \log \alpha + \log f_i & i \notin M.
         \end{cases}
 
-    This is the spec's :math:`\mathrm{logaddexp}(\log\alpha + \log f_i,\ \log \bar c + \log(1 - f_i))`
+    This is the log-space form :math:`\mathrm{logaddexp}(\log\alpha + \log f_i,\ \log \bar c + \log(1 - f_i))`
     regrouped: both sum the same two non-negative terms, :math:`\alpha - \bar c \ge 0` under the bounds
     below, and it needs no :math:`\log(1 - f_i)` (so no special case for the row's argmax). Every
     :math:`\log \mathrm{mix}_i` is finite for finite logits, including ``alpha = 1``
@@ -704,10 +831,11 @@ def slam_loss(
     >>> slam_loss(z, [[0.0, 1.0, 0.0]], 0.8, topk_index=[[0, 1]])
     tensor([1.3148])
     """
-    z = _check_logits(student_logits, "student_logits", validate)
+    zl = _check_logits(student_logits, "student_logits", validate)
+    z, dtype = zl.z, zl.dtype
     n, num_classes = z.shape
-    dtype = _compute_dtype(z)
-    t, s_t = _probs_and_sums(teacher_probs, "teacher_probs", z, dtype, validate)
+    normalize = check_flag(normalize, "normalize")
+    t, s_t = _probs_and_sums(teacher_probs, "teacher_probs", z, dtype, validate, "student_logits")
     t = t.contiguous()
     if (topk_mask is not None) + (k is not None) + (topk_index is not None) != 1:
         raise ValueError(
@@ -716,10 +844,10 @@ def slam_loss(
         )
     if isinstance(alpha, torch.Tensor) and alpha.device != z.device:
         raise ValueError(
-            f"alpha is on device {alpha.device} but the logits are on {z.device}; move them to the same device"
+            f"alpha is on device {alpha.device} but student_logits is on {z.device}; move them to the same device"
         )
     if topk_index is not None:
-        entries = _index_entries(topk_index, z, validate)
+        entries = _index_entries(topk_index, z, validate, "student_logits")
     elif k is not None:
         kk = check_k(k, n, num_classes)
         if kk.min() < 2:
@@ -729,38 +857,40 @@ def slam_loss(
                 f"k = {int(kk[i])} at index {i}"
             )
         if kk.min() == kk.max():
-            entries = _index_entries(teacher_topk_index(t, int(kk[0])), z, validate=False)
+            entries = _index_entries(_topk_index(t.detach(), int(kk[0])), z, validate=False)
         else:
-            entries = _mask_entries(teacher_topk_mask(t, kk), n, num_classes, validate, from_k=True)
+            mask = _topk_mask(t.detach(), torch.as_tensor(kk, device=t.device))
+            entries = _mask_entries(mask, n, num_classes, validate, from_k=True)
     else:
-        mask = _as_tensor(topk_mask, "topk_mask", z)
+        mask = _as_tensor(topk_mask, "topk_mask", z, "student_logits")
         if mask.is_complex():
             raise TypeError(f"topk_mask must hold 0 and 1, got dtype {mask.dtype}")
         if mask.shape != z.shape:
             raise ValueError(
-                f"topk_mask must have shape {tuple(z.shape)} like the logits, got {tuple(mask.shape)}"
+                f"topk_mask must have shape {tuple(z.shape)} like student_logits, got {tuple(mask.shape)}"
             )
         entries = _mask_entries(mask, n, num_classes, validate, from_k=False)
-    a = _slam_alpha(alpha, z, entries.counts, bool(normalize), validate, dtype)
+    a = _slam_alpha(alpha, z, entries.counts, normalize, validate, dtype)
 
     with _autocast_off(z.device):
         # log alpha, r0 = log(c / alpha) and r1 = log((alpha - c) / alpha), per row, in the compute dtype;
         # un-normalised, 1 - alpha and alpha - (1 - alpha) are exact for alpha in [1/2, 1] (Sterbenz), and
         # r1 = -inf at alpha = 1/2 (mix = 1/2 on M, no gradient); r0 = -inf at alpha = 1 (mix = f). Three
-        # (n,) logs, not one log of a stacked (3, n): in fresh processes under CPU contention the stacked call
-        # was off by up to 4e-5 in its worker-thread chunks (torch 2.13, MKL VML; 2 of 50 stress runs), the
-        # separate calls never (0 of 150 at n = 2000 and 20000)
+        # (n,) logs, not one log of a stacked (3, n): under CPU contention the stacked call can be off by up
+        # to 4e-5 in its worker-thread chunks (MKL VML), the separate calls are not
         c = 1.0 - a if not normalize else (1.0 - a) / (entries.counts - 1)
         la = torch.log(a)
         r0 = torch.log(c).sub_(la)
         r1 = torch.log(a - c).sub_(la)
-        return _SLaMFromLogits.apply(z.to(dtype), t, s_t, entries, la, entries.spread(r0), entries.spread(r1))
+        return zl.finish(
+            _SLaMFromLogits.apply(z.to(dtype), t, s_t, entries, la, entries.spread(r0), entries.spread(r1))
+        )
 
 
 def slam_binary_log_mix(logit: torch.Tensor, alpha: object) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Binary stable form of the SLaM mix (our formulation, ``spec/slam.md`` §2): for the positive-class
+    r"""Binary stable form of the SLaM mix (our formulation, ``docs/theory/slam.md#slam-log-space``): for the positive-class
     logit :math:`t` and :math:`\mathrm{mix} = (1-\alpha) + (2\alpha - 1)\sigma(t)` (forms (2) and (2')
-    coincide for :math:`K = k = 2`). The spec writes
+    coincide for :math:`K = k = 2`). The theory page writes
 
     .. math::
 
@@ -787,7 +917,7 @@ def slam_binary_log_mix(logit: torch.Tensor, alpha: object) -> tuple[torch.Tenso
         raise ValueError("logit must be finite")
     n = logit.shape[0]
     dtype = _compute_dtype(logit)
-    a_np = check_alpha(as_numpy(alpha, "alpha"), n)
+    a_np = check_alpha(as_numpy(alpha, "alpha"), n, like="logit")
     check_alpha_for_mix(a_np, np.full(n, 2), False)
     with _autocast_off(logit.device):
         x = logit.to(dtype)
@@ -830,8 +960,11 @@ def _log_f_times_t(lf: torch.Tensor, transition: torch.Tensor) -> torch.Tensor:
         parts = []
         for b in torch.unique(band).tolist():  # only the occupied bands
             inside = band == b
-            e = torch.exp(torch.where(inside, rel + b * width, float("-inf")))
-            parts.append(_safe_log(e @ scaled) - b * width)
+            # shifted by the band's own top value, so the exponents are exact differences of nearby numbers
+            # (rel + b * width loses every digit once |rel| / width nears 2**53)
+            top = torch.where(inside, rel.detach(), float("-inf")).amax()
+            e = torch.exp(torch.where(inside, rel - top, float("-inf")))
+            parts.append(_safe_log(e @ scaled) + top)
         stacked = torch.stack(parts)
         empty = torch.isneginf(stacked).all(dim=0)
         total = torch.logsumexp(torch.where(empty, 0.0, stacked), dim=0)
@@ -862,8 +995,8 @@ def forward_corrected_loss(
     :math:`\log f` (no underflow of any term that matters, zero entries of T allowed, no
     :math:`O(nK^2)` intermediate). ``T = I`` gives :func:`soft_cross_entropy`. A target that puts mass on a
     class whose column of T is zero gets loss ``+inf``. The toolkit's use as a baseline is
-    ``spec/weighted.md`` §8 (our formulation); SLaM's normalised mix (2) with ``k = K`` is this loss with
-    :math:`T = \alpha I + (1-\alpha)(11^\top - I)/(K-1)` (``spec/slam.md`` §5).
+    ``docs/theory/weighted.md#weighted-baselines`` (our formulation); SLaM's normalised mix (2) with ``k = K`` is this loss with
+    :math:`T = \alpha I + (1-\alpha)(11^\top - I)/(K-1)` (``docs/theory/slam.md#slam-forward-correction``).
 
     Args:
         logits: (n, K) float tensor.
@@ -875,12 +1008,12 @@ def forward_corrected_loss(
     Returns:
         (n,) float32 tensor (float64 for float64 logits), non-negative.
     """
-    z = _check_logits(logits, "logits", validate)
-    dtype = _compute_dtype(z)
+    zl = _check_logits(logits, "logits", validate)
+    z, dtype = zl.z, zl.dtype
     t = _targets(noisy_targets, "noisy_targets", z, dtype, validate)
     tm = _transition(transition, "transition", z, dtype, validate)
     with _autocast_off(z.device):
-        return _forward_corrected(z.to(dtype), t, tm)
+        return zl.finish(_forward_corrected(z.to(dtype), t, tm), infinite_ok=True)
 
 
 def _forward_corrected(z: torch.Tensor, t: torch.Tensor, transition: torch.Tensor) -> torch.Tensor:
@@ -907,7 +1040,7 @@ def backward_corrected_loss(
 
     i.e. the soft cross-entropy against the targets :math:`\tilde t\, T^{-1}`, whose rows sum to 1 but can
     have negative entries. It is unbiased: for a true label :math:`y` and :math:`\tilde y \sim T[y]`,
-    :math:`E[\ell^{\leftarrow}(f, \tilde y)] = -\log f_y` (``spec/weighted.md`` Lemma 5, our formulation).
+    :math:`E[\ell^{\leftarrow}(f, \tilde y)] = -\log f_y` (``docs/theory/weighted.md#weighted-lemma-5``, our formulation).
     **Per-example values can be negative**, and its gradients are unbounded in :math:`1/(1-2\eta)`-type
     factors; that is the price of unbiasedness.
 
@@ -925,13 +1058,13 @@ def backward_corrected_loss(
     Returns:
         (n,) float32 tensor (float64 for float64 logits); may be negative.
     """
-    z = _check_logits(logits, "logits", validate)
-    dtype = _compute_dtype(z)
+    zl = _check_logits(logits, "logits", validate)
+    z, dtype = zl.z, zl.dtype
     t = _targets(noisy_targets, "noisy_targets", z, dtype, validate)
     tm = _transition(transition, "transition", z, None, validate)  # inverted from its own precision
     inverse = _inverse_transition(tm).to(dtype)
     with _autocast_off(z.device):
-        return _backward_corrected(z.to(dtype), t, inverse)
+        return zl.finish(_backward_corrected(z.to(dtype), t, inverse))
 
 
 def _backward_corrected(z: torch.Tensor, t: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
@@ -943,13 +1076,14 @@ def _backward_corrected(z: torch.Tensor, t: torch.Tensor, inverse: torch.Tensor)
 
 
 def _log1m_softmax(z: torch.Tensor, lf: torch.Tensor) -> torch.Tensor:
-    r""":math:`\log(1 - f_i)` for every entry, stable (``spec/slam.md`` §2): ``log1p(-f_i)`` off the row's
+    r""":math:`\log(1 - f_i)` for every entry, stable (``docs/theory/slam.md#slam-log-space``): ``log1p(-f_i)`` off the row's
     argmax (there :math:`f_i \le 1/2`), and :math:`\mathrm{logsumexp}(z_{-i}) - \mathrm{logsumexp}(z)` at it."""
     top = z.detach().argmax(dim=1, keepdim=True)
     f_off = lf.exp().scatter(1, top, 0.0)  # the argmax entry would give log1p(-1) = -inf: keep it out
     out = torch.log1p(-f_off)
-    others = torch.logsumexp(z.scatter(1, top, float("-inf")), dim=1, keepdim=True)
-    at_top = others - torch.logsumexp(z, dim=1, keepdim=True)
+    zs = z - z.detach().gather(1, top)  # shifted by the row's top value: no cancellation of large logits
+    others = torch.logsumexp(zs.scatter(1, top, float("-inf")), dim=1, keepdim=True)
+    at_top = others - torch.logsumexp(zs, dim=1, keepdim=True)
     return out.scatter(1, top, at_top)
 
 
@@ -958,7 +1092,7 @@ def negative_learning_loss(
 ) -> torch.Tensor:
     r"""Negative learning (Kim et al., ICCV 2019; UPS, Rizve et al., ICLR 2021): the mean over an example's
     negative labels ("not class c") of :math:`-\log(1 - f_c)`, :math:`f = \mathrm{softmax}(z)`; 0 for an
-    example without negative labels (``spec/slam.md`` §8, our formulation of the UPS baseline).
+    example without negative labels (``docs/theory/slam.md#slam-baselines``, our formulation of the UPS baseline).
 
     .. math:: \ell_i = \frac{1}{\max(1, |N_i|)} \sum_{c \in N_i} -\log(1 - f_{ic})
 
@@ -976,9 +1110,11 @@ def negative_learning_loss(
     >>> negative_learning_loss(torch.tensor([[2.0, 0.0, 0.0]]), [[0, 1, 1]])
     tensor([0.1126])
     """
-    z = _check_logits(logits, "logits", validate)
-    dtype = _compute_dtype(z)
+    zl = _check_logits(logits, "logits", validate)
+    z, dtype = zl.z, zl.dtype
     mask = _as_tensor(negative_mask, "negative_mask", z)
+    if mask.is_complex():
+        raise TypeError(f"negative_mask must hold 0 and 1, got dtype {mask.dtype}")
     if mask.shape != z.shape:
         raise ValueError(f"negative_mask must have shape {tuple(z.shape)} like the logits, got {tuple(mask.shape)}")
     if validate and mask.dtype != torch.bool and bool(((mask != 0) & (mask != 1)).any()):
@@ -987,7 +1123,7 @@ def negative_learning_loss(
         zc = z.to(dtype)
         m = mask.to(dtype)
         total = -(_log1m_softmax(zc, torch.log_softmax(zc, dim=1)) * m).sum(dim=1)
-        return total / m.sum(dim=1).clamp_min(1.0)
+        return zl.finish(total / m.sum(dim=1).clamp_min(1.0))
 
 
 def taylor_cross_entropy(
@@ -1002,24 +1138,24 @@ def taylor_cross_entropy(
         \ell_i = \sum_c \tilde t_c \sum_{m=1}^{t} \frac{(1 - f_c)^m}{m} \quad \text{(soft targets)}
 
     ``order = 1`` is the MAE-like :math:`1 - f_y`; as ``order`` grows it tends to cross-entropy. The soft
-    version is the toolkit's adaptation to teacher probabilities (``spec/slam.md`` §8, our formulation);
-    the spec's default order is 2. :math:`1 - f_c` is computed as :math:`\exp\log(1-f_c)` with the stable
+    version is the toolkit's adaptation to teacher probabilities (``docs/theory/slam.md#slam-baselines``, our formulation);
+    the default order is 2. :math:`1 - f_c` is computed as :math:`\exp\log(1-f_c)` with the stable
     log form (:math:`\log(1-f_c)` = ``log1p(-f_c)`` off the argmax, a logsumexp without it at the argmax),
     so it stays accurate as :math:`f_c \to 1`.
 
     Args:
         logits: (n, K) float tensor.
         targets: (n,) integer labels or (n, K) rows on the simplex.
-        order: an int ``t >= 1``.
+        order: an int ``t`` in 1..:data:`MAX_TAYLOR_ORDER` (1000).
         validate: check values; shapes always.
 
     Returns:
         (n,) float32 tensor (float64 for float64 logits), in :math:`[0, H_t]`, :math:`H_t = \sum_{m\le t} 1/m`.
     """
-    order = check_int(order, "order", low=1)
-    z = _check_logits(logits, "logits", validate)
+    order = check_taylor_order(order)
+    zl = _check_logits(logits, "logits", validate)
+    z, dtype = zl.z, zl.dtype
     n, num_classes = z.shape
-    dtype = _compute_dtype(z)
     raw = _as_tensor(targets, "targets", z)
     _check_real(raw, "targets")
     hard = raw.ndim == 1 and not raw.is_floating_point()
@@ -1036,7 +1172,17 @@ def taylor_cross_entropy(
         for m in range(order - 1, 0, -1):  # Horner: p (1 + p (1/2 + p (1/3 + ...)))
             series = series * p + 1.0 / m
         series = series * p
-        return series if hard else (t * series).sum(dim=1)
+        return zl.finish(series if hard else (t * series).sum(dim=1))
+
+
+#: The largest order of :func:`taylor_cross_entropy`: its series is evaluated term by term (the order-1000
+#: series differs from cross-entropy by less than (1 - f)^1000 / 1000).
+MAX_TAYLOR_ORDER = 1000
+
+
+def check_taylor_order(order: object) -> int:
+    """A Taylor cross-entropy order: an int in 1..:data:`MAX_TAYLOR_ORDER`."""
+    return check_int(order, "order", low=1, high=MAX_TAYLOR_ORDER)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1049,22 +1195,35 @@ def reduce_loss(
     r"""Weight and reduce per-example losses: ``"none"`` gives :math:`w_i \ell_i`, ``"sum"``
     :math:`\sum_i w_i \ell_i` and ``"mean"`` :math:`\frac{1}{n}\sum_i w_i \ell_i` (divided by the number of
     examples, **not** by :math:`\sum_i w_i`; weighted distillation normalises the weights to mean 1 over
-    the pool beforehand, ``spec/weighted.md`` §4). ``weight=None`` means :math:`w \equiv 1`.
+    the pool beforehand, ``docs/theory/weighted.md#weighted-normalisation``). ``weight=None`` means :math:`w \equiv 1`.
 
     Args:
-        loss: (n,) tensor.
-        weight: None, or (n,) finite real weights (tensor on the loss's device, array or list).
+        loss: (n,) floating-point tensor (its values are not checked: an infinite loss stays infinite).
+        weight: None, or (n,) finite real weights (tensor on the loss's device, array or list); a weighted
+            loss that overflows is a ``ValueError``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
     """
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if not isinstance(loss, torch.Tensor) or loss.ndim != 1:
-        raise ValueError("loss must be a 1-D tensor of per-example losses")
-    if weight is not None:
-        w = _per_example(weight, "weight", loss[:, None], loss.dtype)
-        if not bool(torch.isfinite(w.detach()).all()):
-            raise ValueError("weight must be finite")
-        loss = loss * w
+    reduction = check_choice(reduction, "reduction", REDUCTIONS)
+    if not isinstance(loss, torch.Tensor) or not loss.is_floating_point():
+        got = f"dtype {loss.dtype}" if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise TypeError(f"loss must be a floating-point torch.Tensor of per-example losses, got {got}")
+    if loss.ndim != 1:
+        raise ValueError(f"loss must be 1-D of shape (n,) (per-example losses), got shape {tuple(loss.shape)}")
+    if weight is None:
+        return _reduce(loss, reduction)
+    w = _per_example(weight, "weight", loss[:, None], loss.dtype, "loss")
+    out = _reduce(loss * w, reduction)
+    finite_w = torch.isfinite(w.detach()).all()
+    overflow = (~torch.isfinite(out.detach())).any() & torch.isfinite(loss.detach()).all()
+    finite_w, overflow = torch.stack((finite_w, overflow)).tolist()  # one sync
+    if not finite_w:
+        raise ValueError("weight must be finite")
+    if overflow:
+        raise ValueError(f"weight times loss overflows {loss.dtype} (the weights are too large for these losses)")
+    return out
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "none":
         return loss
     return loss.sum() if reduction == "sum" else loss.mean()
@@ -1072,9 +1231,10 @@ def reduce_loss(
 
 def _fixed_transition(transition: object) -> torch.Tensor:
     """A module's transition matrix: a float64 CPU tensor, square, K >= 2, rows on the simplex."""
-    tm = torch.as_tensor(as_numpy(transition, "transition"), dtype=torch.float64)
-    if tm.ndim != 2 or tm.shape[0] != tm.shape[1] or tm.shape[0] < 2:
-        raise ValueError(f"transition must be a square (K, K) matrix with K >= 2, got shape {tuple(tm.shape)}")
+    arr = as_real_array(transition, "transition")
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] < 2:
+        raise ValueError(f"transition must be a square (K, K) matrix with K >= 2, got shape {arr.shape}")
+    tm = torch.tensor(arr.astype(np.float64), dtype=torch.float64)
     _check_simplex_rows(tm, "transition", SIMPLEX_ATOL, what="a row-stochastic matrix")
     return tm
 
@@ -1084,24 +1244,23 @@ def _with_fixed_matrix(
     logits: torch.Tensor,
     noisy_targets: object,
     matrix: torch.Tensor,
+    validate: bool,
 ) -> torch.Tensor:
     """A module's per-example loss ``loss(z, t, matrix)`` with its fixed (K, K) buffer (T or its inverse),
     checked against the logits' K and moved to their device and compute dtype."""
-    z = _check_logits(logits, "logits", True)
-    dtype = _compute_dtype(z)
-    t = _targets(noisy_targets, "noisy_targets", z, dtype, True)
+    zl = _check_logits(logits, "logits", validate)
+    z, dtype = zl.z, zl.dtype
+    t = _targets(noisy_targets, "noisy_targets", z, dtype, validate)
     if matrix.shape != (z.shape[1], z.shape[1]):
         raise ValueError(f"the transition is {tuple(matrix.shape)} but the logits have {z.shape[1]} classes")
     with _autocast_off(z.device):
-        return loss(z.to(dtype), t, matrix.to(device=z.device, dtype=dtype))
+        return zl.finish(loss(z.to(dtype), t, matrix.to(device=z.device, dtype=dtype)), infinite_ok=loss is _forward_corrected)
 
 
 class _ReducedLoss(nn.Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
@@ -1121,8 +1280,8 @@ class KDLoss(_ReducedLoss):
 
     def __init__(self, temperature: float = 1.0, reduction: str = "mean", *, temperature_squared: bool = True):
         super().__init__(reduction)
-        self.temperature = temperature
-        self.temperature_squared = temperature_squared
+        self.temperature = check_temperature(temperature)
+        self.temperature_squared = check_flag(temperature_squared, "temperature_squared")
 
     def forward(
         self, student_logits: torch.Tensor, teacher_probs: object, weight: object | None = None
@@ -1136,14 +1295,14 @@ class KDLoss(_ReducedLoss):
 class SLaMLoss(_ReducedLoss):
     """:func:`slam_loss` with ``reduction`` and optional per-example ``weight`` (:func:`reduce_loss`).
 
-    ``k`` (one global k, the toolkit's default, ``spec/slam.md`` §10) may be fixed here; then ``forward``
+    ``k`` (one global k, the toolkit's default, ``docs/theory/slam.md#slam-defaults``) may be fixed here; then ``forward``
     takes no mask. Otherwise pass the batch's ``topk_mask`` to ``forward``.
     """
 
     def __init__(self, k: object | None = None, normalize: bool = False, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self.k = k
-        self.normalize = normalize
+        self.k = None if k is None else _check_k_option(k)
+        self.normalize = check_flag(normalize, "normalize")
 
     def extra_repr(self) -> str:
         return f"k={self.k!r}, normalize={self.normalize}, reduction={self.reduction!r}"
@@ -1162,10 +1321,23 @@ class SLaMLoss(_ReducedLoss):
         return reduce_loss(loss, weight, self.reduction)
 
 
+def _check_k_option(k: object) -> int | np.ndarray:
+    """A fixed k of :class:`SLaMLoss`: an int >= 2, or a 1-D integer array of per-example k's >= 2 (checked
+    against K and n by :func:`slam_loss`)."""
+    if isinstance(k, (np.ndarray, list, tuple, torch.Tensor)):
+        arr = as_real_array(k, "k")
+        if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"k must be an integer or an integer array, got dtype {arr.dtype}")
+        if arr.ndim != 1 or arr.size == 0 or arr.min() < 2:
+            raise ValueError(f"k as an array must be 1-D and non-empty, each k >= 2, got {arr.tolist()!r:.60}")
+        return arr
+    return check_int(k, "k", low=2)
+
+
 class ForwardCorrectedLoss(_ReducedLoss):
     """:func:`forward_corrected_loss` with a fixed transition matrix (validated once, kept as a float64
     buffer and moved to the logits' device on use), ``reduction`` and optional per-example ``weight``
-    (:func:`reduce_loss`)."""
+    (:func:`reduce_loss`); ``forward(..., validate=False)`` skips the value checks as the function does."""
 
     transition: torch.Tensor
 
@@ -1175,16 +1347,16 @@ class ForwardCorrectedLoss(_ReducedLoss):
         self.register_buffer("transition", tm)
 
     def forward(
-        self, logits: torch.Tensor, noisy_targets: object, weight: object | None = None
+        self, logits: torch.Tensor, noisy_targets: object, weight: object | None = None, *, validate: bool = True
     ) -> torch.Tensor:
-        loss = _with_fixed_matrix(_forward_corrected, logits, noisy_targets, self.transition)
+        loss = _with_fixed_matrix(_forward_corrected, logits, noisy_targets, self.transition, validate)
         return reduce_loss(loss, weight, self.reduction)
 
 
 class BackwardCorrectedLoss(_ReducedLoss):
     """:func:`backward_corrected_loss` with :math:`T^{-1}` computed once (float64, condition checked) and
     kept as a buffer, ``reduction`` and optional per-example ``weight`` (:func:`reduce_loss`). Per-example
-    losses can be negative."""
+    losses can be negative; ``forward(..., validate=False)`` skips the value checks as the function does."""
 
     inverse: torch.Tensor
 
@@ -1194,9 +1366,9 @@ class BackwardCorrectedLoss(_ReducedLoss):
         self.register_buffer("inverse", _inverse_transition(tm))
 
     def forward(
-        self, logits: torch.Tensor, noisy_targets: object, weight: object | None = None
+        self, logits: torch.Tensor, noisy_targets: object, weight: object | None = None, *, validate: bool = True
     ) -> torch.Tensor:
-        loss = _with_fixed_matrix(_backward_corrected, logits, noisy_targets, self.inverse)
+        loss = _with_fixed_matrix(_backward_corrected, logits, noisy_targets, self.inverse, validate)
         return reduce_loss(loss, weight, self.reduction)
 
 
@@ -1206,7 +1378,7 @@ class TaylorCrossEntropy(_ReducedLoss):
 
     def __init__(self, order: int = 2, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self.order = check_int(order, "order", low=1)
+        self.order = check_taylor_order(order)
 
     def extra_repr(self) -> str:
         return f"order={self.order}, reduction={self.reduction!r}"

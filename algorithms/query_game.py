@@ -3,7 +3,7 @@ r"""The query game of Robust Active Distillation and its exact O(n log n) solver
 Paper: Baykal, Trinh, Iliopoulos, Menghani, Vee, "Robust Active Distillation", ICLR 2023 (arXiv 2210.01213).
 The paper poses a game between the informativeness of the points to query and the correctness of the
 teacher's labels on them (paper). The exact game below, its closed-form solver and the certificate are
-**our formulation** (``spec/rad.md`` §2-§3).
+**our formulation** (``docs/theory/rad.md#rad-game``).
 
 The game (our formulation). A learner picks a random batch of exactly ``b`` of the ``n`` pool points; only
 its marginals :math:`p \in P_b = \{p \in [0,1]^n : \sum_i p_i = b\}` matter. An adversary makes the teacher
@@ -40,13 +40,22 @@ Certificate (our formulation, spec §3.3). The adversary's equilibrium marginals
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .results import Result
 from .typing import ArrayLike, FloatArray
-from .validation import check_budget, check_gains, check_mistakes, check_probability_vector
+from .validation import (
+    MAX_INT,
+    check_budget,
+    check_gains,
+    check_int,
+    check_mistakes,
+    check_probability_vector,
+    check_vector,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,13 +87,19 @@ _SUM_SAFE = float(np.finfo(np.float64).max) / 4.0
 
 
 def top_k_sum(x: FloatArray, k: int) -> float:
-    """Sum of the ``k`` largest entries of a 1-D array (0 for k <= 0), by ``np.partition`` in O(n)."""
+    """Sum of the ``k`` largest entries of a finite 1-D array ``x`` (0 for k <= 0), by ``np.partition`` in
+    O(n)."""
+    x = check_vector(x, "x")
+    k = check_int(k, "k", low=-MAX_INT)
     n = x.size
     if k <= 0:
         return 0.0
-    if k >= n:
-        return float(x.sum())
-    return float(np.partition(x, n - k)[n - k :].sum())
+    part = x if k >= n else np.partition(x, n - k)[n - k :]
+    top = float(np.abs(part).max())
+    total = float((part / top).sum()) * top if top > _SUM_SAFE / part.size else float(part.sum())
+    if not math.isfinite(total):
+        raise ValueError(f"the sum of the {k} largest entries of x overflows float64")
+    return total
 
 
 def _sum_without_top(q: FloatArray, m: int) -> float:
@@ -118,7 +133,15 @@ def worst_case_value(probabilities: ArrayLike, gains: ArrayLike, mistakes: int) 
     if p.shape != g.shape:
         raise ValueError(f"probabilities has shape {p.shape} but gains has shape {g.shape}")
     m = check_mistakes(mistakes)
-    return _sum_without_top(p * g, m)
+    return _checked_value(_sum_without_top(p * g, m), 1.0)
+
+
+def _checked_value(value: float, scale: float) -> float:
+    """``value * scale``, a ``ValueError`` naming the gains when it overflows float64."""
+    out = value * scale
+    if not np.isfinite(out):
+        raise ValueError(f"the value of these gains overflows float64 ({value!r} * {scale!r}): rescale the gains")
+    return out
 
 
 class _TieGroups:
@@ -277,7 +300,7 @@ def solve_query_game(gains: ArrayLike, budget: int, mistakes: int) -> QueryGameS
     """
     g = check_gains(gains)
     n = g.size
-    b = check_budget(budget, n)
+    b = check_budget(budget, n, "gains")
     m = check_mistakes(mistakes)
     # The game is homogeneous in the gains (p* and r* unchanged, value and levels scaled): gains whose sums could
     # overflow are solved divided by their maximum, and the value and levels scaled back.
@@ -327,7 +350,7 @@ def solve_query_game(gains: ArrayLike, budget: int, mistakes: int) -> QueryGameS
     r[order] = np.clip(r_sorted, 0.0, 1.0)
     return QueryGameSolution(
         probabilities=p,
-        value=_sum_without_top(p * g, m) * scale,
+        value=_checked_value(_sum_without_top(p * g, m), scale),
         adversary=r,
         support_size=int(np.count_nonzero(p > 0)),
         level=level * scale,

@@ -1,5 +1,5 @@
 r"""Which pool points to send to the teacher: RAD's ``select`` and the active-learning baselines
-(``spec/rad.md`` §5, §8; our formulation of each).
+(``docs/theory/rad.md#rad-baselines``; our formulation of each).
 
 Every selector takes the current student's probabilities on the pool and a budget ``b`` in 0..n (a larger one is a
 ``ValueError``) and returns a :class:`Selection` of exactly ``b`` distinct pool indices:
@@ -48,7 +48,17 @@ from .depround import depround
 from .query_game import solve_query_game, worst_case_value
 from .results import Result
 from .typing import ArrayLike, FloatArray, IntArray, RNGLike
-from .validation import as_numpy, check_budget, check_int, check_mistakes, check_probs, check_rng, check_vector
+from .validation import (
+    as_real_array,
+    check_array,
+    check_budget,
+    check_choice,
+    check_int,
+    check_mistakes,
+    check_probs,
+    check_rng,
+    check_vector,
+)
 
 __all__ = [
     "GAINS",
@@ -112,7 +122,7 @@ class Selection(Result):
 
 
 def informativeness(student_probs: ArrayLike, kind: str = "margin") -> FloatArray:
-    r"""Gains in [0, 1] of the pool points, higher = more informative (``spec/rad.md`` §5, our formulation).
+    r"""Gains in [0, 1] of the pool points, higher = more informative (``docs/theory/rad.md#rad-gains``, our formulation).
 
     Args:
         student_probs: (n, K) student probabilities, rows on the simplex.
@@ -125,6 +135,7 @@ def informativeness(student_probs: ArrayLike, kind: str = "margin") -> FloatArra
     >>> informativeness([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2]])
     array([0.5, 1. ])
     """
+    kind = check_choice(kind, "kind", GAINS)
     p = check_probs(student_probs, "student_probs")
     k = p.shape[1]
     if kind == "margin":
@@ -132,20 +143,18 @@ def informativeness(student_probs: ArrayLike, kind: str = "margin") -> FloatArra
         gains = 1.0 - (top2[:, 1] - top2[:, 0])
     elif kind == "entropy":
         gains = -special.xlogy(p, p).sum(axis=1) / np.log(k)
-    elif kind == "least_confidence":
+    else:  # least_confidence
         gains = (1.0 - p.max(axis=1)) * k / (k - 1)
-    else:
-        raise ValueError(f"kind must be one of {', '.join(GAINS)}, got {kind!r}")
     return np.clip(gains, 0.0, 1.0)
 
 
 def top_b(scores: ArrayLike, budget: int, *, rng: RNGLike = None) -> IntArray:
     """Indices (b,) of the ``budget`` largest of the (n,) finite ``scores``, sorted ascending, ties at the b-th
-    score broken uniformly with ``rng`` (``np.partition``; O(n); our formulation, ``spec/rad.md`` §8).
+    score broken uniformly with ``rng`` (``np.partition``; O(n); our formulation, ``docs/theory/rad.md#rad-baselines``).
     ``budget`` must lie in 0..n."""
     s = check_vector(scores, "scores")
     n = s.size
-    b = check_budget(budget, n)
+    b = check_budget(budget, n, "scores")
     if b == 0:
         return np.empty(0, dtype=np.int64)
     if b == n:
@@ -198,7 +207,7 @@ def _select(
 ) -> Selection:
     gains = informativeness(student_probs, kind)
     n = gains.size
-    b = check_budget(budget, n)
+    b = check_budget(budget, n, "student_probs")
     m = check_mistakes(mistakes)
     solution = solve_query_game(gains, b, m)
     p = np.asarray(solution.probabilities, dtype=np.float64)
@@ -223,7 +232,7 @@ def _select(
 def random(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: Any) -> Selection:
     """A uniform ``budget``-subset of the pool (P[i selected] = b/n)."""
     n = check_probs(student_probs, "student_probs").shape[0]
-    b = check_budget(budget, n)
+    b = check_budget(budget, n, "student_probs")
     idx = check_rng(rng).choice(n, size=b, replace=False)
     return Selection(np.sort(idx).astype(np.int64), np.full(n, b / n))
 
@@ -231,20 +240,46 @@ def random(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: A
 def _by_gain(kind: str) -> Callable[..., Selection]:
     def selector(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: Any) -> Selection:
         gains = informativeness(student_probs, kind)
-        return Selection(top_b(gains, check_budget(budget, gains.size), rng=rng))
+        return Selection(top_b(gains, check_budget(budget, gains.size, "student_probs"), rng=rng))
 
     selector.__name__ = kind
     selector.__doc__ = f"Top-b by ``informativeness(P, {kind!r})``, ties broken uniformly with ``rng``."
     return selector
 
 
-def _embeddings(embeddings: ArrayLike | None, n: int, who: str) -> FloatArray:
+def _embeddings(embeddings: ArrayLike | None, n: int | None, who: str) -> FloatArray:
+    """(n, d) finite float64 embeddings, one row per pool point (``n`` rows like ``student_probs``; None:
+    any number of rows)."""
     if embeddings is None:
         raise ValueError(f"{who} needs embeddings: (n, d) student penultimate features of the pool points")
-    h = as_numpy(embeddings, "embeddings").astype(np.float64, copy=False)
-    if h.ndim != 2 or h.shape[0] != n or not np.isfinite(h).all():
-        raise ValueError(f"embeddings must be finite of shape ({n}, d), got {h.shape}")
+    h = check_array(embeddings, "embeddings", ("n", "d"))
+    if n is not None and h.shape[0] != n:
+        raise ValueError(f"embeddings has {h.shape[0]} rows but student_probs has {n} (one row per pool point)")
     return h
+
+
+def _centers(center_embeddings: ArrayLike | None, dim: int) -> FloatArray | None:
+    """The (c, d) finite centers of :func:`coreset` (``d`` as the embeddings), or None when there are none
+    (None or an empty array)."""
+    if center_embeddings is None or as_real_array(center_embeddings, "center_embeddings").size == 0:
+        return None
+    return check_array(center_embeddings, "center_embeddings", ("c", dim))
+
+
+#: Embeddings are rescaled by a power of 2 when their largest magnitude lies outside
+#: [2**-SCALE_EXPONENT, 2**SCALE_EXPONENT]: squared distances of larger (smaller) values would overflow
+#: (underflow). Inside, they are used as given.
+SCALE_EXPONENT = 200
+
+
+def _rescaled(*arrays: FloatArray) -> tuple[FloatArray, ...]:
+    """The arrays divided by one power of 2 near their largest magnitude when it is extreme (exact, and
+    distance comparisons are scale-invariant), else as given."""
+    top = max(float(np.max(np.abs(a))) for a in arrays)
+    if top == 0.0 or 2.0**-SCALE_EXPONENT <= top <= 2.0**SCALE_EXPONENT:
+        return arrays
+    exponent = int(np.frexp(top)[1])
+    return tuple(np.ldexp(a, -exponent) for a in arrays)
 
 
 def _sq_dist(h: FloatArray, c: FloatArray, h_sq: FloatArray) -> FloatArray:
@@ -256,17 +291,26 @@ def coreset(
     student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, embeddings: ArrayLike | None = None,
     center_embeddings: ArrayLike | None = None, chunk: int = 4096, **_: Any,
 ) -> Selection:  # fmt: skip
-    r"""k-center greedy (Sener & Savarese 2018; ``spec/rad.md`` §8): keep :math:`d(x) = \min_c \|h(x) -
+    r"""k-center greedy (Sener & Savarese 2018; ``docs/theory/rad.md#rad-baselines``): keep :math:`d(x) = \min_c \|h(x) -
     h(c)\|^2` over the pool against the centers (``center_embeddings``, the labeled and queried points;
     computed in chunks of ``chunk`` centers, no n x n matrix); ``budget`` times add the farthest point and
-    update ``d``. With no centers the first pick is uniform. O(n b d) time, O(n) memory."""
+    update ``d``. With no centers the first pick is uniform. O(n b d) time, O(n) memory.
+
+    ``embeddings`` (n, d) and ``center_embeddings`` (c, d) (None or empty: no centers) must be finite real
+    numbers, ``chunk`` an int >= 1. Embeddings of extreme magnitude (beyond :math:`2^{\pm 200}`, whose squared
+    distances would overflow or vanish) are rescaled together by a power of 2 first: the picks are the same."""
     n = check_probs(student_probs, "student_probs").shape[0]
-    b = check_budget(budget, n)
+    b = check_budget(budget, n, "student_probs")
     h = _embeddings(embeddings, n, "coreset")
+    c = _centers(center_embeddings, h.shape[1])
+    chunk = check_int(chunk, "chunk", low=1)
+    if c is None:
+        (h,) = _rescaled(h)
+    else:
+        h, c = _rescaled(h, c)
     h_sq = np.einsum("nd,nd->n", h, h)
     d = np.full(n, np.inf)
-    if center_embeddings is not None and np.asarray(center_embeddings).size:
-        c = as_numpy(center_embeddings, "center_embeddings").astype(np.float64, copy=False)
+    if c is not None:
         for start in range(0, c.shape[0], chunk):
             block = c[start : start + chunk]
             dist = h_sq[:, None] - 2.0 * h @ block.T + np.einsum("cd,cd->c", block, block)[None, :]
@@ -284,14 +328,15 @@ def coreset(
 def badge(
     student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, embeddings: ArrayLike | None = None, **_: Any
 ) -> Selection:
-    r"""BADGE (Ash et al. 2020; ``spec/rad.md`` §8): k-means++ seeding on the gradient embeddings
+    r"""BADGE (Ash et al. 2020; ``docs/theory/rad.md#rad-baselines``): k-means++ seeding on the gradient embeddings
     :math:`e(x) = (f - \mathrm{onehot}(\arg\max f)) \otimes h(x)`, never materialised: :math:`\|a \otimes h -
     a' \otimes h'\|^2 = \|a\|^2\|h\|^2 + \|a'\|^2\|h'\|^2 - 2\langle a, a'\rangle\langle h, h'\rangle`. The
-    first center is the point with the largest :math:`\|e\|`, then :math:`D^2` sampling with ``rng``."""
+    first center is the point with the largest :math:`\|e\|`, then :math:`D^2` sampling with ``rng``.
+    ``embeddings`` (n, d) finite real numbers, rescaled by a power of 2 when extreme, as in :func:`coreset`."""
     p = check_probs(student_probs, "student_probs")
     n = p.shape[0]
-    b = check_budget(budget, n)
-    h = _embeddings(embeddings, n, "badge")
+    b = check_budget(budget, n, "student_probs")
+    (h,) = _rescaled(_embeddings(embeddings, n, "badge"))
     if b == 0:
         return Selection(np.empty(0, dtype=np.int64))
     a = p.copy()
@@ -315,14 +360,17 @@ def badge(
 def cluster_assignments(
     embeddings: ArrayLike, n_clusters: int, *, rng: RNGLike = None, max_points: int = 5000
 ) -> IntArray:
-    """Cluster ids (n,) for cluster-margin (``spec/rad.md`` §8): average-linkage HAC
+    """Cluster ids (n,) for cluster-margin (``docs/theory/rad.md#rad-baselines``): average-linkage HAC
     (``scipy.cluster.hierarchy``) on a uniform subsample of at most ``max_points`` rows, cut at
-    ``n_clusters``; every row goes to the nearest cluster centroid (chunked). Computed once per run."""
+    ``n_clusters``; every row goes to the nearest cluster centroid (chunked). Computed once per run.
+    ``embeddings`` (n, d) finite real numbers (rescaled by a power of 2 when extreme, as in :func:`coreset`);
+    ``n_clusters`` and ``max_points`` ints >= 1."""
     from scipy.cluster import hierarchy
 
-    h = _embeddings(embeddings, as_numpy(embeddings, "embeddings").shape[0], "cluster_assignments")
+    (h,) = _rescaled(_embeddings(embeddings, None, "cluster_assignments"))
     n = h.shape[0]
     n_clusters = check_int(n_clusters, "n_clusters", low=1)
+    max_points = check_int(max_points, "max_points", low=1)
     gen = check_rng(rng)
     sub = gen.choice(n, size=min(n, max_points), replace=False)
     k = max(1, min(int(n_clusters), sub.size))
@@ -342,19 +390,22 @@ def cluster_margin(
     student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, embeddings: ArrayLike | None = None,
     clusters: ArrayLike | None = None, **_: Any,
 ) -> Selection:  # fmt: skip
-    """Cluster-margin (Citovsky et al. 2021; ``spec/rad.md`` §8): the ``min(10 b, n)`` lowest-margin points,
-    grouped by cluster (``clusters`` (n,) ids, from :func:`cluster_assignments` once per run; computed from
+    """Cluster-margin (Citovsky et al. 2021; ``docs/theory/rad.md#rad-baselines``): the ``min(10 b, n)`` lowest-margin points,
+    grouped by cluster (``clusters`` (n,) integer ids, from :func:`cluster_assignments` once per run; computed from
     ``embeddings`` with ``b`` clusters when not given), clusters in increasing size, round-robin one uniform
     point per cluster until ``b`` points are picked."""
     p = check_probs(student_probs, "student_probs")
     n = p.shape[0]
-    b = check_budget(budget, n)
+    b = check_budget(budget, n, "student_probs")
     gen = check_rng(rng)
     if clusters is None:
+        if embeddings is None:
+            raise ValueError(
+                "cluster_margin needs clusters ((n,) cluster ids) or embeddings ((n, d) student penultimate "
+                "features of the pool points, clustered here)"
+            )
         clusters = cluster_assignments(_embeddings(embeddings, n, "cluster_margin"), max(b, 1), rng=gen)
-    ids = np.asarray(clusters, dtype=np.int64)
-    if ids.shape != (n,):
-        raise ValueError(f"clusters must have shape ({n},), got {ids.shape}")
+    ids = _cluster_ids(clusters, n)
     candidates = top_b(informativeness(p, "margin"), min(10 * b, n), rng=gen)
     groups = [gen.permutation(candidates[ids[candidates] == c]).tolist() for c in np.unique(ids[candidates])]
     groups.sort(key=len)
@@ -366,12 +417,22 @@ def cluster_margin(
     return Selection(np.sort(np.asarray(chosen, dtype=np.int64)))
 
 
-#: UNIXKD's constants (``spec/rad.md`` §8 and decision 11): chunk size k, unmixed ranks b', sigmoid slope w.
+def _cluster_ids(clusters: ArrayLike, n: int) -> IntArray:
+    """(n,) integer cluster ids (any integer dtype and values), relabelled 0..C-1."""
+    ids = as_real_array(clusters, "clusters")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"clusters must hold integer cluster ids, got dtype {ids.dtype}")
+    if ids.shape != (n,):
+        raise ValueError(f"clusters must have shape ({n},) like the rows of student_probs, got {ids.shape}")
+    return np.unique(ids, return_inverse=True)[1].reshape(n).astype(np.int64)
+
+
+#: UNIXKD's constants (``docs/theory/rad.md#rad-baselines``): chunk size k, unmixed ranks b', sigmoid slope w.
 UNIXKD_CHUNK, UNIXKD_UNMIXED, UNIXKD_SLOPE = 48, 32, 1000.0
 
 
 def unixkd(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: Any) -> Selection:
-    r"""UNIXKD adapted to pool rounds (Xu et al. 2020; ``spec/rad.md`` §8, our formulation of the adaptation).
+    r"""UNIXKD adapted to pool rounds (Xu et al. 2020; ``docs/theory/rad.md#rad-baselines``, our formulation of the adaptation).
 
     1. Take the top ``b`` pool points by ``informativeness(P, "entropy")`` and split them at random into
        chunks of :math:`k = 48`; within a chunk rank by entropy (:math:`r = 0` the most uncertain).
@@ -395,7 +456,7 @@ def unixkd(student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, **_: A
     """
     gen = check_rng(rng)
     gains = informativeness(student_probs, "entropy")
-    b = check_budget(budget, gains.size)
+    b = check_budget(budget, gains.size, "student_probs")
     top = gen.permutation(top_b(gains, b, rng=gen))  # random chunks
     partner = np.empty(b, dtype=np.int64)
     mu = np.empty(b)
@@ -416,14 +477,25 @@ def mix_inputs(inputs: ArrayLike, selection: Selection) -> np.ndarray:
     :math:`(1 - \mu) x_i + \mu x_{\mathrm{partner}(i)}` for a :func:`unixkd` one.
 
     Args:
-        inputs: (n, ...) the pool's raw inputs (any numeric dtype; integer inputs such as uint8 images are
-            mixed in float and rounded back to their dtype).
+        inputs: (n, ...) the pool's raw inputs, real numbers (any real dtype; integer inputs such as uint8
+            images are mixed in float and rounded back to their dtype), finite.
         selection: a :class:`Selection` over the same n points.
 
     Returns:
         (b, ...) array of ``inputs``' dtype.
     """
-    x = np.asarray(inputs)
+    if not isinstance(selection, Selection):
+        raise TypeError(f"selection must be a Selection (from a selector), got {type(selection).__name__}")
+    x = as_real_array(inputs, "inputs")
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"inputs must have shape (n, ...) with n >= 1 pool rows, got shape {x.shape}")
+    used = selection.indices if selection.mix is None else np.concatenate([selection.indices, selection.mix[0]])
+    if used.size and int(used.max()) >= x.shape[0]:
+        raise ValueError(
+            f"inputs has {x.shape[0]} rows but selection picks pool index {int(used.max())}: pass the whole pool"
+        )
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise ValueError("inputs must be finite")
     if selection.mix is None:
         return x[selection.indices]
     partner, mu = selection.mix

@@ -3,7 +3,7 @@ r"""SLaM, Student-Label Mixing (Kontonis et al., NeurIPS 2023): the numpy refere
 SLaM is a **forward loss-adjustment** method (paper): it keeps the teacher's soft label :math:`y_s(x)` and
 passes the **student's own prediction** :math:`f` through a mixing operation built from its complement
 :math:`1 - f`, the teacher's top-k indicator :math:`M(x)` and a per-example teacher accuracy
-:math:`\alpha(x)` (paper). The two forms (``spec/slam.md`` §2):
+:math:`\alpha(x)` (paper). The two forms (``docs/theory/slam.md#slam-forward-loss``):
 
 .. math::
 
@@ -32,10 +32,21 @@ default floor 0.6.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .typing import ArrayLike, FloatArray
-from .validation import as_numpy, check_alpha, check_probs
+from .validation import (
+    as_real_array,
+    check_alpha,
+    check_choice,
+    check_flag,
+    check_int,
+    check_probs,
+    check_real,
+    describe,
+)
 
 __all__ = ["DEFAULT_ALPHA_FLOOR", "DEFAULT_TARGETS", "TARGETS", "check_mask", "clip_alpha", "mix", "slam_targets", "topk_mask"]
 
@@ -50,17 +61,25 @@ DEFAULT_TARGETS = "hard"
 
 
 def check_k(k: object, n: int, num_classes: int, name: str = "k") -> np.ndarray:
-    """``k`` as an int64 array of shape (n,): an int or a per-example array, each in 1..num_classes."""
-    arr = as_numpy(k, name)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must be an integer or an integer array, got dtype {arr.dtype}")
-    if arr.ndim == 0:
-        arr = np.full(n, int(arr), dtype=np.int64)
-    elif arr.shape != (n,):
-        raise ValueError(f"{name} must be an int or of shape ({n},), got shape {arr.shape}")
+    """``k`` as an int64 array of shape (n,): an int or a per-example integer array (one entry per row of
+    the probabilities), each in 1..num_classes."""
+    if isinstance(k, (np.ndarray, list, tuple)) or hasattr(k, "detach"):
+        arr = as_real_array(k, name)
+        if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"{name} must be an integer or an integer array, got dtype {arr.dtype}")
+        k = arr.item() if arr.ndim == 0 else arr
+    if not isinstance(k, np.ndarray):
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"{name} must be an integer or an integer array, got {type(k).__name__} {describe(k)}")
+        if not 1 <= k <= num_classes:
+            raise ValueError(f"{name} must lie in 1..{num_classes} (K); got {describe(k)}")
+        return np.full(n, int(k), dtype=np.int64)
+    arr = k
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must be an int or of shape ({n},), one per row of the probabilities, got shape {arr.shape}")
     if np.any((arr < 1) | (arr > num_classes)):
         bad = int(np.flatnonzero((arr < 1) | (arr > num_classes))[0])
-        raise ValueError(f"{name} must lie in 1..{num_classes} (K); found {int(arr[bad])} at index {bad}")
+        raise ValueError(f"{name} must lie in 1..{num_classes} (K); found {arr[bad]} at index {bad}")
     return arr.astype(np.int64, copy=False)
 
 
@@ -88,11 +107,16 @@ def topk_mask(teacher_probs: ArrayLike, k: object) -> np.ndarray:
     return (rank < kk[:, None]).astype(np.float64)
 
 
-def check_mask(mask: ArrayLike, shape: tuple[int, int], name: str = "topk_mask") -> FloatArray:
-    """A 0/1 mask of the given (n, K) shape with at least 2 ones per row (mixing needs k >= 2)."""
-    arr = as_numpy(mask, name)
+def check_mask(
+    mask: ArrayLike, shape: tuple[int, int], name: str = "topk_mask", like: str = "the probabilities"
+) -> FloatArray:
+    """A 0/1 mask of the given (n, K) shape (that of ``like``) with at least 2 ones per row (mixing needs
+    k >= 2)."""
+    if not (isinstance(shape, tuple) and len(shape) == 2 and all(isinstance(s, numbers.Integral) for s in shape)):
+        raise TypeError(f"shape must be a tuple of two ints (n, K), got {type(shape).__name__} {shape!r}")
+    arr = as_real_array(mask, name)
     if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} like the probabilities, got {arr.shape}")
+        raise ValueError(f"{name} must have shape {shape} like {like}, got {arr.shape}")
     arr = arr.astype(np.float64, copy=False)
     if not np.all((arr == 0) | (arr == 1)):
         raise ValueError(f"{name} must hold only 0 and 1")
@@ -106,7 +130,7 @@ def check_mask(mask: ArrayLike, shape: tuple[int, int], name: str = "topk_mask")
 
 
 def check_alpha_for_mix(alpha: FloatArray, k: np.ndarray, normalize: bool) -> None:
-    """The spec's lower bound: ``alpha >= 1/2`` for (2'), ``alpha > 1/k`` (per row) for (2)."""
+    """The lower bound of ``docs/theory/slam.md#slam-alpha-floor``: ``alpha >= 1/2`` for (2'), ``alpha > 1/k`` (per row) for (2)."""
     if normalize:
         bad = alpha <= 1.0 / k
         if bad.any():
@@ -151,8 +175,9 @@ def mix(
     """
     f = check_probs(student_probs, "student_probs")
     n, _ = f.shape
-    a = check_alpha(alpha, n)
-    m = check_mask(topk_mask, f.shape)
+    a = check_alpha(alpha, n, like="student_probs")
+    m = check_mask(topk_mask, f.shape, like="student_probs")
+    normalize = check_flag(normalize, "normalize")
     k = m.sum(axis=1)
     check_alpha_for_mix(a, k, normalize)
     scale = (1.0 - a) / (k - 1.0) if normalize else 1.0 - a
@@ -165,19 +190,21 @@ def clip_alpha(
     r""":math:`\alpha(x) \leftarrow \mathrm{clip}(\alpha(x), lb, 1)` (our formulation, spec §3).
 
     ``lower`` must be >= 1/2 for the un-normalised mix and >= 1/k + 0.05 for the normalised one (then
-    ``k`` is required). The spec's ablation reports lb in {0.55, 0.6, 0.7}; 0.6 is the default.
+    ``k`` is required). The paper's ablation reports lb in {0.55, 0.6, 0.7}; 0.6 is the default.
     """
     a = check_alpha(alpha)
-    if not 0.0 <= float(lower) <= 1.0:
+    lower = check_real(lower, "lower")
+    if not 0.0 <= lower <= 1.0:
         raise ValueError(f"lower must lie in [0, 1], got {lower!r}")
-    if normalize:
+    if check_flag(normalize, "normalize"):
         if k is None:
             raise ValueError("k is required to check the lower bound of the normalised mix (lower >= 1/k + 0.05)")
+        k = check_int(k, "k", low=2)
         if lower < 1.0 / k + 0.05 - 1e-12:
             raise ValueError(f"lower must be >= 1/k + 0.05 = {1.0 / k + 0.05:.4g} for the normalised mix, got {lower}")
     elif lower < 0.5:
         raise ValueError(f"lower must be >= 1/2 for the un-normalised mix (2'), got {lower}")
-    return np.clip(a, float(lower), 1.0)
+    return np.clip(a, lower, 1.0)
 
 
 def slam_targets(teacher_probs: ArrayLike, k: object, kind: str = "topk") -> FloatArray:
@@ -208,8 +235,8 @@ def slam_targets(teacher_probs: ArrayLike, k: object, kind: str = "topk") -> Flo
     array([[0.625, 0.375, 0.   , 0.   ]])
     """
     t = check_probs(teacher_probs, "teacher_probs")
-    if kind not in TARGETS:
-        raise ValueError(f"kind must be one of {TARGETS}, got {kind!r}")
+    kind = check_choice(kind, "kind", TARGETS)
+    check_k(k, t.shape[0], t.shape[1])
     if kind == "soft":
         return t
     if kind == "hard":

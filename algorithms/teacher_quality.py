@@ -5,17 +5,17 @@ nothing else (paper: Weighted Distillation's :math:`S_v`, SLaM's :math:`V`, RAD'
 module holds all of that logic, once:
 
 - :func:`fit_teacher_accuracy`: a per-example accuracy :math:`\alpha(x) = P(y = \tilde y(x) \mid x)` by
-  isotonic regression of the teacher's correctness on its margin (our formulation, ``spec/weighted.md``
+  isotonic regression of the teacher's correctness on its margin (our formulation, ``docs/theory/weighted.md#weighted-accuracy-fit``
   §2.1). Used by Weighted Distillation's weights and SLaM's mixing.
 - :func:`binned_accuracy`: equal-mass bins with Wilson, Hoeffding and Clopper-Pearson intervals, for plots
-  and diagnostics (our formulation, ``spec/weighted.md`` §2.2).
-- :func:`choose_top_k`: SLaM's top-k set size (our formulation, ``spec/slam.md`` §3).
+  and diagnostics (our formulation, ``docs/theory/weighted.md#weighted-binned-accuracy``).
+- :func:`choose_top_k`: SLaM's top-k set size (our formulation, ``docs/theory/slam.md#slam-estimation``).
 - :func:`estimate_mistakes`: RAD's number of teacher mistakes on the pool (our formulation,
-  ``spec/rad.md`` §6).
+  ``docs/theory/rad.md#rad-mistakes``).
 - :func:`estimate_candidate_mistakes`: RAD's teacher mistakes among the highest-gain pool points only, from
   an isotonic fit of the teacher's correctness on the student's gain (our formulation).
 - :func:`estimate_transition`: the noise transition matrix for the forward/backward-correction baselines
-  (our formulation, ``spec/weighted.md`` §8).
+  (our formulation, ``docs/theory/noise.md#noise-transition``).
 - :func:`split_validation`: carve that validation set out of a labeled set (stratified by class).
 
 The teacher's hard label is :math:`\tilde y = \arg\max_j t_j` with ties going to the lowest index.
@@ -34,10 +34,23 @@ from scipy.optimize import isotonic_regression
 
 from .results import Result
 from .typing import ArrayLike, FloatArray, IntArray, RNGLike
-from .validation import as_numpy, check_int, check_labels, check_probs, check_rng, check_vector
+from .validation import (
+    as_real_array,
+    check_array,
+    check_choice,
+    check_flag,
+    check_int,
+    check_labels,
+    check_probs,
+    check_real,
+    check_rng,
+    check_vector,
+    describe,
+)
 
 __all__ = [
     "FEATURES",
+    "MIN_DELTA",
     "BinnedAccuracy",
     "TeacherAccuracy",
     "binned_accuracy",
@@ -51,6 +64,10 @@ __all__ = [
     "teacher_feature",
     "transition_from_cleanlab",
 ]
+
+#: The smallest miss probability ``delta`` of the intervals (and ``upper`` of :func:`estimate_mistakes`):
+#: the Beta and normal quantiles lose float64 accuracy (and become NaN) far below it.
+MIN_DELTA = 1e-12
 
 #: The trust features, each "higher = more trusted".
 FEATURES = ("margin", "confidence", "entropy")
@@ -68,14 +85,13 @@ def teacher_feature(teacher_probs: ArrayLike, feature: str = "margin") -> FloatA
     Returns:
         (n,) float64 in [0, 1]. O(nK).
     """
+    feature = _check_feature(feature)
     t = check_probs(teacher_probs, "teacher_probs")
     return _feature(t, feature)
 
 
 def _check_feature(feature: str) -> str:
-    if feature not in FEATURES:
-        raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
-    return feature
+    return check_choice(feature, "feature", FEATURES)
 
 
 def _feature(t: FloatArray, feature: str) -> FloatArray:
@@ -92,7 +108,7 @@ def _feature(t: FloatArray, feature: str) -> FloatArray:
 
 def _validation_set(teacher_probs_val: ArrayLike, labels_val: ArrayLike) -> tuple[FloatArray, IntArray]:
     t = check_probs(teacher_probs_val, "teacher_probs_val")
-    y = check_labels(labels_val, t.shape[0], t.shape[1], "labels_val")
+    y = check_labels(labels_val, t.shape[0], t.shape[1], "labels_val", like="teacher_probs_val")
     return t, y
 
 
@@ -108,19 +124,40 @@ def clopper_pearson(successes: ArrayLike, trials: ArrayLike, delta: float, *, si
     quantile, the interval of ``scipy.stats.binomtest(k, n).proportion_ci(1 - delta, "exact")``;
     ``upper``: the one-sided upper bound :math:`B(1-\delta; k+1, n-k)` (1 when k = n).
 
-    Returns ``(low, high)`` arrays (``upper``: ``low`` is 0).
+    Args:
+        successes: counts k, integers >= 0 (a scalar or an array).
+        trials: counts n >= k, integers >= 1, of the shape of ``successes`` (or broadcast with it).
+        delta: the miss probability, in [:data:`MIN_DELTA`, 1).
+        side: ``"two-sided"`` or ``"upper"``.
+
+    Returns ``(low, high)`` float64 arrays of that shape (``upper``: ``low`` is 0).
     """
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    if not 0.0 < delta < 1.0:
-        raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
-    if side not in ("two-sided", "upper"):
-        raise ValueError(f"side must be 'two-sided' or 'upper', got {side!r}")
+    k = _counts(successes, "successes")
+    n = _counts(trials, "trials")
+    try:
+        k, n = np.broadcast_arrays(k, n)
+    except ValueError:
+        raise ValueError(f"successes and trials must have the same shape, got {k.shape} and {n.shape}") from None
+    if np.any(n < 1) or np.any(k > n):
+        raise ValueError("trials must be >= 1 and >= successes (k successes out of n trials)")
+    delta = check_real(delta, "delta", low=MIN_DELTA, high=1.0, high_open=True)
+    side = check_choice(side, "side", ("two-sided", "upper"))
     q = delta / 2 if side == "two-sided" else delta
     with np.errstate(invalid="ignore", divide="ignore"):
         low = np.where(k > 0, stats.beta.ppf(q, k, n - k + 1), 0.0) if side == "two-sided" else np.zeros_like(k)
         high = np.where(k < n, stats.beta.ppf(1 - q, k + 1, n - k), 1.0)
     return low, high
+
+
+def _counts(x: ArrayLike, name: str) -> FloatArray:
+    """Non-negative integer counts (integer dtype, or floats with integral values), as float64."""
+    arr = as_real_array(x, name)
+    if arr.dtype == np.bool_:
+        raise TypeError(f"{name} must hold integer counts, got dtype bool")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr) & (arr >= 0) & (arr == np.floor(arr)) & (arr <= 2.0**53)):
+        raise ValueError(f"{name} must hold integer counts in [0, 2**53]")
+    return arr
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -157,8 +194,10 @@ class TeacherAccuracy(Result):
         return self.predict_feature(_feature(t, self.feature))
 
     def predict_feature(self, values: ArrayLike) -> FloatArray:
-        """The fitted accuracy at given feature values (n,) (e.g. for a plot of the fit)."""
-        s = np.asarray(values, dtype=np.float64)
+        """The fitted accuracy at given finite feature values (n,) (e.g. for a plot of the fit)."""
+        s = as_real_array(values, "values").astype(np.float64)
+        if not np.all(np.isfinite(s)):
+            raise ValueError("values must be finite")
         return np.interp(s, self.knots_x, self.knots_y)
 
 
@@ -168,7 +207,7 @@ def fit_teacher_accuracy(
     r"""Fit the teacher's accuracy as a monotone function of its trust feature (our formulation).
 
     Isotonic regression (PAVA) of the correctness :math:`c_i = 1[\arg\max t(x_i) = y_i]` on the feature
-    :math:`s_i` (``spec/weighted.md`` §2.1):
+    :math:`s_i` (``docs/theory/weighted.md#weighted-accuracy-fit``):
 
     1. pool ties: unique values :math:`u_1 < \dots < u_U` with counts :math:`n_u` and successes
        :math:`k_u`; PAVA on :math:`k_u/n_u` with weights :math:`n_u`;
@@ -277,9 +316,8 @@ def binned_accuracy(
     n_val = t.shape[0]
     if n_bins is None:
         n_bins = max(1, min(20, n_val // 100))
-    n_bins = check_int(n_bins, "n_bins", low=1, high=n_val)
-    if not 0.0 < float(delta) < 1.0:
-        raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
+    n_bins = check_int(n_bins, "n_bins", low=1, high=n_val, hint=" (teacher_probs_val has that many rows)")
+    delta = check_real(delta, "delta", low=MIN_DELTA, high=1.0, high_open=True)
     s = _feature(t, feature)
     order = np.argsort(s, kind="stable")
     groups = np.array_split(order, n_bins)
@@ -315,30 +353,30 @@ def _true_label_rank(t: FloatArray, y: IntArray) -> IntArray:
 
 def choose_top_k(teacher_probs_val: ArrayLike, labels_val: ArrayLike, target: float = 0.9) -> int:
     r"""SLaM's k: the smallest :math:`k \in \{2, \dots, K\}` whose top-k accuracy on the validation set is
-    at least ``target``, or K if none is (our formulation, ``spec/slam.md`` §3). Binary tasks give 2.
+    at least ``target``, or K if none is (our formulation, ``docs/theory/slam.md#slam-estimation``). Binary tasks give 2.
 
     Top-k accuracy counts the true label inside the teacher's k largest probabilities, ties going to the
     lower class index exactly as :func:`robustdistill.algorithms.slam.topk_mask`.
     """
     t, y = _validation_set(teacher_probs_val, labels_val)
-    if not (0.0 < float(target) <= 1.0):
-        raise ValueError(f"target must lie in (0, 1], got {target!r}")
+    target = check_real(target, "target", low=0.0, high=1.0, low_open=True)
     num_classes = t.shape[1]
     rank = _true_label_rank(t, y)
     topk_acc = np.cumsum(np.bincount(rank, minlength=num_classes)) / t.shape[0]  # [k-1] = top-k accuracy
-    ok = np.flatnonzero(topk_acc[1:] >= float(target) - 1e-12)
+    ok = np.flatnonzero(topk_acc[1:] >= target - 1e-12)
     return int(ok[0] + 2) if ok.size else int(num_classes)
 
 
 def estimate_mistakes(
     teacher_probs_val: ArrayLike, labels_val: ArrayLike, pool_size: int, *, upper: float | None = None
 ) -> int:
-    r"""RAD's number of teacher mistakes on a pool of ``pool_size`` points (our formulation, ``spec/rad.md``
+    r"""RAD's number of teacher mistakes on a pool of ``pool_size`` points (our formulation, ``docs/theory/rad.md#rad-mistakes``
     §6; the paper estimates m from a validation set (paper)).
 
     :math:`m = \lfloor (1 - \widehat{acc})\,N + 1/2 \rfloor` with :math:`\widehat{acc}` the teacher's
-    validation accuracy, clipped to :math:`[0, N]`. With ``upper=delta`` the error rate is replaced by its
-    one-sided Clopper-Pearson upper bound at level ``delta`` and rounded up: a conservative m.
+    validation accuracy, clipped to :math:`[0, N]`. With ``upper=delta`` (in [:data:`MIN_DELTA`, 1)) the error
+    rate is replaced by its one-sided Clopper-Pearson upper bound at level ``delta`` and rounded up: a
+    conservative m. ``pool_size`` is an int in [0, 2**53].
     """
     t, y = _validation_set(teacher_probs_val, labels_val)
     pool_size = check_int(pool_size, "pool_size", low=0)
@@ -346,9 +384,8 @@ def estimate_mistakes(
     if upper is None:
         m = np.floor(errors / t.shape[0] * pool_size + 0.5)
     else:
-        if not 0.0 < float(upper) < 1.0:
-            raise ValueError(f"upper must lie in (0, 1) (a confidence level delta), got {upper!r}")
-        _, high = clopper_pearson(errors, t.shape[0], float(upper), side="upper")
+        upper = check_real(upper, "upper", low=MIN_DELTA, high=1.0, high_open=True)
+        _, high = clopper_pearson(errors, t.shape[0], upper, side="upper")
         m = np.ceil(float(high) * pool_size - 1e-9)
     return int(np.clip(m, 0, pool_size))
 
@@ -381,7 +418,7 @@ def estimate_candidate_mistakes(
 
     .. math:: m = \Big\lfloor \sum_{j \in C} \big(1 - \hat a(g_j)\big) + \tfrac12 \Big\rfloor \in [0, |C|].
 
-    The sum does not depend on how ties at the |C|-th gain are broken (tied gains share one
+    The sum does not depend on how ties at the :math:`|C|`-th gain are broken (tied gains share one
     :math:`\hat a`). The teacher's answers on the pool are not used (they are not paid for).
 
     Choices, and their limits:
@@ -394,8 +431,8 @@ def estimate_candidate_mistakes(
       :func:`estimate_mistakes`: a teacher with no validation error gives 0. With few validation points the
       fit at the top gains rests on few examples, and PAVA's boundary effect (the fit at the highest gains
       is the lowest mean accuracy of a top-gain tail, often a handful of points) biases m upwards: with
-      errors independent of the gain, b = 20 and a pool of 2000, m averaged about 2.5x (|V| = 100) to 1.7x
-      (|V| = 1000) the true expected errors among the 2b candidates in a simulation; conservative, and
+      errors independent of the gain, b = 20 and a pool of 2000, m averaged about 2.5x (:math:`|V| = 100`) to 1.7x
+      (:math:`|V| = 1000`) the true expected errors among the 2b candidates in a simulation; conservative, and
       still far below the pool-level m.
     - **candidates = 2b by default**, capped at the pool size: the points the game could pick are the top of
       the gain order; 2b covers the b points a greedy rule would take plus as many again for the spread that
@@ -422,13 +459,11 @@ def estimate_candidate_mistakes(
     1
     """
     g_val = check_vector(gains_val, "gains_val")
-    correct = as_numpy(teacher_correct_val, "teacher_correct_val")
+    correct = as_real_array(teacher_correct_val, "teacher_correct_val")
     if correct.ndim != 1 or correct.shape[0] != g_val.size:
         raise ValueError(
             f"teacher_correct_val must be 1-D of the length of gains_val ({g_val.size},), got shape {correct.shape}"
         )
-    if correct.dtype == object or not (np.issubdtype(correct.dtype, np.number) or correct.dtype == np.bool_):
-        raise TypeError(f"teacher_correct_val must hold 0/1 or booleans, got dtype {correct.dtype}")
     correct = correct.astype(np.float64)
     if not np.all((correct == 0.0) | (correct == 1.0)):
         bad = int(np.flatnonzero((correct != 0.0) & (correct != 1.0))[0])
@@ -455,15 +490,17 @@ def estimate_candidate_mistakes(
 def estimate_transition(teacher_probs_val: ArrayLike, labels_val: ArrayLike, *, smoothing: float = 1.0):
     r"""The teacher's noise transition matrix :math:`T[i, j] = P(\text{teacher says } j \mid \text{true }
     i)` (row-stochastic, the Conventions' orientation), as row-normalised confusion counts of
-    :math:`(y, \tilde y)` with add-``smoothing`` (default add-one) smoothing (our formulation,
-    ``spec/weighted.md`` §8). Returns (K, K) float64."""
+    :math:`(y, \tilde y)` with add-``smoothing`` (default add-one; finite, >= 0) smoothing (our formulation,
+    ``docs/theory/noise.md#noise-transition``). Returns (K, K) float64."""
     t, y = _validation_set(teacher_probs_val, labels_val)
-    if not (np.isfinite(smoothing) and smoothing >= 0):
-        raise ValueError(f"smoothing must be finite and >= 0, got {smoothing!r}")
+    smoothing = check_real(smoothing, "smoothing", low=0.0)
     num_classes = t.shape[1]
     counts = np.zeros((num_classes, num_classes))
     np.add.at(counts, (y, np.argmax(t, axis=1)), 1.0)
-    counts += float(smoothing)
+    if smoothing > 1.0:  # counts / smoothing + 1 (the same ratios): a huge smoothing cannot overflow the sums
+        counts = counts / smoothing + 1.0
+    else:
+        counts += smoothing
     totals = counts.sum(axis=1, keepdims=True)
     if np.any(totals == 0):
         missing = np.flatnonzero(totals[:, 0] == 0).tolist()
@@ -475,8 +512,8 @@ def transition_from_cleanlab(noise_matrix: ArrayLike) -> FloatArray:
     r"""Convert cleanlab's ``noise_matrix`` (``P(given label = i | true label = j)`` at ``[i, j]``, columns
     sum to 1) to this toolkit's row-stochastic :math:`T[i, j] = P(\text{teacher says } j \mid \text{true }
     i)`: the transpose."""
-    arr = np.asarray(noise_matrix, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+    arr = check_array(noise_matrix, "noise_matrix", ("K", "K"))
+    if arr.shape[0] != arr.shape[1]:
         raise ValueError(f"noise_matrix must be square (K, K), got shape {arr.shape}")
     return check_probs(arr.T, "noise_matrix (transposed: columns must sum to 1)").copy()
 
@@ -498,7 +535,7 @@ def _validation_size(validation: object, n: int) -> int:
         if not 1 <= size <= n - 1:
             raise ValueError(
                 f"validation must be a count in [1, n - 1] = [1, {n - 1}] (at least one row must stay for "
-                f"training), got {size}"
+                f"training), got {describe(size)}"
             )
         return size
     fraction = float(validation)
@@ -585,7 +622,7 @@ def split_validation(
     >>> val.size, np.bincount(np.asarray([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])[val]).tolist()
     (5, [2, 3])
     """
-    y = as_numpy(labels, "labels")
+    y = as_real_array(labels, "labels")
     if y.ndim != 1:
         raise ValueError(f"labels must be 1-D of shape (n,), got shape {y.shape}")
     if not (np.issubdtype(y.dtype, np.integer) and not np.issubdtype(y.dtype, np.bool_)):
@@ -597,6 +634,7 @@ def split_validation(
         bad = int(np.flatnonzero(y < 0)[0])
         raise ValueError(f"labels must be non-negative; found {int(y[bad])} at index {bad}")
     size = _validation_size(validation, n)
+    stratify = check_flag(stratify, "stratify")
     gen = check_rng(rng)
     chosen = np.zeros(n, dtype=bool)
     if not stratify:

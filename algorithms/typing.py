@@ -9,7 +9,10 @@
 - Randomness: every stochastic function takes a keyword-only ``rng``: a :class:`numpy.random.Generator`,
   an int seed, or ``None`` (fresh OS entropy). No function touches a global RNG.
 - Results: small frozen dataclasses with ``to_dict()`` (JSON-ready).
-- Errors: :class:`ValueError` for bad values, :class:`TypeError` for bad types, each naming the argument.
+- Errors: :class:`ValueError` for bad values, :class:`TypeError` for bad types, each naming the argument
+  (the checkers of :mod:`~robustdistill.algorithms.validation`). Arrays hold real numbers (no strings, numeric
+  ones included, objects or complex numbers); integers are at most 2**53; flags are ``bool`` (or
+  ``numpy.bool_``), options ``str``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The paper (paper): the teacher's labels on the unlabeled set :math:`S_u` can be 
 **debiasing reweighting** of the student's loss, one weight per example multiplying that example's loss,
 estimated from a labeled validation set :math:`S_v`; hyper-parameter free; for hard and soft distillation.
 
-The weight maps below are **our formulation** (``spec/weighted.md`` §3), functions of the estimated teacher
+The weight maps below are **our formulation** (``docs/theory/weighted.md#weighted-schemes``), functions of the estimated teacher
 accuracy :math:`\alpha(x)` (:func:`robustdistill.algorithms.teacher_quality.fit_teacher_accuracy`):
 
 ==========  ====  ===============================================  ===========================
@@ -18,7 +18,7 @@ signal      W3    :math:`\max(0, (K\alpha-1)/(K-1))`               :math:`\max(0
 
 W2 and W3 are 0 where :math:`\alpha \le 1/K` (at or below chance the teacher carries no usable signal); W2
 uses :math:`\alpha_{\rm eff} = \max(\alpha, 1/K + \kappa)`, :math:`\kappa = 0.05`, so
-:math:`w \le (K-1)/(K\kappa)`. Which scheme debiases depends on the loss (``spec/weighted.md`` §6.8, shown by
+:math:`w \le (K-1)/(K\kappa)`. Which scheme debiases depends on the loss (``docs/theory/weighted.md#weighted-massart-simulator``, shown by
 ``robustdistill verify``): inverse weights debias symmetric and linear losses exactly but hurt
 cross-entropy; down-weighting noisy regions helps cross-entropy.
 
@@ -42,9 +42,12 @@ from .validation import (
     MAX_TRANSITION_CONDITION,
     as_numpy,
     check_alpha,
+    check_choice,
     check_condition,
+    check_flag,
     check_int,
     check_probs,
+    check_real,
     check_vector,
 )
 
@@ -61,7 +64,7 @@ __all__ = [
     "normalize_weights",
 ]
 
-#: The weight schemes of ``spec/weighted.md`` §3.
+#: The weight schemes of ``docs/theory/weighted.md#weighted-schemes``.
 SCHEMES = ("uniform", "accuracy", "inverse", "signal")
 #: The schemes of :class:`~robustdistill.algorithms.methods.WeightedDistillation` (uniform weights are vanilla).
 WEIGHTED_SCHEMES = SCHEMES[1:]
@@ -104,8 +107,8 @@ def distillation_weights(
     """
     a = check_alpha(alpha)
     k = check_int(num_classes, "num_classes", low=2)
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    scheme = check_choice(scheme, "scheme", SCHEMES)
+    return_info = check_flag(return_info, "return_info")
     chance = 1.0 / k
     zeroed = np.zeros(a.shape, dtype=bool)
     capped = np.zeros(a.shape, dtype=bool)
@@ -143,23 +146,24 @@ def normalize_weights(weights: ArrayLike) -> FloatArray:
     r"""The default ``"mean1"`` normalisation (our formulation, spec §4): :math:`w \leftarrow w\,|S_u|/\sum
     w` once, over the whole unlabeled set, so the effective learning rate stays comparable to vanilla
     distillation (a global rescale does not move the minimiser). The per-batch alternative
-    :math:`\sum_B w_i\ell_i / \sum_B w_i` is a reduction, applied by the caller."""
+    :math:`\sum_B w_i\ell_i / \sum_B w_i` is a reduction, applied by the caller. ``weights``: (n,) finite,
+    >= 0, not all 0 (huge ones are summed relative to their maximum, so the sum cannot overflow)."""
     w = check_vector(weights, "weights")
     if np.any(w < 0):
         raise ValueError("weights must be non-negative")
-    total = w.sum()
-    if total <= 0:
+    if not np.any(w > 0):
         raise ValueError("weights are all zero: nothing to normalise")
-    return w / total * w.size  # w/total <= 1: no overflow for tiny totals
+    if w.max() > np.finfo(np.float64).max / w.size:  # the sum could overflow: it is taken of w / max(w)
+        w = w / w.max()
+    return w / w.sum() * w.size  # w/total <= 1: no overflow for tiny totals
 
 
 def confidence_weights(teacher_probs: ArrayLike, threshold: float = 0.9) -> FloatArray:
     r"""The confidence-thresholding baseline (our formulation, spec §8): :math:`w = 1[\max_j t_j \ge \tau]`,
     a 0/1 special case of weighting. Returns (n,) float64."""
     t = check_probs(teacher_probs, "teacher_probs")
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
-    return (t.max(axis=1) >= float(threshold)).astype(np.float64)
+    threshold = check_real(threshold, "threshold", low=0.0, high=1.0)
+    return (t.max(axis=1) >= threshold).astype(np.float64)
 
 
 def _clip_renormalise(p: FloatArray) -> FloatArray:
@@ -190,7 +194,7 @@ def debiased_targets(teacher_probs: ArrayLike, alpha: ArrayLike) -> FloatArray:
     """
     t = check_probs(teacher_probs, "teacher_probs")
     n, k = t.shape
-    a = check_alpha(alpha, n)
+    a = check_alpha(alpha, n, like="teacher_probs")
     a_eff = np.maximum(a, 1.0 / k + KAPPA)[:, None]
     return _clip_renormalise(((k - 1.0) * t - (1.0 - a_eff)) / (k * a_eff - 1.0))
 
@@ -208,15 +212,22 @@ def importance_targets(teacher_probs: ArrayLike, transition: ArrayLike, *, max_c
         ValueError: ``transition`` not row-stochastic or with condition number above ``max_condition``.
     """
     t = check_probs(teacher_probs, "teacher_probs")
-    tm = check_transition(transition, t.shape[1], max_condition=max_condition)
+    max_condition = check_real(max_condition, "max_condition", low=1.0)
+    tm = check_transition(transition, t.shape[1], max_condition=max_condition, like="teacher_probs")
     return _clip_renormalise(np.linalg.solve(tm.T, t.T).T)
 
 
-def check_transition(transition: ArrayLike, num_classes: int, *, max_condition: float | None = None) -> FloatArray:
-    """A (K, K) row-stochastic matrix (rows on the simplex within 1e-6), optionally well-conditioned."""
+def check_transition(
+    transition: ArrayLike, num_classes: int, *, max_condition: float | None = None, like: str = "the probabilities"
+) -> FloatArray:
+    """A (K, K) row-stochastic matrix (rows on the simplex within 1e-6), optionally well-conditioned; ``like``
+    names the argument with the K classes."""
     tm = as_numpy(transition, "transition")
     if tm.shape != (num_classes, num_classes):
-        raise ValueError(f"transition must have shape ({num_classes}, {num_classes}), got {tm.shape}")
+        raise ValueError(
+            f"transition must have shape ({num_classes}, {num_classes}) (K x K, K = the classes of {like}), "
+            f"got {tm.shape}"
+        )
     tm = check_probs(tm, "transition")
     if max_condition is not None:
         check_condition(tm, "transition", max_condition=max_condition)

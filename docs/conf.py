@@ -7,6 +7,7 @@ MathJax is served from the build itself (sphinx-mathjax-offline), so the site ne
 
 from __future__ import annotations
 
+import re
 from importlib import metadata
 
 project = "robustdistill"
@@ -38,3 +39,15 @@ html_theme = "furo"
 html_title = "robustdistill"
 html_static_path: list[str] = []
 napoleon_use_ivar = True  # a class's "Attributes:" as fields, not a second description of each attribute
+
+
+def _escape_fitted_attributes(app, what, name, obj, options, lines):  # noqa: ANN001, ARG001 - Sphinx's signature
+    """Fitted attributes end with ``_`` (scikit-learn's convention); where a line starts with one (``name_:``,
+    or napoleon's ``:ivar name_:``), the trailing underscore would be read as a link: escape it (after
+    napoleon, priority 600)."""
+    for i, line in enumerate(lines):
+        lines[i] = re.sub(r"^(\s*(?::ivar )?\w*?)_:", r"\1\\_:", line)
+
+
+def setup(app):  # noqa: ANN001, ANN201
+    app.connect("autodoc-process-docstring", _escape_fitted_attributes, priority=600)

@@ -1,4 +1,4 @@
-"""numpy (float64) and torch (float32) paths of the same formula agree (spec weighted.md §3 "Parity").
+"""numpy (float64) and torch (float32) paths of the same formula agree (``docs/theory/weighted.md#weighted-schemes`` "Parity").
 
 The data-level formulas (weights, debiased targets, accuracy fit) are numpy only; torch tensors are
 converted once at the entry. The training loss is torch only. These tests feed float32 torch tensors through

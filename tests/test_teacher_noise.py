@@ -31,7 +31,7 @@ def _instance(seed: int, n: int, num_classes: int):
 
 @given(st.integers(0, 2**32 - 1), st.integers(2, 7))
 def test_expectation_is_the_specs_formula(seed, num_classes):
-    """spec slam.md (1): E[teacher label | x] = alpha p* + (1 - alpha)(1 - p*) M / (k - 1) on M."""
+    """``docs/theory/noise.md#noise-topk-model``: E[teacher label | x] = alpha p* + (1 - alpha)(1 - p*) M / (k - 1) on M."""
     p_star, alpha, mask = _instance(seed, 20, num_classes)
     k = mask.sum(axis=1, keepdims=True)
     expected = alpha[:, None] * p_star + (1 - alpha[:, None]) * (1 - p_star) * mask / (k - 1)

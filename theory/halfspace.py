@@ -1,4 +1,4 @@
-r"""Halfspaces with margin under random classification noise (``spec/slam.md`` §6): data, the
+r"""Halfspaces with margin under random classification noise (``docs/theory/halfspace.md#halfspace``): data, the
 forward-adjusted (SLaM) learner and the comparison learners.
 
 **Problem** (the standard problem the paper's halfspace result addresses (paper)). :math:`x \in
@@ -16,7 +16,7 @@ forward-adjusted logistic loss (SLaM's binary loss with :math:`\alpha = 1 - \eta
     m = (1-\alpha) + \beta\,\sigma(\langle w, x\rangle), \quad \beta = 2\alpha - 1,
 
 with :math:`\|w\| \le R = 4/\gamma`, step :math:`R/(G_\alpha\sqrt{n})`, :math:`G_\alpha = \min(\beta/(4(1-
-\alpha)), \alpha/\beta)` (the F4 gradient bound, ``slam.md`` §5) and the average iterate. The paper's
+\alpha)), \alpha/\beta)` (the F4 gradient bound, ``docs/theory/slam.md#slam-f4``) and the average iterate. The paper's
 algorithm improves the best-known sample complexity for this problem (paper); the toolkit's target is
 :math:`n = \tilde O(1/(\gamma^2\varepsilon^2))` with an unpinned :math:`\mathrm{poly}(1/(1-2\eta))` factor
 (our formulation). Known context (Diakonikolas et al., COLT 2023): information-theoretic
@@ -30,7 +30,7 @@ Labels are :math:`\pm 1` throughout; ``rng`` follows the toolkit's seed contract
 from __future__ import annotations
 
 import math
-import numbers
+from itertools import pairwise
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,12 +40,22 @@ from scipy import optimize, special
 
 from robustdistill.algorithms.results import Result
 from robustdistill.algorithms.typing import FloatArray, RNGLike
-from robustdistill.algorithms.validation import as_numpy, check_int, check_rng
+from robustdistill.algorithms.validation import (
+    as_real_array,
+    check_array,
+    check_choice,
+    check_flag,
+    check_int,
+    check_real,
+    check_rng,
+)
 
 from .binary_slam import binary_grad, binary_loss, gradient_bound
 
 __all__ = [
     "KINDS",
+    "MAX_ITERATIONS",
+    "MAX_SAMPLE_ENTRIES",
     "NOISE_GRID",
     "HalfspaceData",
     "backward_corrected_grad",
@@ -99,41 +109,55 @@ class HalfspaceData(Result):
 
 
 def _check_margin(margin: object) -> float:
-    if isinstance(margin, bool) or not isinstance(margin, (int, float, np.floating, np.integer)):
-        raise TypeError(f"margin must be a real number, got {type(margin).__name__}")
-    g = float(margin)
+    g = check_real(margin, "margin")
     if not (0.0 < g <= 1.0):
         raise ValueError(f"margin must lie in (0, 1], got {margin!r}")
     return g
 
 
 def _check_noise_rate(noise_rate: object, name: str = "noise_rate") -> float:
-    if isinstance(noise_rate, bool) or not isinstance(noise_rate, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a real number, got {type(noise_rate).__name__}")
-    eta = float(noise_rate)
+    eta = check_real(noise_rate, name)
     if not (0.0 <= eta < 0.5):
         raise ValueError(f"{name} must lie in [0, 1/2) (at 1/2 the labels carry no signal), got {noise_rate!r}")
     return eta
 
 
+def _check_points(X: object, name: str = "X", norm_tol: float | None = 1e-9) -> FloatArray:
+    """Points (..., d), finite, non-empty, with row norms <= 1 + tol (checked without overflow; not
+    checked for ``norm_tol=None``)."""
+    x = as_real_array(X, name).astype(np.float64)
+    if x.ndim < 2 or x.size == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D array (n, d), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} must be finite")
+    if norm_tol is None:
+        return x
+    big = np.abs(x).max(axis=-1) > 1.0 + norm_tol  # such a row's norm exceeds 1 (and its square may overflow)
+    norms = np.where(big, np.inf, np.sqrt(np.einsum("...j,...j->...", np.where(big[..., None], 0.0, x), x)))
+    if norms.max() > 1.0 + norm_tol:
+        i = np.unravel_index(int(norms.argmax()), norms.shape)
+        i = int(i[0]) if len(i) == 1 else tuple(int(j) for j in i)
+        raise ValueError(f"the rows of {name} must have norm <= 1; row {i} has norm {norms[i]!r}")
+    return x
+
+
+def _check_labels(y: object, shape: tuple[int, ...], name: str = "y_noisy", like: str = "X") -> FloatArray:
+    """Labels of ``shape`` (that of the rows of ``like``) in {-1, +1}, as float64."""
+    lab = as_real_array(y, name).astype(np.float64)
+    if lab.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} like the rows of {like}, got {lab.shape}")
+    if not np.all((lab == 1.0) | (lab == -1.0)):
+        bad = np.argwhere((lab != 1.0) & (lab != -1.0))[0]
+        raise ValueError(f"{name}: labels must be -1 or +1; found {lab[tuple(bad)]!r} at index {bad.tolist()}")
+    return lab
+
+
 def _check_sample(X: object, y: object, norm_tol: float = 1e-9) -> tuple[FloatArray, FloatArray]:
     """X (n, d) finite with row norms <= 1 + tol, y (n,) in {-1, +1}."""
-    x = np.asarray(as_numpy(X, "X"), dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+    x = _check_points(X, "X", norm_tol)
+    if x.ndim != 2:
         raise ValueError(f"X must be a non-empty 2-D array (n, d), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("X must be finite")
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    if norms.max() > 1.0 + norm_tol:
-        i = int(norms.argmax())
-        raise ValueError(f"the rows of X must have norm <= 1; row {i} has norm {norms[i]!r}")
-    lab = np.asarray(as_numpy(y, "y_noisy"), dtype=np.float64)
-    if lab.shape != (x.shape[0],):
-        raise ValueError(f"y_noisy must have shape ({x.shape[0]},) like the rows of X, got {lab.shape}")
-    if not np.all((lab == 1.0) | (lab == -1.0)):
-        bad = int(np.flatnonzero((lab != 1.0) & (lab != -1.0))[0])
-        raise ValueError(f"labels must be -1 or +1; found {lab[bad]!r} at index {bad}")
-    return x, lab
+    return x, _check_labels(y, (x.shape[0],))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -142,9 +166,21 @@ def _check_sample(X: object, y: object, norm_tol: float = 1e-9) -> tuple[FloatAr
 
 #: Rejection sampling gives up (ValueError) after this many batches without enough points.
 _MAX_BATCHES = 1000
+#: Below this acceptance rate the sphere kind samples the margin set directly and the gaussian kind draws
+#: batches sized by the rate.
+_LOW_ACCEPTANCE = 0.01
+#: The most standard normals the gaussian kind may draw in all (about a second of work): a margin whose
+#: acceptance rate needs more is refused.
+_MAX_DRAWS = 5 * 10**7
+#: The largest sample, n * dim entries (2 GiB of float64); also bounds the restarts' shuffled copies of X.
+MAX_SAMPLE_ENTRIES = 2**28
+#: The most iterations of :func:`learn_sq_perceptron` and :func:`learn_logistic`.
+MAX_ITERATIONS = 10**5
 
 
-def _rejection(rng: np.random.Generator, n: int, dim: int, margin: float, draw: Any, kind: str) -> FloatArray:
+def _rejection(
+    rng: np.random.Generator, n: int, dim: int, margin: float, draw: Any, kind: str, batch: int | None = None
+) -> FloatArray:
     """``n`` rows of ``draw(rng, m)`` (an (m, dim) batch) with ``|x_1| >= margin`` and, for the gaussian
     kind, ``||x|| <= 1`` (sphere rows have norm 1 up to rounding and are not tested: a row of norm
     1 + 1e-16 must not be dropped)."""
@@ -153,7 +189,7 @@ def _rejection(rng: np.random.Generator, n: int, dim: int, margin: float, draw: 
         need = n - out.shape[0]
         if need == 0:
             return out
-        z = draw(rng, max(4 * need, 64))
+        z = draw(rng, max(4 * need, 64) if batch is None else batch)
         keep = np.abs(z[:, 0]) >= margin
         if kind == "gaussian":
             keep &= np.einsum("ij,ij->i", z, z) <= 1.0
@@ -167,7 +203,10 @@ def _rejection(rng: np.random.Generator, n: int, dim: int, margin: float, draw: 
 
 
 def _sphere_with_margin(rng: np.random.Generator, n: int, dim: int, margin: float) -> FloatArray:
-    """Uniform on the unit sphere conditioned on ``|x_1| >= margin``, by rejection in batches."""
+    r"""Uniform on the unit sphere conditioned on ``|x_1| >= margin``: by rejection in batches when at least
+    :data:`_LOW_ACCEPTANCE` of the sphere has that margin, else directly (:func:`_sphere_margin_set`)."""
+    if dim > 1 and special.betaincc(0.5, (dim - 1) / 2.0, margin * margin) < _LOW_ACCEPTANCE:
+        return _sphere_margin_set(rng, n, dim, margin)
 
     def draw(gen: np.random.Generator, m: int) -> FloatArray:
         z = gen.standard_normal((m, dim))
@@ -176,9 +215,57 @@ def _sphere_with_margin(rng: np.random.Generator, n: int, dim: int, margin: floa
     return _rejection(rng, n, dim, margin, draw, "sphere")
 
 
+def _sphere_margin_set(rng: np.random.Generator, n: int, dim: int, margin: float) -> FloatArray:
+    r"""The sphere's margin set sampled directly, dim >= 2: on the uniform sphere :math:`x_1^2 \sim
+    \mathrm{Beta}(1/2, (d-1)/2)`, so :math:`x_1^2` is drawn from that law's upper tail beyond
+    :math:`\gamma^2` by inverting its survival function, the sign uniformly, and the other coordinates
+    uniformly on the sphere of radius :math:`\sqrt{1 - x_1^2}`."""
+    a, b = 0.5, (dim - 1) / 2.0
+    tail = float(special.betaincc(a, b, margin * margin))
+    if tail <= 0.0:
+        raise ValueError(
+            f"margin = {margin} is too large for kind='sphere' in dim = {dim}: the sphere's share with "
+            "|x_1| >= margin is below float64's range (lower the margin)"
+        )
+    x1_sq = np.clip(special.betainccinv(a, b, tail * (1.0 - rng.random(n))), margin * margin, 1.0)
+    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    rest = rng.standard_normal((n, dim - 1))
+    rest *= (np.sqrt(1.0 - x1_sq) / np.linalg.norm(rest, axis=1))[:, None]
+    return np.column_stack([sign * np.sqrt(x1_sq), rest])
+
+
+def _gaussian_acceptance(dim: int, margin: float) -> float:
+    r""":math:`P(|x_1| \ge \gamma,\ \|x\| \le 1)` for :math:`x \sim N(0, I_d/d)`: the integral over
+    :math:`x_1` of its density times :math:`P(\chi^2_{d-1} \le d(1 - x_1^2))`."""
+    from scipy import integrate, stats
+
+    scale = 1.0 / math.sqrt(dim)
+    if dim == 1:
+        return float(2.0 * (stats.norm.sf(margin, scale=scale) - stats.norm.sf(1.0, scale=scale)))
+
+    def inner(t: float) -> float:
+        return float(stats.norm.pdf(t, scale=scale) * stats.chi2.cdf(dim * (1.0 - t * t), dim - 1))
+
+    return float(2.0 * integrate.quad(inner, margin, 1.0, limit=200)[0])
+
+
 def _gaussian_with_margin(rng: np.random.Generator, n: int, dim: int, margin: float) -> FloatArray:
-    r""":math:`N(0, I_d/d)` conditioned on :math:`\|x\| \le 1` and :math:`|x_1| \ge \gamma`, by rejection."""
-    return _rejection(rng, n, dim, margin, lambda gen, m: gen.standard_normal((m, dim)) / math.sqrt(dim), "gaussian")
+    r""":math:`N(0, I_d/d)` conditioned on :math:`\|x\| \le 1` and :math:`|x_1| \ge \gamma`, by rejection (in
+    batches sized by the acceptance rate when it is below :data:`_LOW_ACCEPTANCE`; a rate that would need
+    more than :data:`_MAX_DRAWS` normals is a ``ValueError``)."""
+    rate = _gaussian_acceptance(dim, margin)
+    if not rate * _MAX_DRAWS >= n * dim:
+        raise ValueError(
+            f"margin = {margin} is too large for kind='gaussian' in dim = {dim}: only a fraction {rate:.3g} of "
+            f"N(0, I/d) has |x_1| >= margin and ||x|| <= 1, too few for {n} points (lower the margin, or use "
+            "kind='sphere')"
+        )
+    batch = None if rate >= _LOW_ACCEPTANCE else math.ceil(2.0 * n / rate)
+
+    def draw(gen: np.random.Generator, m: int) -> FloatArray:
+        return gen.standard_normal((m, dim)) / math.sqrt(dim)
+
+    return _rejection(rng, n, dim, margin, draw, "gaussian", batch)
 
 
 def _long_servedio_atoms(dim: int, margin: float) -> FloatArray:
@@ -202,10 +289,13 @@ def margin_halfspace_data(
 ) -> HalfspaceData:
     r"""Points with margin around :math:`w^* = e_1` and noisy labels.
 
-    Kinds (our formulation, ``spec/slam.md`` §6-§7):
+    Kinds (our formulation, ``docs/theory/halfspace.md#halfspace-data``):
 
-    - ``"sphere"``: uniform on the unit sphere conditioned on :math:`|x_1| \ge \gamma` (rejection).
-    - ``"gaussian"``: :math:`N(0, I_d/d)` conditioned on :math:`\|x\| \le 1` and :math:`|x_1| \ge \gamma`.
+    - ``"sphere"``: uniform on the unit sphere conditioned on :math:`|x_1| \ge \gamma` (rejection; when less
+      than 1% of the sphere has the margin, sampled directly from the law of :math:`x_1^2`, so any margin the
+      sphere has is reached quickly).
+    - ``"gaussian"``: :math:`N(0, I_d/d)` conditioned on :math:`\|x\| \le 1` and :math:`|x_1| \ge \gamma`
+      (rejection; a margin so rare that the draws would exceed about a second of work is a ``ValueError``).
     - ``"long_servedio"``: after Long & Servedio (2008/2010): three atoms :math:`x_L = (1, 0)` (mass 1/4),
       :math:`x_P = (\gamma, -\gamma)` (1/2), :math:`x_U = (\gamma, 5\gamma)` (1/4), zero-padded; every
       clean label is +1. Needs ``dim >= 2`` and :math:`\gamma \le 1/\sqrt{26}` (so that
@@ -216,7 +306,7 @@ def margin_halfspace_data(
     with x, zero on half the space), the noise model of the Weighted Distillation simulators.
 
     Args:
-        n: number of points (>= 1).
+        n: number of points (>= 1); ``n * dim`` at most :data:`MAX_SAMPLE_ENTRIES`.
         dim: dimension (>= 1; >= 2 for ``"long_servedio"`` and ``"massart"``).
         margin: :math:`\gamma \in (0, 1]`.
         noise_rate: :math:`\eta \in [0, 1/2)`.
@@ -229,12 +319,12 @@ def margin_halfspace_data(
     """
     n = check_int(n, "n", low=1)
     dim = check_int(dim, "dim", low=1)
+    if n * dim > MAX_SAMPLE_ENTRIES:
+        raise ValueError(f"n * dim = {n} * {dim} exceeds MAX_SAMPLE_ENTRIES = 2**28 (the sample's size)")
     gamma = _check_margin(margin)
     eta = _check_noise_rate(noise_rate)
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if noise not in ("rcn", "massart"):
-        raise ValueError(f"noise must be 'rcn' or 'massart', got {noise!r}")
+    kind = check_choice(kind, "kind", KINDS)
+    noise = check_choice(noise, "noise", ("rcn", "massart"))
     if (kind == "long_servedio" or noise == "massart") and dim < 2:
         raise ValueError(f"kind={kind!r} with noise={noise!r} needs dim >= 2, got {dim}")
     gen = check_rng(rng)
@@ -258,18 +348,34 @@ def clean_error(w: object, X: object, y: object) -> float | FloatArray:
     r"""The fraction of points with :math:`\mathrm{sign}\langle w, x\rangle \ne y` (a point on the
     boundary, :math:`\langle w, x\rangle = 0`, counts as an error). ``w`` (d,) gives a float; (S, d),
     one vector per row, gives an (S,) array. ``X`` (n, d), ``y`` (n,) in {-1, +1}."""
-    ww = np.asarray(as_numpy(w, "w"), dtype=np.float64)
-    x = np.asarray(as_numpy(X, "X"), dtype=np.float64)
-    margins = (x @ ww.T) * np.asarray(as_numpy(y, "y"), dtype=np.float64).reshape(-1, *([1] * (ww.ndim - 1)))
+    x = _check_points(X, "X", norm_tol=None)
+    if x.ndim != 2:
+        raise ValueError(f"X must be 2-D of shape (n, d), got shape {x.shape}")
+    ww = _check_direction(w, x.shape[1], stacked=True)
+    yy = _check_labels(y, (x.shape[0],), "y")
+    margins = (x @ ww.T) * yy.reshape(-1, *([1] * (ww.ndim - 1)))
     errors = np.mean(margins <= 0, axis=0)
     return float(errors) if ww.ndim == 1 else errors
+
+
+def _check_direction(w: object, dim: int | None, *, stacked: bool = False) -> FloatArray:
+    """A finite weight vector (d,) (or, ``stacked``, one per row: (S, d)), d = ``dim`` when given (that of
+    X's rows)."""
+    ww = as_real_array(w, "w").astype(np.float64)
+    if ww.ndim not in ((1, 2) if stacked else (1,)) or ww.size == 0:
+        raise ValueError(f"w must be a non-empty vector (d,){' or (S, d)' if stacked else ''}, got shape {ww.shape}")
+    if dim is not None and ww.shape[-1] != dim:
+        raise ValueError(f"w has dimension {ww.shape[-1]} but the rows of X have {dim}")
+    if not np.all(np.isfinite(ww)):
+        raise ValueError("w must be finite")
+    return ww
 
 
 def long_servedio_error(w: object, margin: float) -> float:
     """The exact clean error of ``w`` on the Long-Servedio distribution: the mass of the atoms with
     ``<w, x> <= 0`` (every clean label is +1)."""
-    ww = np.asarray(as_numpy(w, "w"), dtype=np.float64)
-    if ww.ndim != 1 or ww.shape[0] < 2:
+    ww = _check_direction(w, None)
+    if ww.shape[0] < 2:
         raise ValueError(f"w must be a vector of dimension >= 2 (the atoms live in R^2), got shape {ww.shape}")
     atoms = _long_servedio_atoms(ww.shape[0], _check_margin(margin))
     return float(np.asarray(_LS_MASSES) @ (atoms @ ww <= 0))
@@ -328,32 +434,41 @@ def forward_adjusted_sgd(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     r"""The core of :func:`learn_halfspace_rcn` for ``S`` runs at once: one pass in the given row order
     over ``X`` (S, n, d) with labels ``y_noisy`` (S, n) in {-1, +1} (shapes, labels, the noise rate and
-    the radius are checked; the row norms are the caller's business); the SLaM
+    the radius are checked, and the rows must have norm <= 1 like :func:`learn_halfspace_rcn`'s); the SLaM
     derivative with :math:`\alpha = 1 - \eta` (``binary_slam.binary_grad``), step
     :math:`R/(G_\alpha\sqrt n)`, projection on :math:`\|w\| \le R`. Returns what :func:`_projected_sgd`
     returns (average iterates (S, d), gradient norms (S, n), tracked running averages)."""
-    X, y_noisy = np.asarray(X, dtype=np.float64), np.asarray(y_noisy, dtype=np.float64)
-    if X.ndim != 3 or y_noisy.shape != X.shape[:2] or 0 in X.shape:
-        raise ValueError(
-            f"X must be (S, n, d) and y_noisy (S, n), non-empty; got {X.shape} and {y_noisy.shape}"
-        )
-    if not np.all(np.abs(y_noisy) == 1.0):
-        raise ValueError("labels must be -1 or +1")
+    X = _check_points(X, "X")
+    if X.ndim != 3:
+        raise ValueError(f"X must be (S, n, d), non-empty; got shape {X.shape}")
+    y_noisy = _check_labels(y_noisy, X.shape[:2], "y_noisy", like="X (S, n)")
     alpha = 1.0 - _check_noise_rate(noise_rate)
     if radius is None:
         raise ValueError("radius is required (learn_halfspace_rcn defaults it to 4/margin)")
     radius = _radius(radius, 1.0)
+    track = _check_track(track, X.shape[1])
     step = radius / (float(gradient_bound(alpha)) * math.sqrt(X.shape[1]))
     return _projected_sgd(X, (y_noisy + 1.0) / 2.0, lambda t, y01: binary_grad(t, y01, alpha), radius, step, track)
 
 
+def _check_track(track: object, n: int) -> list[int]:
+    """The tracked steps: increasing integers in 1..n (a sequence, possibly empty)."""
+    arr = as_real_array(track, "track")
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"track must be a sequence of integer steps, got shape {arr.shape} and dtype {arr.dtype}")
+    steps = arr.astype(np.int64).tolist()
+    if any(s < 1 or s > n for s in steps) or any(b <= a for a, b in pairwise(steps)):
+        raise ValueError(f"track must hold increasing steps in 1..{n} (the rows of X), got {steps[:10]}")
+    return steps
+
+
 def _radius(radius: object, margin: float) -> float:
-    """The projection radius: ``radius``, finite and > 0, or the spec's default 4/margin."""
+    """The projection radius: ``radius``, finite and > 0, or the default 4/margin."""
     if radius is None:
+        if not math.isfinite(4.0 / margin):
+            raise ValueError(f"margin = {margin!r} is too small: the default radius 4/margin overflows (pass radius)")
         return 4.0 / margin
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not (math.isfinite(radius) and radius > 0):
-        raise ValueError(f"radius must be a finite real number > 0, got {radius!r}")
-    return float(radius)
+    return check_real(radius, "radius", low=0.0, low_open=True)
 
 
 def _split(gen: np.random.Generator, n: int, holdout: float) -> tuple[np.ndarray, np.ndarray]:
@@ -376,7 +491,7 @@ def learn_halfspace_rcn(
     rng: RNGLike = None,
     return_info: bool = False,
 ) -> FloatArray | tuple[FloatArray, dict[str, Any]]:
-    r"""The forward-adjusted (SLaM) learner for margin halfspaces under RCN (``spec/slam.md`` §6, our
+    r"""The forward-adjusted (SLaM) learner for margin halfspaces under RCN (``docs/theory/halfspace.md#halfspace-learner``, our
     formulation of the paper's learner).
 
     .. code-block:: text
@@ -398,7 +513,7 @@ def learn_halfspace_rcn(
     ``info["noise_rate_estimate"]`` is the winner's noisy hold-out error, whose expectation is
     eta + (1 - 2 eta) · clean error >= eta: an estimate of eta, from above in expectation.
 
-    Cost: O(restarts · |grid| · n · d) time; memory O(d) per run plus one shuffled copy of the training
+    Cost: O(restarts · len(grid) · n · d) time; memory O(d) per run plus one shuffled copy of the training
     data per restart.
 
     Args:
@@ -409,7 +524,8 @@ def learn_halfspace_rcn(
         radius: the projection radius R (default 4/gamma).
         holdout: fraction of the samples held out to choose among candidates (0: no hold-out; the single
             restart's average is returned, and ``restarts`` must be 1).
-        restarts: independent shuffles (>= 1).
+        restarts: independent shuffles (>= 1; their shuffled copies of ``X`` hold at most
+            :data:`MAX_SAMPLE_ENTRIES` entries).
         rng: seed or Generator (shuffles and the hold-out split).
         return_info: also return a dict: ``noise_rate`` and ``restart`` of the chosen candidate,
             ``holdout_errors`` (one per candidate, or None), ``candidates`` (their (noise rate, restart)),
@@ -421,14 +537,18 @@ def learn_halfspace_rcn(
     x, y = _check_sample(X, y_noisy)
     gamma = _check_margin(margin)
     restarts = check_int(restarts, "restarts", low=1)
-    if isinstance(holdout, bool) or not isinstance(holdout, numbers.Real) or not 0.0 <= float(holdout) < 1.0:
-        raise ValueError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
+    if restarts * x.size > MAX_SAMPLE_ENTRIES:
+        raise ValueError(
+            f"restarts = {restarts} shuffled copies of X {x.shape} exceed MAX_SAMPLE_ENTRIES = 2**28 entries"
+        )
+    holdout = check_real(holdout, "holdout", low=0.0, high=1.0, high_open=True)
+    return_info = check_flag(return_info, "return_info")
     rates = NOISE_GRID if noise_rate is None else (_check_noise_rate(noise_rate),)
     if (noise_rate is None or restarts > 1) and holdout <= 0:
         raise ValueError("choosing among candidates (noise_rate=None or restarts > 1) needs holdout > 0")
     big_r = _radius(radius, gamma)
     gen = check_rng(rng)
-    train, hold = _split(gen, x.shape[0], float(holdout))
+    train, hold = _split(gen, x.shape[0], holdout)
     orders = np.stack([train[gen.permutation(train.size)] for _ in range(restarts)])  # (restarts, n_train)
     candidates, labels = [], []
     for eta in rates:
@@ -461,7 +581,7 @@ def slam_objective(w: object, X: object, y_noisy: object, noise_rate: float) -> 
     \tilde y_i)` with :math:`\alpha = 1 - \eta` (stable log form of ``binary_slam.binary_loss``)."""
     x, y = _check_sample(X, y_noisy)
     eta = _check_noise_rate(noise_rate)
-    ww = np.asarray(as_numpy(w, "w"), dtype=np.float64)
+    ww = _check_direction(w, x.shape[1])
     return float(np.mean(binary_loss(x @ ww, (y + 1.0) / 2.0, 1.0 - eta)))
 
 
@@ -472,10 +592,10 @@ def slam_objective(w: object, X: object, y_noisy: object, noise_rate: float) -> 
 def learn_logistic(X: object, y_noisy: object, *, max_iter: int = 1000) -> FloatArray:
     r"""Logistic regression on the noisy labels: L-BFGS on the mean logistic loss
     :math:`\frac1n\sum_i \log(1 + e^{-\tilde y_i\langle w, x_i\rangle})`, no intercept, unregularised
-    (noisy data is not separable), from 0. A convex potential: Long & Servedio's construction defeats it.
-    Returns the unit minimiser."""
+    (noisy data is not separable), from 0, at most ``max_iter`` (<= :data:`MAX_ITERATIONS`) iterations. A
+    convex potential: Long & Servedio's construction defeats it. Returns the unit minimiser."""
     x, y = _check_sample(X, y_noisy)
-    max_iter = check_int(max_iter, "max_iter", low=1)
+    max_iter = check_int(max_iter, "max_iter", low=1, high=MAX_ITERATIONS)
     xy = x * y[:, None]
 
     def fun(w: FloatArray) -> tuple[float, FloatArray]:
@@ -499,8 +619,7 @@ def learn_unhinged(X: object, y_noisy: object, *, radius: float = 1.0) -> FloatA
     r"""The unhinged loss :math:`1 - \tilde y\langle w, x\rangle` (van Rooyen, Menon, Williamson 2015) on
     the ball :math:`\|w\| \le R`: its empirical minimiser is :math:`R\sum_i\tilde y_i x_i/\|\sum_i \tilde
     y_i x_i\|`, the averaging direction (kept as a named learner; the radius only scales it)."""
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not radius > 0:
-        raise ValueError(f"radius must be a real number > 0, got {radius!r}")
+    check_real(radius, "radius", low=0.0, low_open=True)
     return learn_averaging(X, y_noisy)
 
 
@@ -514,8 +633,11 @@ def backward_corrected_grad(t: FloatArray, y: FloatArray, noise_rate: float) -> 
         \quad \ell(t, y) = \log(1 + e^{-yt}), \qquad
         \partial_t \ell_\leftarrow = \frac{-\tilde y\,\bigl((1-\eta)\sigma(-\tilde y t) + \eta\,\sigma(\tilde y t)\bigr)}{1 - 2\eta},
 
-    unbiased for the clean loss's derivative; :math:`|\partial_t\ell_\leftarrow| \le 1/(1 - 2\eta)`."""
-    eta = float(noise_rate)
+    unbiased for the clean loss's derivative; :math:`|\partial_t\ell_\leftarrow| \le 1/(1 - 2\eta)`.
+    ``t`` (n,) finite logits, ``y`` (n,) labels in {-1, +1}."""
+    eta = _check_noise_rate(noise_rate)
+    t = check_array(t, "t", ("n",))
+    y = _check_labels(y, t.shape, "y", like="t")
     yt = y * t
     return -y * ((1.0 - eta) * special.expit(-yt) + eta * special.expit(yt)) / (1.0 - 2.0 * eta)
 
@@ -548,13 +670,14 @@ def learn_sq_perceptron(X: object, y_noisy: object, noise_rate: float, *, iterat
         E[y x] = E[\tilde y x]/(1 - 2\eta), \qquad
         \hat u = \tfrac12\bigl(\overline{\tilde y x}/(1-2\eta) - \overline{s(x)\,x}\bigr),
 
-    :math:`w \leftarrow w + \hat u` from :math:`w = 0` (where :math:`s = 0`), for ``iterations`` steps. The
+    :math:`w \leftarrow w + \hat u` from :math:`w = 0` (where :math:`s = 0`), for ``iterations`` steps (at most
+    :data:`MAX_ITERATIONS`). The
     estimate :math:`\hat u` never vanishes exactly, so the iterates can keep cycling near the boundary;
     the learner keeps the iterate with the fewest noisy training mistakes (a "pocket", which ranks the
     iterates by clean error in expectation). Returns it as a unit vector."""
     x, y = _check_sample(X, y_noisy)
     eta = _check_noise_rate(noise_rate)
-    iterations = check_int(iterations, "iterations", low=1)
+    iterations = check_int(iterations, "iterations", low=1, high=MAX_ITERATIONS)
     clean_mean = (y @ x) / (x.shape[0] * (1.0 - 2.0 * eta))
     w = np.zeros(x.shape[1])
     best, fewest = w, np.inf

@@ -1,6 +1,6 @@
 r"""Exact references for the RAD query game: the LP (cvxpy) and the uncapped closed form.
 
-(our formulation, ``spec/rad.md`` §3.1 and §3.4.) These are oracles for tests and simulators; the
+(our formulation, ``docs/theory/rad.md#rad-lp``.) These are oracles for tests and simulators; the
 selection path uses :func:`robustdistill.algorithms.rad.solve_query_game` only.
 
 Primal LP (the learner), with :math:`\sum_i q_i - \mathrm{top}_m(q) = \max_{t \ge 0} \sum_i \min(q_i,t) - mt`:
@@ -65,7 +65,7 @@ def solve_exact(
 
     g = check_gains(gains)
     n = g.size
-    b = check_budget(budget, n)
+    b = check_budget(budget, n, "gains")
     m = check_mistakes(mistakes)
     if solver is None:
         solver = _default_solver()
@@ -113,7 +113,7 @@ def solve_exact(
 
 @dataclass(frozen=True)
 class ClosedForm:
-    """The uncapped closed form of spec §3.1 on the sorted positive gains (1-based ``k_star``)."""
+    """The uncapped closed form (``docs/theory/rad.md#rad-closed-form``) on the sorted positive gains (1-based ``k_star``)."""
 
     k_star: int
     S: float  # S_{k*}
@@ -136,7 +136,7 @@ def closed_form(gains: ArrayLike, budget: int, mistakes: int) -> tuple[ClosedFor
     ``p`` and ``r`` of shape (n,) in the input order.
     """
     g = check_gains(gains)
-    b = check_budget(budget, g.size)
+    b = check_budget(budget, g.size, "gains")
     m = check_mistakes(mistakes)
     order = np.argsort(-g, kind="stable")
     pos = g[order][g[order] > 0]
@@ -144,7 +144,7 @@ def closed_form(gains: ArrayLike, budget: int, mistakes: int) -> tuple[ClosedFor
     if m >= N:
         raise ValueError(f"closed_form needs mistakes < number of positive gains ({N}), got {m}")
     S = np.cumsum(1.0 / pos)
-    k = m + 1  # scalar scan, as written in the spec (an oracle, not the fast path)
+    k = m + 1  # scalar scan, as written in the theory page (an oracle, not the fast path)
     while k < N and pos[k] >= (k - m) / S[k - 1]:
         k += 1
     v = (k - m) / S[k - 1]

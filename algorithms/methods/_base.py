@@ -25,16 +25,26 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-import numbers
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 
+from ..losses import check_logits
 from ..results import to_jsonable
 from ..teacher_quality import TeacherAccuracy
-from ..validation import as_numpy, check_int, check_labels, check_probs
+from ..validation import (
+    as_numpy,
+    as_real_array,
+    check_int,
+    check_labels,
+    check_probs,
+    describe,
+)
+from ..validation import check_choice as _check_choice
+from ..validation import check_flag as _check_flag
+from ..validation import check_real as _check_real
 
 __all__ = ["METHODS", "Method", "NotFittedError", "concat_batches", "register", "to_tensors"]
 
@@ -56,7 +66,7 @@ _M = TypeVar("_M", bound="type[Method]")
 def register(cls: _M) -> _M:
     """Class decorator: add a :class:`Method` subclass to :data:`METHODS` under its ``name``."""
     if not (isinstance(cls, type) and issubclass(cls, Method)):
-        raise TypeError(f"register takes a Method subclass, got {cls!r}")
+        raise TypeError(f"cls must be a Method subclass (register decorates one), got {describe(cls)}")
     name = cls.__dict__.get("name")
     if not isinstance(name, str) or not name:
         raise TypeError(f"{cls.__name__} needs a class attribute `name` (a non-empty str) to be registered")
@@ -72,33 +82,23 @@ def register(cls: _M) -> _M:
 
 def check_choice(owner: str, name: str, value: object, choices: tuple[str, ...]) -> str:
     """``value`` as one of the strings ``choices``."""
-    if not isinstance(value, str):
-        raise TypeError(f"{owner} option {name} must be a str, one of {list(choices)}; got {type(value).__name__} {value!r}")
-    if value not in choices:
+    if isinstance(value, str) and value not in choices:
         raise ValueError(f"{owner} option {name}={value!r} is not one of {list(choices)}")
-    return value
+    return _check_choice(value, f"{owner} option {name}", choices)
 
 
 def check_flag(owner: str, name: str, value: object) -> bool:
     """``value`` as a bool (not an int)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner} option {name} must be a bool (False or True), got {type(value).__name__} {value!r}")
-    return bool(value)
+    return _check_flag(value, f"{owner} option {name}")
 
 
 def check_real(
     owner: str, name: str, value: object, *, low: float, high: float = math.inf, low_open: bool = False
 ) -> float:
     """``value`` as a finite float in [low, high] (``(low, high]`` with ``low_open``); bools are refused."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner} option {name} must be a real number, got {type(value).__name__} {value!r}")
-    x = float(value)
-    inside = (x > low if low_open else x >= low) and x <= high
-    if not (math.isfinite(x) and inside):
-        lo = "(" if low_open else "["
-        where = f"in {lo}{low:g}, {high:g}]" if math.isfinite(high) else f"{'>' if low_open else '>='} {low:g}"
-        raise ValueError(f"{owner} option {name} must be finite and {where}, got {value!r}")
-    return x
+    if not isinstance(owner, str) or not isinstance(name, str):
+        raise TypeError("owner and name must be str (they name the option in messages)")
+    return _check_real(value, f"{owner} option {name}", low=low, high=high, low_open=low_open)
 
 
 def check_integer(owner: str, name: str, value: object, *, low: int) -> int:
@@ -119,28 +119,57 @@ def concat_batches(*batches: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """
     if not batches:
         raise ValueError("concat_batches needs at least one batch")
+    for i, b in enumerate(batches):
+        if not isinstance(b, Mapping):
+            raise TypeError(f"batch {i} must be a mapping of key -> array (from prepare / prepare_labeled), got {type(b).__name__}")
     keys = list(batches[0])
     for i, b in enumerate(batches[1:], start=1):
         if set(b) != set(keys):
             raise ValueError(
                 f"batches must have the same keys: batch 0 has {sorted(keys)}, batch {i} has {sorted(b)}"
             )
-    return {k: np.concatenate([as_numpy(b[k], k) for b in batches]) for k in keys}
+    return {k: _concat_key(k, [as_real_array(b[k], f"batch {i}[{k!r}]") for i, b in enumerate(batches)]) for k in keys}
+
+
+def _concat_key(key: str, arrays: list[np.ndarray]) -> np.ndarray:
+    shapes = {a.shape[1:] for a in arrays}
+    if any(a.ndim == 0 for a in arrays) or len(shapes) > 1:
+        raise ValueError(f"the batches' {key!r} arrays must have the same shape past their rows, got {[a.shape for a in arrays]}")
+    return np.concatenate(arrays)
 
 
 def to_tensors(batch: Mapping[str, Any], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """A batch of numpy arrays as torch tensors on ``device`` (None: the CPU), dtypes kept (float32 targets,
     weights and alpha; int64 indices; bool flags). Read-only arrays are copied first."""
+    batch = _check_mapping(batch)
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise (TypeError if not isinstance(device, str) else ValueError)(
+                f"device must be a torch.device, a device string such as 'cpu' or 'cuda:0', or None; got "
+                f"{describe(device)} ({exc})"
+            ) from None
     out = {}
     for key, value in batch.items():
         if isinstance(value, torch.Tensor):
             out[key] = value.to(device) if device is not None else value
             continue
-        arr = np.asarray(value)
+        arr = as_real_array(value, f"batch[{key!r}]")
+        if arr.dtype.kind == "u":  # numpy's "unsigned long long" spelling, which torch refuses, as its twin
+            arr = arr.astype(np.dtype(arr.dtype.name))
         if not arr.flags.writeable:
             arr = arr.copy()
         out[key] = torch.as_tensor(arr, device=device)
     return out
+
+
+def _check_mapping(batch: object) -> Mapping[str, Any]:
+    if not isinstance(batch, Mapping):
+        raise TypeError(
+            f"batch must be a mapping of key -> array (from prepare / prepare_labeled), got {type(batch).__name__}"
+        )
+    return batch
 
 
 def summary(x: np.ndarray) -> dict[str, float]:
@@ -271,7 +300,7 @@ class Method:
             ``self``, fitted (earlier fitted state is replaced).
         """
         t = check_probs(teacher_probs_val, "teacher_probs_val")
-        y = check_labels(labels_val, t.shape[0], t.shape[1], "labels_val")
+        y = check_labels(labels_val, t.shape[0], t.shape[1], "labels_val", like="teacher_probs_val")
         self.__dict__.pop("_device_cache", None)
         for key in self._fitted_names():
             self.__dict__.pop(key, None)
@@ -352,15 +381,43 @@ class Method:
 
     def loss(self, student_logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B,) per-example loss of the student's logits (B, K) on a batch's rows (torch tensors on the
-        logits' device, under the keys of :meth:`prepare`); labeled rows get plain cross-entropy."""
+        logits' device, under the keys of :meth:`prepare`); labeled rows get plain cross-entropy.
+
+        Types, shapes and devices are checked; values are not (the batch's were checked by :meth:`prepare`,
+        and the logits are not scanned on every training step: the losses run with ``validate=False``, so
+        non-finite logits, or logits spanning more than about 1.8e19, give a non-finite loss)."""
         raise NotImplementedError
 
     def _check_batch(self, batch: Mapping[str, Any]) -> None:
+        """The batch is a mapping with this method's keys."""
+        batch = _check_mapping(batch)
         missing = [k for k in (*BATCH_KEYS, *self.extra_keys) if k not in batch]
         if missing:
             raise ValueError(
                 f"batch lacks {missing} (build it with {type(self).__name__}.prepare / prepare_labeled)"
             )
+
+    def _check_loss_inputs(self, student_logits: object, batch: Mapping[str, Any]) -> None:
+        """The arguments of :meth:`loss`: a floating-point (B, K) logits tensor (values are not checked) and a
+        batch of torch tensors with B rows (and K classes of targets) on the logits' device."""
+        self._check_batch(batch)
+        z = check_logits(student_logits, "student_logits", validate=False)
+        for key in (*BATCH_KEYS, *self.extra_keys):
+            value = batch[key]
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"batch[{key!r}] must be a torch.Tensor (convert the batch with to_tensors), got {type(value).__name__}")
+            if value.device != z.device:
+                raise ValueError(f"batch[{key!r}] is on {value.device} but student_logits is on {z.device}")
+            if value.ndim == 0 or value.shape[0] != z.shape[0]:
+                raise ValueError(
+                    f"batch[{key!r}] has shape {tuple(value.shape)} but student_logits has {z.shape[0]} rows"
+                )
+        if batch["targets"].shape != z.shape:
+            raise ValueError(
+                f"student_logits must have shape {tuple(batch['targets'].shape)} like batch['targets'], got {tuple(z.shape)}"
+            )
+        if batch["labeled"].dtype != torch.bool:
+            raise TypeError(f"batch['labeled'] must be a bool tensor, got dtype {batch['labeled'].dtype}")
 
     def info(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """JSON-ready diagnostics of a batch's pool rows (labeled rows are left out) and the fitted state:

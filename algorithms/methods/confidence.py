@@ -51,7 +51,7 @@ class ConfidenceThreshold(Method):
 
     def loss(self, student_logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B,) ``weights * soft_cross_entropy(z, targets)``."""
-        self._check_batch(batch)
+        self._check_loss_inputs(student_logits, batch)
         return weighted_cross_entropy(student_logits, batch)
 
     def _info(self, pool: dict[str, np.ndarray]) -> dict[str, Any]:

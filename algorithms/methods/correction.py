@@ -40,7 +40,7 @@ class _TransitionMethod(Method):
     def loss(self, student_logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B,) cross-entropy on labeled rows, the corrected loss on pool rows (``torch.where``)."""
         self._check_fitted()
-        self._check_batch(batch)
+        self._check_loss_inputs(student_logits, batch)
         targets = batch["targets"]
         ce = L.soft_cross_entropy(student_logits, targets, validate=False)
         return torch.where(batch["labeled"], ce, self._pool_loss(student_logits, targets))
@@ -129,4 +129,4 @@ class BackwardCorrection(_TransitionMethod):
         return cache[device]
 
     def _pool_loss(self, student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self._module(student_logits.device)(student_logits, targets)
+        return self._module(student_logits.device)(student_logits, targets, validate=False)

@@ -140,7 +140,7 @@ class SLaM(Method):
     def loss(self, student_logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B,) :func:`~robustdistill.algorithms.losses.slam_loss` with the batch's ``alpha`` and
         ``topk_index`` (cross-entropy on labeled rows, where alpha = 1)."""
-        self._check_batch(batch)
+        self._check_loss_inputs(student_logits, batch)
         return L.slam_loss(
             student_logits, batch["targets"], batch["alpha"], topk_index=batch["topk_index"],
             normalize=self.normalize, validate=False,

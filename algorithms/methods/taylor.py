@@ -43,7 +43,7 @@ class TaylorCE(Method):
 
     def loss(self, student_logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B,) cross-entropy on labeled rows, Taylor cross-entropy on pool rows (``torch.where``)."""
-        self._check_batch(batch)
+        self._check_loss_inputs(student_logits, batch)
         targets = batch["targets"]
         ce = L.soft_cross_entropy(student_logits, targets, validate=False)
         taylor = L.taylor_cross_entropy(student_logits, targets, self.order, validate=False)

@@ -48,5 +48,5 @@ class Vanilla(Method):
 
     def loss(self, student_logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B,) ``weights * soft_cross_entropy`` (the weights are 1)."""
-        self._check_batch(batch)
+        self._check_loss_inputs(student_logits, batch)
         return weighted_cross_entropy(student_logits, batch)

@@ -62,7 +62,7 @@ class WeightedDistillation(Method):
     extra_keys = ("teacher_accuracy",)
 
     def __init__(self, *, scheme: str = DEFAULT_SCHEME, targets: str = DEFAULT_TARGETS, feature: str = "margin") -> None:
-        if scheme == "uniform":
+        if isinstance(scheme, str) and scheme == "uniform":
             raise ValueError(
                 "WeightedDistillation option scheme 'uniform' gives every example weight 1, which is vanilla "
                 f"distillation: use the method 'vanilla', or a weighting scheme {WEIGHTED_SCHEMES}"
@@ -88,7 +88,7 @@ class WeightedDistillation(Method):
 
     def loss(self, student_logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B,) ``weights * soft_cross_entropy(z, targets)``."""
-        self._check_batch(batch)
+        self._check_loss_inputs(student_logits, batch)
         return weighted_cross_entropy(student_logits, batch)
 
     def _info(self, pool: dict[str, np.ndarray]) -> dict[str, Any]:
