@@ -80,9 +80,7 @@ def depround(probabilities: ArrayLike, *, rng: RNGLike = None) -> IntArray:
     total = float(p.sum())
     b = round(total)
     if abs(total - b) > SUM_TOL * max(1.0, total):
-        raise ValueError(
-            f"probabilities must sum to an integer (the batch size b), got sum={total!r}"
-        )
+        raise ValueError(f"probabilities must sum to an integer (the batch size b), got sum={total!r}")
 
     chosen = p > 1.0 - SNAP_TOL  # snapped to 1: always in
     frac = gen.permutation(np.flatnonzero((p >= SNAP_TOL) & ~chosen))  # the pairing order

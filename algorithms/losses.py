@@ -263,8 +263,7 @@ def _check_simplex_rows(
             )
         i = int(off.nonzero()[0, 0])
         raise ValueError(
-            f"{name} rows must sum to 1 within {tol:g}; row {i} sums to {float(sums[i])!r} "
-            f"(pass {what}, not logits)"
+            f"{name} rows must sum to 1 within {tol:g}; row {i} sums to {float(sums[i])!r} (pass {what}, not logits)"
         )
     return sums
 
@@ -325,9 +324,7 @@ def _targets(
     return _probs(t, name, like, dtype, validate, zname)
 
 
-def _per_example(
-    x: object, name: str, like: torch.Tensor, dtype: torch.dtype, zname: str = "logits"
-) -> torch.Tensor:
+def _per_example(x: object, name: str, like: torch.Tensor, dtype: torch.dtype, zname: str = "logits") -> torch.Tensor:
     """A real (n,) tensor (a scalar is broadcast) on like's device, as ``dtype``; finiteness not checked."""
     v = _as_tensor(x, name, like, zname)
     _check_real(v, name)
@@ -335,13 +332,13 @@ def _per_example(
     if v.ndim == 0:
         v = v.expand(n)
     if v.shape != (n,):
-        raise ValueError(f"{name} must be a scalar or of shape ({n},) like the rows of {zname}, got shape {tuple(v.shape)}")
+        raise ValueError(
+            f"{name} must be a scalar or of shape ({n},) like the rows of {zname}, got shape {tuple(v.shape)}"
+        )
     return v.to(dtype)
 
 
-def _transition(
-    x: object, name: str, like: torch.Tensor, dtype: torch.dtype | None, validate: bool
-) -> torch.Tensor:
+def _transition(x: object, name: str, like: torch.Tensor, dtype: torch.dtype | None, validate: bool) -> torch.Tensor:
     """A (K, K) row-stochastic transition matrix T[i, j] = P(teacher says j | true class i), as ``dtype``
     (None: a floating input keeps its dtype, an integer one becomes float64)."""
     t = _as_tensor(x, name, like)
@@ -364,9 +361,7 @@ def _transition(
 # Soft cross-entropy and KD
 
 
-def soft_cross_entropy(
-    logits: torch.Tensor, target_probs: object, *, validate: bool = True
-) -> torch.Tensor:
+def soft_cross_entropy(logits: torch.Tensor, target_probs: object, *, validate: bool = True) -> torch.Tensor:
     r"""Soft cross-entropy per example: :math:`\ell(z, t) = -\sum_j t_j \log \mathrm{softmax}(z)_j`.
 
     .. math::
@@ -525,7 +520,9 @@ def teacher_topk_index(teacher_probs: torch.Tensor, k: int) -> torch.Tensor:
     """
     t = _check_2d_tensor(teacher_probs, "teacher_probs").detach()
     num_classes = t.shape[1]
-    return _topk_index(t, check_int(k, "k", low=1, high=num_classes, hint=f" (K = {num_classes}, the classes of teacher_probs)"))
+    return _topk_index(
+        t, check_int(k, "k", low=1, high=num_classes, hint=f" (K = {num_classes}, the classes of teacher_probs)")
+    )
 
 
 def _topk_index(t: torch.Tensor, k: int) -> torch.Tensor:
@@ -853,8 +850,7 @@ def slam_loss(
         if kk.min() < 2:
             i = int(np.argmin(kk))
             raise ValueError(
-                "k must be >= 2: mixing needs at least 2 classes in the top-k mask; "
-                f"k = {int(kk[i])} at index {i}"
+                f"k must be >= 2: mixing needs at least 2 classes in the top-k mask; k = {int(kk[i])} at index {i}"
             )
         if kk.min() == kk.max():
             entries = _index_entries(_topk_index(t.detach(), int(kk[0])), z, validate=False)
@@ -866,9 +862,7 @@ def slam_loss(
         if mask.is_complex():
             raise TypeError(f"topk_mask must hold 0 and 1, got dtype {mask.dtype}")
         if mask.shape != z.shape:
-            raise ValueError(
-                f"topk_mask must have shape {tuple(z.shape)} like student_logits, got {tuple(mask.shape)}"
-            )
+            raise ValueError(f"topk_mask must have shape {tuple(z.shape)} like student_logits, got {tuple(mask.shape)}")
         entries = _mask_entries(mask, n, num_classes, validate, from_k=False)
     a = _slam_alpha(alpha, z, entries.counts, normalize, validate, dtype)
 
@@ -1087,9 +1081,7 @@ def _log1m_softmax(z: torch.Tensor, lf: torch.Tensor) -> torch.Tensor:
     return out.scatter(1, top, at_top)
 
 
-def negative_learning_loss(
-    logits: torch.Tensor, negative_mask: object, *, validate: bool = True
-) -> torch.Tensor:
+def negative_learning_loss(logits: torch.Tensor, negative_mask: object, *, validate: bool = True) -> torch.Tensor:
     r"""Negative learning (Kim et al., ICCV 2019; UPS, Rizve et al., ICLR 2021): the mean over an example's
     negative labels ("not class c") of :math:`-\log(1 - f_c)`, :math:`f = \mathrm{softmax}(z)`; 0 for an
     example without negative labels (``docs/theory/slam.md#slam-baselines``, our formulation of the UPS baseline).
@@ -1189,9 +1181,7 @@ def check_taylor_order(order: object) -> int:
 # nn.Module wrappers
 
 
-def reduce_loss(
-    loss: torch.Tensor, weight: object | None = None, reduction: str = "mean"
-) -> torch.Tensor:
+def reduce_loss(loss: torch.Tensor, weight: object | None = None, reduction: str = "mean") -> torch.Tensor:
     r"""Weight and reduce per-example losses: ``"none"`` gives :math:`w_i \ell_i`, ``"sum"``
     :math:`\sum_i w_i \ell_i` and ``"mean"`` :math:`\frac{1}{n}\sum_i w_i \ell_i` (divided by the number of
     examples, **not** by :math:`\sum_i w_i`; weighted distillation normalises the weights to mean 1 over
@@ -1254,7 +1244,9 @@ def _with_fixed_matrix(
     if matrix.shape != (z.shape[1], z.shape[1]):
         raise ValueError(f"the transition is {tuple(matrix.shape)} but the logits have {z.shape[1]} classes")
     with _autocast_off(z.device):
-        return zl.finish(loss(z.to(dtype), t, matrix.to(device=z.device, dtype=dtype)), infinite_ok=loss is _forward_corrected)
+        return zl.finish(
+            loss(z.to(dtype), t, matrix.to(device=z.device, dtype=dtype)), infinite_ok=loss is _forward_corrected
+        )
 
 
 class _ReducedLoss(nn.Module):
@@ -1286,9 +1278,7 @@ class KDLoss(_ReducedLoss):
     def forward(
         self, student_logits: torch.Tensor, teacher_probs: object, weight: object | None = None
     ) -> torch.Tensor:
-        loss = kd_loss(
-            student_logits, teacher_probs, self.temperature, temperature_squared=self.temperature_squared
-        )
+        loss = kd_loss(student_logits, teacher_probs, self.temperature, temperature_squared=self.temperature_squared)
         return reduce_loss(loss, weight, self.reduction)
 
 
@@ -1315,9 +1305,7 @@ class SLaMLoss(_ReducedLoss):
         topk_mask: object | None = None,
         weight: object | None = None,
     ) -> torch.Tensor:
-        loss = slam_loss(
-            student_logits, teacher_probs, alpha, topk_mask, k=self.k, normalize=self.normalize
-        )
+        loss = slam_loss(student_logits, teacher_probs, alpha, topk_mask, k=self.k, normalize=self.normalize)
         return reduce_loss(loss, weight, self.reduction)
 
 

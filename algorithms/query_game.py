@@ -248,9 +248,7 @@ def _adversary(pos: FloatArray, budget: int, mistakes: int, S: FloatArray, G: Fl
     L = np.concatenate([[N], L_gain, np.searchsorted(-pos, -v_run, side="left")])
     K = m + 1 + np.searchsorted(v_run, theta, side="left")  # first K >= m+1 with v_K >= theta
     Kc = np.minimum(K, N)
-    phi = (G[L] - theta * L) - (G[Kc - 1] - theta * (Kc - 1)) - pos[Kc - 1] * (
-        m - (Kc - 1) + theta * S[Kc - 1]
-    )
+    phi = (G[L] - theta * L) - (G[Kc - 1] - theta * (Kc - 1)) - pos[Kc - 1] * (m - (Kc - 1) + theta * S[Kc - 1])
     phi = np.where((K > khat) | (K > L), 0.0, phi)  # the adversary flattens all excess above theta
     D = b * theta + phi
     theta_star = float(theta[int(np.argmin(D))])

@@ -288,9 +288,15 @@ def _sq_dist(h: FloatArray, c: FloatArray, h_sq: FloatArray) -> FloatArray:
 
 
 def coreset(
-    student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, embeddings: ArrayLike | None = None,
-    center_embeddings: ArrayLike | None = None, chunk: int = 4096, **_: Any,
-) -> Selection:  # fmt: skip
+    student_probs: ArrayLike,
+    budget: int,
+    *,
+    rng: RNGLike = None,
+    embeddings: ArrayLike | None = None,
+    center_embeddings: ArrayLike | None = None,
+    chunk: int = 4096,
+    **_: Any,
+) -> Selection:
     r"""k-center greedy (Sener & Savarese 2018; ``docs/theory/rad.md#rad-baselines``): keep :math:`d(x) = \min_c \|h(x) -
     h(c)\|^2` over the pool against the centers (``center_embeddings``, the labeled and queried points;
     computed in chunks of ``chunk`` centers, no n x n matrix); ``budget`` times add the farthest point and
@@ -387,9 +393,14 @@ def cluster_assignments(
 
 
 def cluster_margin(
-    student_probs: ArrayLike, budget: int, *, rng: RNGLike = None, embeddings: ArrayLike | None = None,
-    clusters: ArrayLike | None = None, **_: Any,
-) -> Selection:  # fmt: skip
+    student_probs: ArrayLike,
+    budget: int,
+    *,
+    rng: RNGLike = None,
+    embeddings: ArrayLike | None = None,
+    clusters: ArrayLike | None = None,
+    **_: Any,
+) -> Selection:
     """Cluster-margin (Citovsky et al. 2021; ``docs/theory/rad.md#rad-baselines``): the ``min(10 b, n)`` lowest-margin points,
     grouped by cluster (``clusters`` (n,) integer ids, from :func:`cluster_assignments` once per run; computed from
     ``embeddings`` with ``b`` clusters when not given), clusters in increasing size, round-robin one uniform
@@ -510,9 +521,14 @@ least_confidence = _by_gain("least_confidence")
 
 
 def rad(
-    student_probs: ArrayLike, budget: int, mistakes: int | None = None, *, rng: RNGLike = None,
-    kind: str = "margin", **_: Any,
-) -> Selection:  # fmt: skip
+    student_probs: ArrayLike,
+    budget: int,
+    mistakes: int | None = None,
+    *,
+    rng: RNGLike = None,
+    kind: str = "margin",
+    **_: Any,
+) -> Selection:
     """RAD in the registry: :func:`select`'s signature (``mistakes`` by position or keyword, required: None
     is a ``ValueError``), ignoring the other selectors' keywords (``embeddings``, ...). Warns
     :class:`NearUniformWarning` like :func:`select`."""

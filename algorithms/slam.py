@@ -48,7 +48,16 @@ from .validation import (
     describe,
 )
 
-__all__ = ["DEFAULT_ALPHA_FLOOR", "DEFAULT_TARGETS", "TARGETS", "check_mask", "clip_alpha", "mix", "slam_targets", "topk_mask"]
+__all__ = [
+    "DEFAULT_ALPHA_FLOOR",
+    "DEFAULT_TARGETS",
+    "TARGETS",
+    "check_mask",
+    "clip_alpha",
+    "mix",
+    "slam_targets",
+    "topk_mask",
+]
 
 #: Default lower bound ``lb`` on alpha for the un-normalised mix (2') (our formulation, spec §3).
 DEFAULT_ALPHA_FLOOR = 0.6
@@ -76,7 +85,9 @@ def check_k(k: object, n: int, num_classes: int, name: str = "k") -> np.ndarray:
         return np.full(n, int(k), dtype=np.int64)
     arr = k
     if arr.shape != (n,):
-        raise ValueError(f"{name} must be an int or of shape ({n},), one per row of the probabilities, got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be an int or of shape ({n},), one per row of the probabilities, got shape {arr.shape}"
+        )
     if np.any((arr < 1) | (arr > num_classes)):
         bad = int(np.flatnonzero((arr < 1) | (arr > num_classes))[0])
         raise ValueError(f"{name} must lie in 1..{num_classes} (K); found {arr[bad]} at index {bad}")
@@ -149,9 +160,7 @@ def check_alpha_for_mix(alpha: FloatArray, k: np.ndarray, normalize: bool) -> No
             )
 
 
-def mix(
-    student_probs: ArrayLike, alpha: ArrayLike, topk_mask: ArrayLike, normalize: bool = False
-) -> FloatArray:
+def mix(student_probs: ArrayLike, alpha: ArrayLike, topk_mask: ArrayLike, normalize: bool = False) -> FloatArray:
     r"""The SLaM mixing operation, probability domain (numpy reference, float64).
 
     .. math::

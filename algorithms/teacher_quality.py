@@ -334,9 +334,19 @@ def binned_accuracy(
     radius = np.sqrt(np.log(2 * n_bins / delta) / (2 * counts))
     exact_low, exact_high = clopper_pearson(successes, counts, delta)
     return BinnedAccuracy(
-        feature, float(delta), low, high, counts, successes, acc,
-        center - half, center + half, radius, exact_low, exact_high,
-    )  # fmt: skip
+        feature,
+        float(delta),
+        low,
+        high,
+        counts,
+        successes,
+        acc,
+        center - half,
+        center + half,
+        radius,
+        exact_low,
+        exact_high,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -391,9 +401,13 @@ def estimate_mistakes(
 
 
 def estimate_candidate_mistakes(
-    gains_val: ArrayLike, teacher_correct_val: ArrayLike, gains_pool: ArrayLike, budget: int, *,
+    gains_val: ArrayLike,
+    teacher_correct_val: ArrayLike,
+    gains_pool: ArrayLike,
+    budget: int,
+    *,
     candidates: int | None = None,
-) -> int:  # fmt: skip
+) -> int:
     r"""RAD's teacher mistakes among the pool points the game could pick: the expected number of teacher
     errors among the ``candidates`` highest-gain pool points (our formulation).
 

@@ -17,13 +17,11 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 #: What ``rng=`` accepts everywhere.
-RNGLike = Union[np.random.Generator, int, None]
+RNGLike = np.random.Generator | int | None
 #: A float64 numpy array.
 FloatArray = NDArray[np.float64]
 #: An int64 numpy array.

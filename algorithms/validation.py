@@ -148,8 +148,7 @@ def check_gains(gains: ArrayLike, name: str = "gains") -> FloatArray:
     if np.any(g < 0):
         bad = np.flatnonzero(g < 0)
         raise ValueError(
-            f"{name} must be non-negative (higher = more informative); "
-            f"found {g[bad[0]]!r} at index {int(bad[0])}"
+            f"{name} must be non-negative (higher = more informative); found {g[bad[0]]!r} at index {int(bad[0])}"
         )
     return g
 
@@ -159,9 +158,7 @@ def check_probability_vector(p: ArrayLike, name: str = "probabilities") -> Float
     arr = check_vector(p, name)
     if np.any((arr < 0) | (arr > 1)):
         bad = np.flatnonzero((arr < 0) | (arr > 1))
-        raise ValueError(
-            f"{name} must lie in [0, 1]; found {arr[bad[0]]!r} at index {int(bad[0])}"
-        )
+        raise ValueError(f"{name} must lie in [0, 1]; found {arr[bad[0]]!r} at index {int(bad[0])}")
     return arr
 
 
@@ -201,9 +198,7 @@ def check_rng(rng: RNGLike) -> np.random.Generator:
         if rng is not None and int(rng) < 0:
             raise ValueError(f"rng seed must be non-negative, got {rng}")
         return np.random.default_rng(None if rng is None else int(rng))
-    raise TypeError(
-        f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}"
-    )
+    raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
 
 
 #: Largest condition number of a noise transition matrix T that may be inverted (backward correction,

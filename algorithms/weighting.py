@@ -199,7 +199,9 @@ def debiased_targets(teacher_probs: ArrayLike, alpha: ArrayLike) -> FloatArray:
     return _clip_renormalise(((k - 1.0) * t - (1.0 - a_eff)) / (k * a_eff - 1.0))
 
 
-def importance_targets(teacher_probs: ArrayLike, transition: ArrayLike, *, max_condition: float = MAX_TRANSITION_CONDITION) -> FloatArray:
+def importance_targets(
+    teacher_probs: ArrayLike, transition: ArrayLike, *, max_condition: float = MAX_TRANSITION_CONDITION
+) -> FloatArray:
     r"""The importance-reweighting baseline (Liu & Tao 2016; our formulation of the adaptation, spec §8):
     :math:`\hat p = (T^\top)^{-1} t` per row, clipped at 0 and renormalised. Under symmetric noise
     (:math:`T = aI + (1-a)(\mathbf{1}\mathbf{1}^\top - I)/(K-1)`) it equals :func:`debiased_targets`.

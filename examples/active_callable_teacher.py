@@ -68,8 +68,12 @@ def student_factory(hidden: int):
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--selectors", nargs="+", default=["rad", "margin", "random"],
-                        help="names of robustdistill.algorithms.selection.SELECTORS")  # fmt: skip
+    parser.add_argument(
+        "--selectors",
+        nargs="+",
+        default=["rad", "margin", "random"],
+        help="names of robustdistill.algorithms.selection.SELECTORS",
+    )
     parser.add_argument("--teacher-labels", type=int, default=100, help="labeled digits the paid model was fitted on")
     parser.add_argument("--labeled", type=int, default=50, help="labeled set A the student starts from")
     parser.add_argument("--validation", type=int, default=200, help="|V| (RAD's mistake estimate; >= 100)")
@@ -101,23 +105,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, object]]:
         for selector in args.selectors:
             api = PaidTeacher(model)  # a fresh meter per selector
             config = dict(
-                name=f"active_{selector}", dataset="digits", labeled=args.labeled, validation=args.validation,
-                unlabeled=args.unlabeled, test=args.test, epochs=args.epochs, seeds=args.seeds,
+                name=f"active_{selector}",
+                dataset="digits",
+                labeled=args.labeled,
+                validation=args.validation,
+                unlabeled=args.unlabeled,
+                test=args.test,
+                epochs=args.epochs,
+                seeds=args.seeds,
                 train={"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 32},
-                selector=selector, rounds=args.rounds, budget=args.budget, loss=args.loss,
-                out=str(out), cache=False, evaluate_teacher=False,
-            )  # fmt: skip
+                selector=selector,
+                rounds=args.rounds,
+                budget=args.budget,
+                loss=args.loss,
+                out=str(out),
+                cache=False,
+                evaluate_teacher=False,
+            )
             r = run_active_distillation(config, data=(X, y), teacher=api, student=student_factory(args.hidden))
             results[selector] = {
-                "queries": [args.validation + q for q in r.queries], "accuracy": list(r.mean),
-                "rows": api.rows, "calls": api.calls, "teacher_queries": sum(r.teacher_queries),
+                "queries": [args.validation + q for q in r.queries],
+                "accuracy": list(r.mean),
+                "rows": api.rows,
+                "calls": api.calls,
+                "teacher_queries": sum(r.teacher_queries),
                 "rounds": [rd for seed in r.per_seed for rd in seed["rounds"]],
-            }  # fmt: skip
+            }
 
     teacher_acc = float((model.predict(X / 16.0) == y).mean())  # free: the model itself, not the paid API
-    print(f"digits: paid teacher fitted on {args.teacher_labels} labels (accuracy {teacher_acc:.3f} on the data); "
-          f"A {args.labeled}, |V| {args.validation}, |U| {args.unlabeled}, test {args.test}; "
-          f"R {args.rounds} x b {args.budget}; loss {args.loss}; seeds {args.seeds}")  # fmt: skip
+    print(
+        f"digits: paid teacher fitted on {args.teacher_labels} labels (accuracy {teacher_acc:.3f} on the data); "
+        f"A {args.labeled}, |V| {args.validation}, |U| {args.unlabeled}, test {args.test}; "
+        f"R {args.rounds} x b {args.budget}; loss {args.loss}; seeds {args.seeds}"
+    )
     print(f"{'labels used':>11} " + " ".join(f"{s:>8}" for s in args.selectors))
     first = results[args.selectors[0]]["queries"]
     for i, labels in enumerate(first):
@@ -125,14 +145,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, object]]:
     for s in args.selectors:
         rows, calls = results[s]["rows"], results[s]["calls"]
         formula = f"{args.seeds} x ({args.validation} + {args.rounds}*{args.budget})"
-        print(f"{s}: the paid callable answered {rows} rows in {calls} calls; "
-              f"seeds x (|V| + R*b) = {formula} = {expected}: {rows == expected}")  # fmt: skip
+        print(
+            f"{s}: the paid callable answered {rows} rows in {calls} calls; "
+            f"seeds x (|V| + R*b) = {formula} = {expected}: {rows == expected}"
+        )
     if "rad" in results:
         rounds = results["rad"]["rounds"]
         near = sum(bool(rd.get("near_uniform")) for rd in rounds)
         m = [rd["mistakes"] for rd in rounds]
-        print(f"rad: estimated teacher mistakes m on the remaining pool {min(m)}-{max(m)}; its sampling law "
-              f"was close to uniform in {near} of {len(rounds)} rounds")
+        print(
+            f"rad: estimated teacher mistakes m on the remaining pool {min(m)}-{max(m)}; its sampling law "
+            f"was close to uniform in {near} of {len(rounds)} rounds"
+        )
     return results
 
 

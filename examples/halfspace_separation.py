@@ -57,8 +57,9 @@ def fit_all(X: np.ndarray, y_noisy: np.ndarray, eta: float, margin: float, seed:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, list[dict[str, float]]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kinds", nargs="+", choices=("long_servedio", "sphere", "gaussian"),
-                        default=["long_servedio", "sphere"])  # fmt: skip
+    parser.add_argument(
+        "--kinds", nargs="+", choices=("long_servedio", "sphere", "gaussian"), default=["long_servedio", "sphere"]
+    )
     parser.add_argument("--noise-rates", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4])
     parser.add_argument("--n", type=int, default=5000, help="training samples")
     parser.add_argument("--dim", type=int, default=10)
@@ -72,8 +73,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[dict[str, float]]]
 
     results: dict[str, list[dict[str, float]]] = {}
     for kind in args.kinds:
-        print(f"{kind}: n = {args.n}, d = {args.dim}, margin = {args.margin}; clean error"
-              + (" (exact)" if kind == "long_servedio" else f" on {args.test} fresh points"))  # fmt: skip
+        print(
+            f"{kind}: n = {args.n}, d = {args.dim}, margin = {args.margin}; clean error"
+            + (" (exact)" if kind == "long_servedio" else f" on {args.test} fresh points")
+        )
         print(f"{'eta':>5} " + " ".join(f"{name:>14}" for name in LEARNERS) + f" {'gap':>6} {'eta chosen':>10}")
         rows = []
         for i, eta in enumerate(args.noise_rates):
@@ -88,8 +91,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[dict[str, float]]]
             gap = err["sklearn_logreg"] - err["slam"]
             row = {"eta": eta, **err, "gap": gap, "eta_chosen": float(fitted["eta_chosen"])}
             rows.append(row)
-            print(f"{eta:>5.2f} " + " ".join(f"{err[name]:>14.4f}" for name in LEARNERS)
-                  + f" {row['gap']:>6.3f} {row['eta_chosen']:>10.2f}")  # fmt: skip
+            print(
+                f"{eta:>5.2f} "
+                + " ".join(f"{err[name]:>14.4f}" for name in LEARNERS)
+                + f" {row['gap']:>6.3f} {row['eta_chosen']:>10.2f}"
+            )
         results[kind] = rows
     return results
 

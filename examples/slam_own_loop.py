@@ -48,9 +48,18 @@ def make_student(seed: int, dim: int, hidden: int, num_classes: int) -> nn.Modul
 
 
 def train_student(
-    method, x_labeled: np.ndarray, y_labeled: np.ndarray, x_pool: np.ndarray, t_pool: np.ndarray, *,
-    seed: int, hidden: int, epochs: int, batch_size: int = 64, lr: float = 1e-2,
-) -> nn.Module:  # fmt: skip
+    method,
+    x_labeled: np.ndarray,
+    y_labeled: np.ndarray,
+    x_pool: np.ndarray,
+    t_pool: np.ndarray,
+    *,
+    seed: int,
+    hidden: int,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 1e-2,
+) -> nn.Module:
     """Your loop: the labeled rows (true labels) and the pool rows (the teacher's probabilities) in one
     dataset, the method's batch arrays indexed like the inputs, and the mean of the method's per-example loss."""
     arrays = concat_batches(method.prepare_labeled(y_labeled), method.prepare(t_pool))
@@ -100,8 +109,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     t_val, t_pool = teacher(X[val]), teacher(X[pool])
     teacher_acc = float((teacher(X[test]).argmax(1) == y[test]).mean())
 
-    print(f"digits: labeled {labeled.size}, |V| {val.size}, pool {pool.size}, test {test.size}; "
-          f"student seeds {args.seeds}, epochs {args.epochs}")  # fmt: skip
+    print(
+        f"digits: labeled {labeled.size}, |V| {val.size}, pool {pool.size}, test {test.size}; "
+        f"student seeds {args.seeds}, epochs {args.epochs}"
+    )
     print(f"teacher test accuracy {teacher_acc:.3f} (pool labels wrong: {np.mean(t_pool.argmax(1) != y[pool]):.3f})")
     print(f"{'method':<10} {'student acc':>11} {'min':>6} {'max':>6} {'time s':>7}")
     results: dict[str, list[float]] = {"teacher": [teacher_acc]}
@@ -110,12 +121,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
         method = make().fit(t_val, y[val])  # estimates on V: alpha(x), SLaM's k, the weights' map
         accs = []
         for s in range(args.seeds):
-            student = train_student(method, X[labeled], y[labeled], X[pool], t_pool, seed=s, hidden=args.hidden,
-                                    epochs=args.epochs)  # fmt: skip
+            student = train_student(
+                method, X[labeled], y[labeled], X[pool], t_pool, seed=s, hidden=args.hidden, epochs=args.epochs
+            )
             accs.append(accuracy(student, X[test], y[test]))
         results[name] = accs
-        print(f"{name:<10} {np.mean(accs):>11.3f} {min(accs):>6.3f} {max(accs):>6.3f} "
-              f"{time.perf_counter() - started:>7.1f}")  # fmt: skip
+        print(
+            f"{name:<10} {np.mean(accs):>11.3f} {min(accs):>6.3f} {max(accs):>6.3f} "
+            f"{time.perf_counter() - started:>7.1f}"
+        )
     return results
 
 

@@ -74,12 +74,18 @@ def compare_solvers(instances: int, max_n: int, seed: int, show: int) -> dict[st
         gaps["beats_greedy"] = max(gaps["beats_greedy"], (v_greedy - fast.value) / scale)
         gaps["beats_uniform"] = max(gaps["beats_uniform"], (v_uniform - fast.value) / scale)
         if i < show:
-            print(f"{gains.size:>3} {b:>3} {m:>3} {fast.value:>9.5f} {exact.value:>9.5f} {gap:>9.1e} "
-                  f"{v_greedy:>8.4f} {v_uniform:>8.4f}")  # fmt: skip
+            print(
+                f"{gains.size:>3} {b:>3} {m:>3} {fast.value:>9.5f} {exact.value:>9.5f} {gap:>9.1e} "
+                f"{v_greedy:>8.4f} {v_uniform:>8.4f}"
+            )
     print(f"{instances} random games (relative gaps, tolerance {TOL:g}):")
-    for label, key in (("|V_fast - V_LP|", "value"), ("|worst_case(p_fast) - V_fast|", "certificate"),
-                       ("|sum p - b|", "budget"), ("worst_case(greedy) - V_fast", "beats_greedy"),
-                       ("worst_case(uniform) - V_fast", "beats_uniform")):  # fmt: skip
+    for label, key in (
+        ("|V_fast - V_LP|", "value"),
+        ("|worst_case(p_fast) - V_fast|", "certificate"),
+        ("|sum p - b|", "budget"),
+        ("worst_case(greedy) - V_fast", "beats_greedy"),
+        ("worst_case(uniform) - V_fast", "beats_uniform"),
+    ):
         print(f"  max {label:<30} {gaps[key]:>10.2e}  holds: {gaps[key] <= TOL}")
     return gaps
 
@@ -93,8 +99,10 @@ def run_named(names: Sequence[str], quick: bool, seed: int) -> list:
     if unknown:
         raise SystemExit(f"unknown checks {unknown}; known: {sorted(by_name)}")
     streams = np.random.default_rng(seed).spawn(len(CHECKS))
-    return [CHECKS[by_name[n]].run(streams[by_name[n]], CHECKS[by_name[n]].quick if quick else CHECKS[by_name[n]].full)
-            for n in names]  # fmt: skip
+    return [
+        CHECKS[by_name[n]].run(streams[by_name[n]], CHECKS[by_name[n]].quick if quick else CHECKS[by_name[n]].full)
+        for n in names
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
@@ -103,8 +111,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument("--max-n", type=int, default=60, help="largest pool of a random game")
     parser.add_argument("--show", type=int, default=5, help="games printed one per line")
     parser.add_argument("--checks", nargs="*", default=["P3-exact", "P5"], help="simulator checks by name")
-    parser.add_argument("--group", choices=("rad", "weighted", "slam"), default=None,
-                        help="run a whole group through run_checks(quick=True, only=[group]) instead")  # fmt: skip
+    parser.add_argument(
+        "--group",
+        choices=("rad", "weighted", "slam"),
+        default=None,
+        help="run a whole group through run_checks(quick=True, only=[group]) instead",
+    )
     parser.add_argument("--full", action="store_true", help="the checks at their full sizes (minutes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a few seconds on one core")

@@ -74,14 +74,18 @@ def print_curve(t_val: np.ndarray, y_val: np.ndarray, n_bins: int) -> None:
     groups = np.array_split(order, n_bins)  # the same equal-mass groups as binned_accuracy
     num_classes = t_val.shape[1]
     print(f"teacher accuracy vs margin on V (|V| = {y_val.size}; isotonic fit with {fit.knots_x.size} knots)")
-    print(f"{'margin range':>15} {'n':>4} {'empirical':>9} {'95% exact CI':>14} {'fitted alpha':>12} "
-          f"{'w accuracy':>10} {'w signal':>8}")  # fmt: skip
+    print(
+        f"{'margin range':>15} {'n':>4} {'empirical':>9} {'95% exact CI':>14} {'fitted alpha':>12} "
+        f"{'w accuracy':>10} {'w signal':>8}"
+    )
     for b, rows in enumerate(groups):
         alpha = float(fit.predict(t_val[rows]).mean())
         w_acc, w_sig = (float(distillation_weights([alpha], num_classes, s)[0]) for s in ("accuracy", "signal"))
         interval = f"[{bins.exact_low[b]:.2f}, {bins.exact_high[b]:.2f}]"
-        print(f"{bins.low[b]:>7.3f}-{bins.high[b]:<7.3f} {bins.counts[b]:>4d} {bins.accuracy[b]:>9.3f} "
-              f"{interval:>14} {alpha:>12.3f} {w_acc:>10.3f} {w_sig:>8.3f}")  # fmt: skip
+        print(
+            f"{bins.low[b]:>7.3f}-{bins.high[b]:<7.3f} {bins.counts[b]:>4d} {bins.accuracy[b]:>9.3f} "
+            f"{interval:>14} {alpha:>12.3f} {w_acc:>10.3f} {w_sig:>8.3f}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
@@ -115,25 +119,41 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     sizes = dict(labeled=args.labeled, validation=args.validation, unlabeled=args.unlabeled, test=args.test)
     # The validation set V of seed 0, as the pipeline draws it (same sizes, rng = seed): the curve's data.
     splits = make_splits(from_arrays(X, y), **sizes, rng=0)
-    print(f"teacher: {args.teacher} on {args.teacher_labels} labels; data {y.size} rows, "
-          f"A {args.labeled}, |V| {args.validation}, |U| {args.unlabeled}, test {args.test}")  # fmt: skip
+    print(
+        f"teacher: {args.teacher} on {args.teacher_labels} labels; data {y.size} rows, "
+        f"A {args.labeled}, |V| {args.validation}, |U| {args.unlabeled}, test {args.test}"
+    )
     print_curve(teacher_probs[splits.validation], y[splits.validation], args.bins)
 
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out if args.out is not None else Path(tmp)
         train = {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 64}
-        base = dict(dataset="gaussian_mixture", **sizes, epochs=args.epochs, seeds=args.seeds, train=train,
-                    out=str(out), cache=False)  # fmt: skip
+        base = dict(
+            dataset="gaussian_mixture",
+            **sizes,
+            epochs=args.epochs,
+            seeds=args.seeds,
+            train=train,
+            out=str(out),
+            cache=False,
+        )
         results: dict[str, dict[str, float]] = {}
         print(f"{'method':<13} {'student acc':>11} {'std':>6} {'teacher acc':>11} {'labels/seed':>11}")
         for name, method, options in RUNS:
             config = {**base, "name": f"{args.teacher}_{name}", "method": method, "method_options": options}
             r = run_distillation(config, data=(X, y), teacher=teacher_probs, student=student_factory(args.hidden))
             same_v = r.per_seed[0]["splits"]["digest"] == splits.to_dict()["digest"]
-            results[name] = {"student": r.student_mean, "std": r.student_std, "teacher": r.teacher_mean,
-                             "queries": float(r.teacher_queries[0]), "same_splits": float(same_v)}  # fmt: skip
-            print(f"{name:<13} {r.student_mean:>11.3f} {r.student_std:>6.3f} {r.teacher_mean:>11.3f} "
-                  f"{r.teacher_queries[0]:>11d}")  # fmt: skip
+            results[name] = {
+                "student": r.student_mean,
+                "std": r.student_std,
+                "teacher": r.teacher_mean,
+                "queries": float(r.teacher_queries[0]),
+                "same_splits": float(same_v),
+            }
+            print(
+                f"{name:<13} {r.student_mean:>11.3f} {r.student_std:>6.3f} {r.teacher_mean:>11.3f} "
+                f"{r.teacher_queries[0]:>11d}"
+            )
         print(f"the curve's V is the pipeline's V of seed 0: {same_v}")
     return results
 

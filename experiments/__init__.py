@@ -14,9 +14,15 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "Teacher", "TeacherBudgetError", "from_arrays", "from_torch_dataset", "load_dataset", "make_splits",
-    "run_active_distillation", "run_distillation",
-]  # fmt: skip
+    "Teacher",
+    "TeacherBudgetError",
+    "from_arrays",
+    "from_torch_dataset",
+    "load_dataset",
+    "make_splits",
+    "run_active_distillation",
+    "run_distillation",
+]
 
 _LAZY = {
     "run_distillation": "pipeline.distill",

@@ -43,8 +43,10 @@ def check_data(name: str, results: Path, quick: bool, seed: int = 0) -> tuple[di
     index = names.index(name)
     stream = check_rng(seed).spawn(len(CHECKS))[index]  # the child stream run_checks gives check `index`
     result = CHECKS[index].run(stream, CHECKS[index].quick)
-    origin = (f"robustdistill.theory.simulators check {name} at its quick size (quick=True), seed {seed}, as "
-              "`robustdistill verify`")  # fmt: skip
+    origin = (
+        f"robustdistill.theory.simulators check {name} at its quick size (quick=True), seed {seed}, as "
+        "`robustdistill verify`"
+    )
     return to_jsonable(result.data), "quick", origin
 
 

@@ -54,9 +54,13 @@ LINESTYLES = ("-", "--", "-.", ":")
 #: Fixed colors of the names that recur across figures (RAD is always vermillion, margin/greedy blue,
 #: uniform/random grey, the teacher black).
 NAMED_COLORS = {
-    "rad": "#D55E00", "greedy": "#0072B2", "margin": "#0072B2", "uniform": "#999999", "random": "#999999",
+    "rad": "#D55E00",
+    "greedy": "#0072B2",
+    "margin": "#0072B2",
+    "uniform": "#999999",
+    "random": "#999999",
     "teacher": "#000000",
-}  # fmt: skip
+}
 PANEL_SIZE = (4.0, 3.2)  # inches per panel
 MIN_WIDTH = 7.0  # inches: room for the title and a figure legend when there is a single panel
 STYLE = {
@@ -114,16 +118,41 @@ def _draw_series(ax: Any, s: Mapping[str, Any]) -> None:
         x, y = _arr(s["x"]), _arr(s["y"])
         color = s.get("color")
         (line,) = ax.plot(
-            x, y, label=label, color=color, linestyle=s.get("linestyle", "-"), marker=s.get("marker"),
-            linewidth=s.get("linewidth"), drawstyle=s.get("drawstyle", "default"), zorder=s.get("zorder", 2),
-        )  # fmt: skip
+            x,
+            y,
+            label=label,
+            color=color,
+            linestyle=s.get("linestyle", "-"),
+            marker=s.get("marker"),
+            linewidth=s.get("linewidth"),
+            drawstyle=s.get("drawstyle", "default"),
+            zorder=s.get("zorder", 2),
+        )
         if "low" in s and "high" in s:
-            ax.fill_between(x, _arr(s["low"]), _arr(s["high"]), color=line.get_color(), alpha=0.15, linewidth=0,
-                            label=f"_band {label}", zorder=1)  # fmt: skip
+            ax.fill_between(
+                x,
+                _arr(s["low"]),
+                _arr(s["high"]),
+                color=line.get_color(),
+                alpha=0.15,
+                linewidth=0,
+                label=f"_band {label}",
+                zorder=1,
+            )
     elif kind == "errorbar":
         x, y, low, high = _arr(s["x"]), _arr(s["y"]), _arr(s["low"]), _arr(s["high"])
-        ax.errorbar(x, y, yerr=np.vstack([y - low, high - y]), fmt=s.get("marker", "o"), color=s.get("color"),
-                    capsize=2, markersize=s.get("markersize", 3.5), elinewidth=1, label=label, zorder=3)  # fmt: skip
+        ax.errorbar(
+            x,
+            y,
+            yerr=np.vstack([y - low, high - y]),
+            fmt=s.get("marker", "o"),
+            color=s.get("color"),
+            capsize=2,
+            markersize=s.get("markersize", 3.5),
+            elinewidth=1,
+            label=label,
+            zorder=3,
+        )
     elif kind == "barh":
         positions = np.arange(len(s["categories"]))
         ax.barh(positions, _arr(s["values"]), color=s.get("colors"), label=label, height=0.7)
@@ -148,14 +177,26 @@ def _draw_panel(ax: Any, panel: Mapping[str, Any]) -> None:
         ax.set_ylim(*panel["ylim"])
     ticks = panel.get("xticks")
     if ticks:
-        ax.set_xticks(ticks["positions"], ticks["labels"], rotation=ticks.get("rotation", 0),
-                      ha="right" if ticks.get("rotation") else "center", rotation_mode="anchor")  # fmt: skip
+        ax.set_xticks(
+            ticks["positions"],
+            ticks["labels"],
+            rotation=ticks.get("rotation", 0),
+            ha="right" if ticks.get("rotation") else "center",
+            rotation_mode="anchor",
+        )
         ax.xaxis.set_minor_locator(NullLocator())  # only the given ticks on x (a log axis adds minor ones)
     if panel.get("text"):
         vertical, horizontal = panel.get("text_loc", "upper left").split()
-        ax.text(0.98 if horizontal == "right" else 0.02, 0.98 if vertical == "upper" else 0.02, panel["text"],
-                transform=ax.transAxes, va="top" if vertical == "upper" else "bottom", ha=horizontal, fontsize=7.5,
-                bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})  # fmt: skip
+        ax.text(
+            0.98 if horizontal == "right" else 0.02,
+            0.98 if vertical == "upper" else 0.02,
+            panel["text"],
+            transform=ax.transAxes,
+            va="top" if vertical == "upper" else "bottom",
+            ha=horizontal,
+            fontsize=7.5,
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "0.8", "alpha": 0.9},
+        )
     legend = panel.get("legend", True)
     labelled = [s for s in panel["series"] if not str(s.get("label", "_")).startswith("_")]
     if legend and labelled and not any(s.get("kind") == "barh" for s in labelled):
@@ -180,7 +221,7 @@ def render(spec: Mapping[str, Any]) -> MplFigure:
         axes = fig.subplots(nrows, ncols, squeeze=False, width_ratios=widths).ravel()
         for ax, panel in zip(axes, panels):
             _draw_panel(ax, panel)
-        for ax in axes[len(panels):]:
+        for ax in axes[len(panels) :]:
             fig.delaxes(ax)
         if spec.get("legend") == "figure":
             handles, labels = axes[int(spec.get("legend_panel", 0))].get_legend_handles_labels()
@@ -206,10 +247,16 @@ def save(fig: MplFigure, out: str | Path, name: str, data: Mapping[str, Any]) ->
     numbers as null), each atomically; return ``([png, pdf], json)``. The files carry no time stamp."""
     out = Path(out)
     with matplotlib.rc_context(STYLE):
-        png = write_atomic(out / f"{name}.png", lambda fh: fig.savefig(
-            fh, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None}))  # fmt: skip
-        pdf = write_atomic(out / f"{name}.pdf", lambda fh: fig.savefig(
-            fh, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Creator": None}))  # fmt: skip
+        png = write_atomic(
+            out / f"{name}.png",
+            lambda fh: fig.savefig(fh, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None}),
+        )
+        pdf = write_atomic(
+            out / f"{name}.pdf",
+            lambda fh: fig.savefig(
+                fh, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Creator": None}
+            ),
+        )
     data_path = write_json_atomic(out / f"{name}.json", _json_ready(data))
     return [png, pdf], data_path
 
@@ -229,12 +276,20 @@ def main(name: str, make: Callable[..., Figure], description: str, argv: Sequenc
     """``python -m paper_figures.NAME [--out DIR] [--results DIR] [--stored-only]``: make one figure, print
     where it went."""
     parser = argparse.ArgumentParser(prog=f"python -m paper_figures.{name}", description=description)
-    parser.add_argument("--out", default="reports/figures", metavar="DIR",
-                        help="output folder (default: reports/figures)")  # fmt: skip
-    parser.add_argument("--results", default="reports", metavar="DIR",
-                        help="folder of stored results: bench_*.json, data/*.json (default: reports)")  # fmt: skip
-    parser.add_argument("--stored-only", action="store_true",
-                        help="fail instead of running the quick experiment when a stored result is missing")  # fmt: skip
+    parser.add_argument(
+        "--out", default="reports/figures", metavar="DIR", help="output folder (default: reports/figures)"
+    )
+    parser.add_argument(
+        "--results",
+        default="reports",
+        metavar="DIR",
+        help="folder of stored results: bench_*.json, data/*.json (default: reports)",
+    )
+    parser.add_argument(
+        "--stored-only",
+        action="store_true",
+        help="fail instead of running the quick experiment when a stored result is missing",
+    )
     args = parser.parse_args(argv)
     fig = make(Path(args.out), Path(args.results), quick=not args.stored_only)
     print(f"{fig.name} ({fig.source}): " + ", ".join(str(p) for p in [*fig.files, fig.data_path]))

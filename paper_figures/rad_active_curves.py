@@ -52,11 +52,15 @@ def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
         cell = {r["selector"]: r for r in rows if r["dataset"] == dataset and r["loss"] == loss}
         accuracy = next(iter(cell.values())).get("teacher_accuracy")
         teacher = f" (teacher {100 * float(np.mean(accuracy)):.1f}%)" if accuracy else ""
-        panels.append({
-            "title": f"{dataset}, {loss} loss{teacher}",
-            "xlabel": "teacher queries (cumulative, points)", "ylabel": "student test accuracy (%)",
-            "series": [_series(cell[s], styles[s]) for s in selectors if s in cell], "legend": False,
-        })  # fmt: skip
+        panels.append(
+            {
+                "title": f"{dataset}, {loss} loss{teacher}",
+                "xlabel": "teacher queries (cumulative, points)",
+                "ylabel": "student test accuracy (%)",
+                "series": [_series(cell[s], styles[s]) for s in selectors if s in cell],
+                "legend": False,
+            }
+        )
     seeds = result.get("seeds", [])
     spec = {
         "title": f"Active distillation: student accuracy vs teacher queries per selector ({len(seeds)} seeds; "

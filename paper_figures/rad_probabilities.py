@@ -40,21 +40,45 @@ def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
         label = f"m = {m} (V* = {sol.value:.2f})"
         prob_series.append({"label": label, "x": g, "y": sol.probabilities, "color": color})
         adv_series.append({"label": f"m = {m}", "x": g, "y": sol.adversary, "color": color})
-    prob_series.append({"label": f"uniform b/n = {BUDGET / N:g}", "x": g[[0, -1]], "y": [BUDGET / N] * 2,
-                        "color": "#999999", "linestyle": ":"})  # fmt: skip
+    prob_series.append(
+        {
+            "label": f"uniform b/n = {BUDGET / N:g}",
+            "x": g[[0, -1]],
+            "y": [BUDGET / N] * 2,
+            "color": "#999999",
+            "linestyle": ":",
+        }
+    )
     xlabel = "gain g (informativeness, dimensionless)"
     spec = {
         "title": f"RAD query game: optimal query probabilities and the adversary's equilibrium "
         f"(n = {N} gains at Beta(2, 5) quantiles, budget b = {BUDGET})",
         "panels": [
-            {"title": "learner: query probability p*(g)", "xlabel": xlabel,
-             "ylabel": "query probability p*", "ylim": [-0.03, 1.05], "series": prob_series, "legend": "upper left"},
-            {"title": "adversary: equilibrium mistake probability r*(g)", "xlabel": xlabel,
-             "ylabel": "teacher-mistake probability r*", "ylim": [-0.03, 1.05], "series": adv_series, "legend": "upper left"},
+            {
+                "title": "learner: query probability p*(g)",
+                "xlabel": xlabel,
+                "ylabel": "query probability p*",
+                "ylim": [-0.03, 1.05],
+                "series": prob_series,
+                "legend": "upper left",
+            },
+            {
+                "title": "adversary: equilibrium mistake probability r*(g)",
+                "xlabel": xlabel,
+                "ylabel": "teacher-mistake probability r*",
+                "ylim": [-0.03, 1.05],
+                "series": adv_series,
+                "legend": "upper left",
+            },
         ],
-    }  # fmt: skip
-    inputs = {"solver": "robustdistill.algorithms.rad.solve_query_game", "n": N, "budget": BUDGET,
-              "mistakes": list(MISTAKES), "gains": "Beta(2, 5) quantiles (i + 0.5)/n"}  # fmt: skip
+    }
+    inputs = {
+        "solver": "robustdistill.algorithms.rad.solve_query_game",
+        "n": N,
+        "budget": BUDGET,
+        "mistakes": list(MISTAKES),
+        "gains": "Beta(2, 5) quantiles (i + 0.5)/n",
+    }
     return _style.finish(NAME, spec, out, "quick", inputs)
 
 

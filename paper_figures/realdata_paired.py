@@ -30,21 +30,41 @@ def _quick(tmp: Path) -> dict[str, Any]:
 
 def _panel(cell: dict[str, Any], baseline: str, styles: dict[str, dict[str, Any]]) -> dict[str, Any]:
     rows = [m for m in cell["paired"] if m != baseline]
-    series: list[dict[str, Any]] = [{"label": f"{baseline} (reference)", "x": [-0.5, len(rows) - 0.5], "y": [0.0, 0.0],
-                                     "color": "#000000", "linewidth": 0.8}]  # fmt: skip
+    series: list[dict[str, Any]] = [
+        {
+            "label": f"{baseline} (reference)",
+            "x": [-0.5, len(rows) - 0.5],
+            "y": [0.0, 0.0],
+            "color": "#000000",
+            "linewidth": 0.8,
+        }
+    ]
     for i, row in enumerate(rows):
         p = cell["paired"][row]
-        series.append({"kind": "errorbar", "label": row, "x": [i], "y": [100 * p["mean"]], "low": [100 * p["low"]],
-                       "high": [100 * p["high"]], "color": styles[row]["color"], "marker": "o"})  # fmt: skip
+        series.append(
+            {
+                "kind": "errorbar",
+                "label": row,
+                "x": [i],
+                "y": [100 * p["mean"]],
+                "low": [100 * p["low"]],
+                "high": [100 * p["high"]],
+                "color": styles[row]["color"],
+                "marker": "o",
+            }
+        )
     teacher = cell.get("teacher")
     title = f"{cell['student']} student, {cell['labeled']} labels"
     if teacher:
         title += f" (teacher {100 * float(np.mean(teacher)):.1f}%)"
     return {
-        "title": title, "xlabel": "", "ylabel": "accuracy minus vanilla (soft), points",
+        "title": title,
+        "xlabel": "",
+        "ylabel": "accuracy minus vanilla (soft), points",
         "xticks": {"positions": list(range(len(rows))), "labels": rows, "rotation": 55},
-        "series": series, "legend": False,
-    }  # fmt: skip
+        "series": series,
+        "legend": False,
+    }
 
 
 def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:

@@ -36,12 +36,26 @@ def _quick(tmp: Path) -> dict[str, Any]:
             if label not in METHODS:
                 continue
             cfg = bench_distill.base_config(QUICK_DATASET, labeled, True)  # the benchmark's quick settings
-            cfg.update(name=f"{labeled}-{len(rows)}", method=method, method_options=options, seeds=list(QUICK_SEEDS),
-                       out=str(tmp / "distill"), cache=str(tmp / "cache"))  # fmt: skip
+            cfg.update(
+                name=f"{labeled}-{len(rows)}",
+                method=method,
+                method_options=options,
+                seeds=list(QUICK_SEEDS),
+                out=str(tmp / "distill"),
+                cache=str(tmp / "cache"),
+            )
             r = run_distillation(load_config(cfg), progress=False)
-            rows.append({"dataset": QUICK_DATASET, "labeled": labeled, "method": label,
-                         "student_mean": r.student_mean, "student_std": r.student_std,
-                         "teacher_mean": r.teacher_mean, "teacher_std": r.teacher_std})  # fmt: skip
+            rows.append(
+                {
+                    "dataset": QUICK_DATASET,
+                    "labeled": labeled,
+                    "method": label,
+                    "student_mean": r.student_mean,
+                    "student_std": r.student_std,
+                    "teacher_mean": r.teacher_mean,
+                    "teacher_std": r.teacher_std,
+                }
+            )
     return {"rows": rows, "seeds": list(QUICK_SEEDS), "quick": True}
 
 
@@ -57,8 +71,12 @@ def _styles() -> dict[str, dict[str, Any]]:
 def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
     """One panel per dataset: accuracy vs labeled-set size, one line and band per drawn method."""
     result, source, origin = _data.bench_result(
-        "distill", results, quick, _quick, f"paper_figures.{NAME}._quick: run_distillation of the drawn methods on "
-        f"{QUICK_DATASET}, the benchmark's quick=True settings, seeds {list(QUICK_SEEDS)}"
+        "distill",
+        results,
+        quick,
+        _quick,
+        f"paper_figures.{NAME}._quick: run_distillation of the drawn methods on "
+        f"{QUICK_DATASET}, the benchmark's quick=True settings, seeds {list(QUICK_SEEDS)}",
     )
     styles = _styles()
     panels = []
@@ -74,13 +92,28 @@ def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
                 continue
             mean = 100 * np.array([r[f"{key}_mean"] for r in found])
             std = 100 * np.array([r[f"{key}_std"] or 0.0 for r in found])
-            series.append({"label": method, "x": [r["labeled"] for r in found], "y": mean, "low": mean - std,
-                           "high": mean + std, "marker": "o", **styles[method]})  # fmt: skip
-        panels.append({
-            "title": dataset, "xlabel": "labeled-set size (points, log scale)", "ylabel": "test accuracy (%)",
-            "xscale": "log", "xticks": {"positions": sizes, "labels": [str(s) for s in sizes]},
-            "series": series, "legend": False,
-        })  # fmt: skip
+            series.append(
+                {
+                    "label": method,
+                    "x": [r["labeled"] for r in found],
+                    "y": mean,
+                    "low": mean - std,
+                    "high": mean + std,
+                    "marker": "o",
+                    **styles[method],
+                }
+            )
+        panels.append(
+            {
+                "title": dataset,
+                "xlabel": "labeled-set size (points, log scale)",
+                "ylabel": "test accuracy (%)",
+                "xscale": "log",
+                "xticks": {"positions": sizes, "labels": [str(s) for s in sizes]},
+                "series": series,
+                "legend": False,
+            }
+        )
     seeds = result.get("seeds", [])
     spec = {
         "title": f"Distillation with a noisy teacher: student accuracy vs labeled-set size ({len(seeds)} seeds; "

@@ -35,27 +35,55 @@ def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
         "title": f"Forward-adjusted SGD on margin halfspaces under RCN (d = {size['dim']}, gamma = {size['margin']}, "
         f"eta = {size['noise_rate']}, n = {size['n']})",
         "panels": [
-            {"title": "SLaM objective of the average iterate", "xlabel": "SGD steps (log scale)",
-             "ylabel": f"SLaM objective on {size['n_eval']} noisy points (nats)", "xscale": "log",
-             "text": f"max gradient norm {conv['max_grad_norm']:.3f} <= G_alpha = {conv['G_alpha']:.3f}\n"
-                     f"excess objective ~ t^{conv['excess_slope']:.2f}", "text_loc": "upper right",
-             "series": [{"label": "objective", "x": steps, "y": conv["objective"], "color": blue, "marker": "o"}],
-             "legend": False},
-            {"title": "clean test error of the average iterate", "xlabel": "SGD steps (log scale)",
-             "ylabel": "clean test error (%)", "xscale": "log",
-             "series": [{"label": "clean error", "x": steps, "y": 100 * np.asarray(conv["clean_error"]), "color": blue,
-                         "marker": "o"}], "legend": False},
-            {"title": "per-example gradient spread vs noise", "xlabel": "1 / (1 - 2 eta) (noise amplification)",
-             "ylabel": "std of the logit gradient", "xscale": "log", "yscale": "log",
-             "xticks": {"positions": x, "labels": [f"{v:.3g}\n(eta {e:g})" for v, e in zip(x, etas)]},
-             "series": [
-                 {"label": "backward correction", "x": x, "y": spread["backward_std"], "color": blue, "marker": "s"},
-                 {"label": "SLaM", "x": x, "y": spread["slam_std"], "color": red, "marker": "o"},
-                 {"label": "G_alpha: SLaM's |gradient| bound", "x": x, "y": gradient_bound(1.0 - etas),
-                  "color": red, "linestyle": ":"},
-             ], "legend": "lower left"},
+            {
+                "title": "SLaM objective of the average iterate",
+                "xlabel": "SGD steps (log scale)",
+                "ylabel": f"SLaM objective on {size['n_eval']} noisy points (nats)",
+                "xscale": "log",
+                "text": f"max gradient norm {conv['max_grad_norm']:.3f} <= G_alpha = {conv['G_alpha']:.3f}\n"
+                f"excess objective ~ t^{conv['excess_slope']:.2f}",
+                "text_loc": "upper right",
+                "series": [{"label": "objective", "x": steps, "y": conv["objective"], "color": blue, "marker": "o"}],
+                "legend": False,
+            },
+            {
+                "title": "clean test error of the average iterate",
+                "xlabel": "SGD steps (log scale)",
+                "ylabel": "clean test error (%)",
+                "xscale": "log",
+                "series": [
+                    {
+                        "label": "clean error",
+                        "x": steps,
+                        "y": 100 * np.asarray(conv["clean_error"]),
+                        "color": blue,
+                        "marker": "o",
+                    }
+                ],
+                "legend": False,
+            },
+            {
+                "title": "per-example gradient spread vs noise",
+                "xlabel": "1 / (1 - 2 eta) (noise amplification)",
+                "ylabel": "std of the logit gradient",
+                "xscale": "log",
+                "yscale": "log",
+                "xticks": {"positions": x, "labels": [f"{v:.3g}\n(eta {e:g})" for v, e in zip(x, etas)]},
+                "series": [
+                    {"label": "backward correction", "x": x, "y": spread["backward_std"], "color": blue, "marker": "s"},
+                    {"label": "SLaM", "x": x, "y": spread["slam_std"], "color": red, "marker": "o"},
+                    {
+                        "label": "G_alpha: SLaM's |gradient| bound",
+                        "x": x,
+                        "y": gradient_bound(1.0 - etas),
+                        "color": red,
+                        "linestyle": ":",
+                    },
+                ],
+                "legend": "lower left",
+            },
         ],
-    }  # fmt: skip
+    }
     source = "stored" if conv_source == spread_source == "stored" else "quick"
     return _style.finish(NAME, spec, out, source, {"S3-convergence": conv_origin, "S3-spread": spread_origin})
 

@@ -38,8 +38,14 @@ def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
     binary = []
     for i, alpha in enumerate(BINARY_ALPHAS):
         y = mix(_rows(f, 2, 0), np.full(f.size, alpha), np.ones((f.size, 2)))[:, 0]
-        binary.append({"label": f"alpha = {alpha:g}" + (" (plain distillation)" if alpha == 1 else ""), "x": f, "y": y,
-                       "color": _style.PALETTE[i]})  # fmt: skip
+        binary.append(
+            {
+                "label": f"alpha = {alpha:g}" + (" (plain distillation)" if alpha == 1 else ""),
+                "x": f,
+                "y": y,
+                "color": _style.PALETTE[i],
+            }
+        )
     mask = np.zeros((f.size, K))
     mask[:, :TOP_K] = 1.0
     multi = []
@@ -48,23 +54,45 @@ def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
         color = _style.PALETTE[i]
         for normalize, form, style in ((True, "(2)", "-"), (False, "(2')", "--")):
             on = mix(_rows(f, K, 0), a, mask, normalize=normalize)[:, 0]
-            multi.append({"label": f"alpha = {alpha:g}, on the top-{TOP_K} set, {form}", "x": f, "y": on,
-                          "color": color, "linestyle": style})  # fmt: skip
+            multi.append(
+                {
+                    "label": f"alpha = {alpha:g}, on the top-{TOP_K} set, {form}",
+                    "x": f,
+                    "y": on,
+                    "color": color,
+                    "linestyle": style,
+                }
+            )
         off = mix(_rows(f, K, K - 1), a, mask, normalize=False)[:, K - 1]  # the same in both forms
         multi.append({"label": f"alpha = {alpha:g}, off the set", "x": f, "y": off, "color": color, "linestyle": ":"})
     identity = {"label": "mix(f) = f", "x": [0.0, 1.0], "y": [0.0, 1.0], "color": "#999999", "linewidth": 0.8}
     spec = {
         "title": "SLaM mixing: the mixed prediction vs the student's probability, alpha f + (1 - alpha)(1 - f) M / c",
         "panels": [
-            {"title": "binary (K = 2): forms (2) and (2') coincide", "xlabel": "student probability f_1",
-             "ylabel": "mixed probability mix_1(f)", "series": [identity, *binary], "legend": "upper left"},
-            {"title": f"K = {K} classes, teacher's top-{TOP_K} set M", "xlabel": "student probability f_i",
-             "ylabel": "mixed value mix_i(f)", "series": [identity, *multi], "legend": "upper left"},
+            {
+                "title": "binary (K = 2): forms (2) and (2') coincide",
+                "xlabel": "student probability f_1",
+                "ylabel": "mixed probability mix_1(f)",
+                "series": [identity, *binary],
+                "legend": "upper left",
+            },
+            {
+                "title": f"K = {K} classes, teacher's top-{TOP_K} set M",
+                "xlabel": "student probability f_i",
+                "ylabel": "mixed value mix_i(f)",
+                "series": [identity, *multi],
+                "legend": "upper left",
+            },
         ],
-    }  # fmt: skip
-    inputs = {"mix": "robustdistill.algorithms.slam.mix", "binary_alphas": list(BINARY_ALPHAS),
-              "multiclass_alphas": list(MULTI_ALPHAS), "num_classes": K, "top_k": TOP_K,
-              "student rows": "f on the plotted class, (1 - f)/(K - 1) on every other"}  # fmt: skip
+    }
+    inputs = {
+        "mix": "robustdistill.algorithms.slam.mix",
+        "binary_alphas": list(BINARY_ALPHAS),
+        "multiclass_alphas": list(MULTI_ALPHAS),
+        "num_classes": K,
+        "top_k": TOP_K,
+        "student rows": "f on the plotted class, (1 - f)/(K - 1) on every other",
+    }
     return _style.finish(NAME, spec, out, "quick", inputs)
 
 

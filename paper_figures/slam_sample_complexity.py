@@ -33,11 +33,22 @@ def _guides(xs: np.ndarray, ys: np.ndarray, slope: float, label: str) -> list[di
     xc, yc = np.exp(np.log(xs[keep]).mean()), np.exp(np.log(ys[keep]).mean())
     ends = np.array([xs[keep].min(), xs[keep].max()])
     return [
-        {"label": f"fitted: n ~ ({label})^{slope:.2f}", "x": ends, "y": yc * (ends / xc) ** slope,
-         "color": "#000000", "linewidth": 1.0},
-        {"label": f"check's bound: slope {SLOPE_BOUND:g}", "x": ends, "y": yc * (ends / xc) ** SLOPE_BOUND,
-         "color": "#000000", "linestyle": ":", "linewidth": 1.0},
-    ]  # fmt: skip
+        {
+            "label": f"fitted: n ~ ({label})^{slope:.2f}",
+            "x": ends,
+            "y": yc * (ends / xc) ** slope,
+            "color": "#000000",
+            "linewidth": 1.0,
+        },
+        {
+            "label": f"check's bound: slope {SLOPE_BOUND:g}",
+            "x": ends,
+            "y": yc * (ends / xc) ** SLOPE_BOUND,
+            "color": "#000000",
+            "linestyle": ":",
+            "linewidth": 1.0,
+        },
+    ]
 
 
 def _quantiles(values: list[float]) -> np.ndarray:
@@ -46,25 +57,42 @@ def _quantiles(values: list[float]) -> np.ndarray:
     return np.array([np.median(v), np.percentile(v, 25), np.percentile(v, 75)])
 
 
-def _panel(table: dict[tuple[float, float], np.ndarray], margins: list[float], epsilons: list[float],
-           along_margin: bool, slope: float) -> dict[str, Any]:  # fmt: skip
+def _panel(
+    table: dict[tuple[float, float], np.ndarray],
+    margins: list[float],
+    epsilons: list[float],
+    along_margin: bool,
+    slope: float,
+) -> dict[str, Any]:
     """n against 1/gamma (one line per eps) when ``along_margin``, else against 1/eps (one line per gamma)."""
     lines, axis = (epsilons, margins) if along_margin else (margins, epsilons)
     x = np.array([1.0 / a for a in axis])
     series, ys = [], []
     for i, fixed in enumerate(lines):
         q = np.array([table[(a, fixed) if along_margin else (fixed, a)] for a in axis])  # (len(axis), 3)
-        series.append({"label": f"eps = {fixed:g}" if along_margin else f"gamma = {fixed:g}", "x": x, "y": q[:, 0],
-                       "low": q[:, 1], "high": q[:, 2], "marker": "o", "color": _style.PALETTE[(i + 2) % 9]})  # fmt: skip
+        series.append(
+            {
+                "label": f"eps = {fixed:g}" if along_margin else f"gamma = {fixed:g}",
+                "x": x,
+                "y": q[:, 0],
+                "low": q[:, 1],
+                "high": q[:, 2],
+                "marker": "o",
+                "color": _style.PALETTE[(i + 2) % 9],
+            }
+        )
         ys.append(q[:, 0])
     name = "1/gamma" if along_margin else "1/eps"
     return {
         "title": "n vs 1/gamma, per target error eps" if along_margin else "n vs 1/eps, per margin gamma",
         "xlabel": "inverse margin 1/gamma" if along_margin else "inverse target error 1/eps",
-        "ylabel": "samples n for clean error <= eps (median)", "xscale": "log", "yscale": "log",
-        "xticks": {"positions": x, "labels": [f"{v:.3g}" for v in x]}, "legend": "outside",
+        "ylabel": "samples n for clean error <= eps (median)",
+        "xscale": "log",
+        "yscale": "log",
+        "xticks": {"positions": x, "labels": [f"{v:.3g}" for v in x]},
+        "legend": "outside",
         "series": series + _guides(np.tile(x, len(lines)), np.concatenate(ys), slope, name),
-    }  # fmt: skip
+    }
 
 
 def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
@@ -80,8 +108,10 @@ def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
     note = f"fit over {fit['cells']} cells: n ~ gamma^-{fit['gamma_slope']:.2f} eps^-{fit['eps_slope']:.2f}"
     if fit.get("censored"):
         note += f"\ncensored cells: {len(fit['censored'])}"
-    panels = [_panel(table, margins, epsilons, True, fit["gamma_slope"]),
-              _panel(table, margins, epsilons, False, fit["eps_slope"])]  # fmt: skip
+    panels = [
+        _panel(table, margins, epsilons, True, fit["gamma_slope"]),
+        _panel(table, margins, epsilons, False, fit["eps_slope"]),
+    ]
     for panel in panels:
         panel.update(text=note, text_loc="lower right")
     spec = {

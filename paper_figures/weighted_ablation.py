@@ -25,8 +25,9 @@ MARKERS = {"soft": "o", "hard": "s", "debiased": "D"}
 def _quick(tmp: Path) -> dict[str, Any]:
     from robustdistill.experiments.benchmarks import distill as bench_distill
 
-    return bench_distill.run(quick=True, grid="ablation", progress=False, out=str(tmp / "distill"),
-                             cache=str(tmp / "cache"))  # fmt: skip
+    return bench_distill.run(
+        quick=True, grid="ablation", progress=False, out=str(tmp / "distill"), cache=str(tmp / "cache")
+    )
 
 
 def _targets(row: str) -> str:
@@ -38,10 +39,18 @@ def _ranks_panel(result: dict[str, Any], styles: dict[str, dict[str, Any]]) -> d
     winner = result.get("winner")
     return {
         "title": f"mean rank over {len(result['cells'])} cell(s) (winner: {winner})",
-        "xlabel": "mean rank of student test accuracy (1 = best)", "ylabel": "",
-        "series": [{"kind": "barh", "label": "mean rank", "categories": [r for r, _ in ranks],
-                    "values": [v for _, v in ranks], "colors": [styles[r]["color"] for r, _ in ranks]}],
-    }  # fmt: skip
+        "xlabel": "mean rank of student test accuracy (1 = best)",
+        "ylabel": "",
+        "series": [
+            {
+                "kind": "barh",
+                "label": "mean rank",
+                "categories": [r for r, _ in ranks],
+                "values": [v for _, v in ranks],
+                "colors": [styles[r]["color"] for r, _ in ranks],
+            }
+        ],
+    }
 
 
 def _difference_panel(result: dict[str, Any], styles: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -50,8 +59,15 @@ def _difference_panel(result: dict[str, Any], styles: dict[str, dict[str, Any]])
     names = [n for n in dict.fromkeys(r["method"] for r in rows) if n != REFERENCE]
     by_key = {(r["dataset"], r["labeled"], r["method"]): r for r in rows}
     width = 0.8 / max(1, len(names))
-    series = [{"label": f"{REFERENCE} (reference)", "x": [-0.5, len(cells) - 0.5], "y": [0.0, 0.0], "color": "#000000",
-               "linewidth": 0.8}]  # fmt: skip
+    series = [
+        {
+            "label": f"{REFERENCE} (reference)",
+            "x": [-0.5, len(cells) - 0.5],
+            "y": [0.0, 0.0],
+            "color": "#000000",
+            "linewidth": 0.8,
+        }
+    ]
     for j, name in enumerate(names):
         x, mean, low, high = [], [], [], []
         for i, (dataset, labeled) in enumerate(cells):
@@ -64,20 +80,36 @@ def _difference_panel(result: dict[str, Any], styles: dict[str, dict[str, Any]])
             mean.append(float(diff.mean()))
             low.append(float(diff.mean()) - sd)
             high.append(float(diff.mean()) + sd)
-        series.append({"kind": "errorbar", "label": name, "x": x, "y": mean, "low": low, "high": high,
-                       "color": styles[name]["color"], "marker": MARKERS.get(_targets(name), "o")})  # fmt: skip
+        series.append(
+            {
+                "kind": "errorbar",
+                "label": name,
+                "x": x,
+                "y": mean,
+                "low": low,
+                "high": high,
+                "color": styles[name]["color"],
+                "marker": MARKERS.get(_targets(name), "o"),
+            }
+        )
     return {
         "title": f"student accuracy minus {REFERENCE}, per cell (mean +- std of paired seed differences)",
-        "xlabel": "dataset, labeled-set size (points)", "ylabel": "accuracy difference (percentage points)",
+        "xlabel": "dataset, labeled-set size (points)",
+        "ylabel": "accuracy difference (percentage points)",
         "xticks": {"positions": list(range(len(cells))), "labels": [f"{d} {n}" for d, n in cells], "rotation": 35},
-        "series": series, "legend": False,
-    }  # fmt: skip
+        "series": series,
+        "legend": False,
+    }
 
 
 def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
     """The ranks (bars) and the per-cell paired differences to the reference (points with std bars)."""
     result, source, origin = _data.bench_result(
-        "ablation", results, quick, _quick, "robustdistill.experiments.benchmarks.distill.run(quick=True, grid='ablation')"
+        "ablation",
+        results,
+        quick,
+        _quick,
+        "robustdistill.experiments.benchmarks.distill.run(quick=True, grid='ablation')",
     )
     names = list(dict.fromkeys(r["method"] for r in result["rows"]))
     schemes = list(dict.fromkeys(n.split(" ")[0] for n in names))

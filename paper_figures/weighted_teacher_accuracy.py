@@ -49,16 +49,27 @@ def _panel(n: int, grid: np.ndarray) -> dict:
         "ylabel": "teacher accuracy alpha (probability correct)",
         "ylim": [0.0, 1.02],
         "series": [
-            {"label": "true alpha(s)", "x": grid, "y": true_accuracy(grid), "color": "#000000",
-             "linestyle": "--"},
-            {"label": f"isotonic fit, mean +- std ({len(SEEDS)} draws)", "x": grid, "y": mean, "low": mean - std,
-             "high": mean + std, "color": _style.PALETTE[0]},
-            {"kind": "errorbar", "label": "binned, Clopper-Pearson 95%",
-             "x": centers, "y": binned.accuracy, "low": binned.exact_low, "high": binned.exact_high,
-             "color": _style.PALETTE[1]},
+            {"label": "true alpha(s)", "x": grid, "y": true_accuracy(grid), "color": "#000000", "linestyle": "--"},
+            {
+                "label": f"isotonic fit, mean +- std ({len(SEEDS)} draws)",
+                "x": grid,
+                "y": mean,
+                "low": mean - std,
+                "high": mean + std,
+                "color": _style.PALETTE[0],
+            },
+            {
+                "kind": "errorbar",
+                "label": "binned, Clopper-Pearson 95%",
+                "x": centers,
+                "y": binned.accuracy,
+                "low": binned.exact_low,
+                "high": binned.exact_high,
+                "color": _style.PALETTE[1],
+            },
         ],
         "legend": "lower right",
-    }  # fmt: skip
+    }
 
 
 def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
@@ -69,10 +80,15 @@ def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
         "and binned intervals",
         "panels": [_panel(n, grid) for n in VALIDATION_SIZES],
     }
-    inputs = {"teacher": "robustdistill.theory.teacher_noise.margin_teacher_probs", "num_classes": NUM_CLASSES,
-              "validation_sizes": list(VALIDATION_SIZES), "seeds": list(SEEDS), "bins": BINS,
-              "fit": "robustdistill.algorithms.teacher_quality.fit_teacher_accuracy (feature margin)",
-              "binned": "robustdistill.algorithms.teacher_quality.binned_accuracy (delta 0.05)"}  # fmt: skip
+    inputs = {
+        "teacher": "robustdistill.theory.teacher_noise.margin_teacher_probs",
+        "num_classes": NUM_CLASSES,
+        "validation_sizes": list(VALIDATION_SIZES),
+        "seeds": list(SEEDS),
+        "bins": BINS,
+        "fit": "robustdistill.algorithms.teacher_quality.fit_teacher_accuracy (feature margin)",
+        "binned": "robustdistill.algorithms.teacher_quality.binned_accuracy (delta 0.05)",
+    }
     return _style.finish(NAME, spec, out, "quick", inputs)
 
 

@@ -22,7 +22,12 @@ from . import _style
 
 NAME = "weighted_weights"
 CLASSES = (10, 2)
-LABELS = {"uniform": "uniform (vanilla)", "accuracy": "accuracy (W1)", "inverse": "inverse (W2)", "signal": "signal (W3)"}
+LABELS = {
+    "uniform": "uniform (vanilla)",
+    "accuracy": "accuracy (W1)",
+    "inverse": "inverse (W2)",
+    "signal": "signal (W3)",
+}
 
 
 def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
@@ -32,17 +37,29 @@ def make(out: Path, results: Path, quick: bool = True) -> _style.Figure:
     styles = _style.series_styles(list(SCHEMES))
     panels = []
     for k in CLASSES:
-        series = [{"label": LABELS.get(scheme, scheme), "x": s, "y": distillation_weights(alpha, k, scheme),
-                   **styles[scheme]} for scheme in SCHEMES]  # fmt: skip
-        panels.append({
-            "title": f"K = {k} classes (chance 1/K = {1 / k:g})" + (", binary: eta = 1 - alpha" if k == 2 else ""),
-            "xlabel": "teacher margin s = t(1) - t(2) (probability)", "ylabel": "weight w(alpha(s)) (unnormalised)",
-            "series": series, "legend": "upper right",
-        })  # fmt: skip
-    spec = {"title": "Weighted Distillation: per-example weight vs teacher margin s, per scheme (teacher accuracy "
-                     "alpha(s) = 0.3 + 0.65 s^0.7)", "panels": panels}  # fmt: skip
-    inputs = {"weights": "robustdistill.algorithms.weighting.distillation_weights",
-              "alpha": "robustdistill.theory.teacher_noise.true_accuracy", "classes": list(CLASSES)}  # fmt: skip
+        series = [
+            {"label": LABELS.get(scheme, scheme), "x": s, "y": distillation_weights(alpha, k, scheme), **styles[scheme]}
+            for scheme in SCHEMES
+        ]
+        panels.append(
+            {
+                "title": f"K = {k} classes (chance 1/K = {1 / k:g})" + (", binary: eta = 1 - alpha" if k == 2 else ""),
+                "xlabel": "teacher margin s = t(1) - t(2) (probability)",
+                "ylabel": "weight w(alpha(s)) (unnormalised)",
+                "series": series,
+                "legend": "upper right",
+            }
+        )
+    spec = {
+        "title": "Weighted Distillation: per-example weight vs teacher margin s, per scheme (teacher accuracy "
+        "alpha(s) = 0.3 + 0.65 s^0.7)",
+        "panels": panels,
+    }
+    inputs = {
+        "weights": "robustdistill.algorithms.weighting.distillation_weights",
+        "alpha": "robustdistill.theory.teacher_noise.true_accuracy",
+        "classes": list(CLASSES),
+    }
     return _style.finish(NAME, spec, out, "quick", inputs)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from robustdistill.algorithms import losses as L
 from robustdistill.algorithms import methods as M
 from robustdistill.algorithms import rad, slam
@@ -146,8 +147,7 @@ class Report:
 
     def describe_findings(self, limit: int = 200) -> str:
         lines = [
-            f"{o.entry}({o.arg}={o.value}): {o.result}"
-            + (f" -- {o.detail}" if o.detail else "")
+            f"{o.entry}({o.arg}={o.value}): {o.result}" + (f" -- {o.detail}" if o.detail else "")
             for o in self.findings[:limit]
         ]
         if len(self.findings) > limit:
@@ -171,10 +171,7 @@ def _on_alarm(signum: int, frame: object) -> None:
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Interrupt the block after ``seconds`` (SIGALRM, main thread on POSIX; elsewhere only measured)."""
-    usable = (
-        hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if not usable:
         yield
         return
@@ -189,10 +186,7 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 def names(message: str, arg: str) -> bool:
     """Whether ``arg`` appears in ``message`` as a whole word."""
-    return (
-        re.search(rf"(?<![A-Za-z0-9_]){re.escape(arg)}(?![A-Za-z0-9_])", message)
-        is not None
-    )
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(arg)}(?![A-Za-z0-9_])", message) is not None
 
 
 def nonfinite(x: Any, depth: int = 0) -> bool:
@@ -202,9 +196,7 @@ def nonfinite(x: Any, depth: int = 0) -> bool:
         return False
     if isinstance(x, torch.Tensor):
         x = x.detach()
-        return (x.is_floating_point() or x.is_complex()) and not bool(
-            torch.isfinite(x).all()
-        )
+        return (x.is_floating_point() or x.is_complex()) and not bool(torch.isfinite(x).all())
     if isinstance(x, np.ndarray):
         if x.dtype == object:
             return any(nonfinite(v, depth + 1) for v in x.ravel().tolist())
@@ -218,17 +210,11 @@ def nonfinite(x: Any, depth: int = 0) -> bool:
     if isinstance(x, (list, tuple)):
         return any(nonfinite(v, depth + 1) for v in x)
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return any(
-            nonfinite(getattr(x, f.name), depth + 1) for f in dataclasses.fields(x)
-        )
+        return any(nonfinite(getattr(x, f.name), depth + 1) for f in dataclasses.fields(x))
     if isinstance(x, torch.nn.Module):
         return any(nonfinite(t, depth + 1) for t in (*x.parameters(), *x.buffers()))
     if isinstance(x, M.Method):
-        return any(
-            nonfinite(getattr(x, k), depth + 1)
-            for k in x._fitted_names()
-            if hasattr(x, k)
-        )
+        return any(nonfinite(getattr(x, k), depth + 1) for k in x._fitted_names() if hasattr(x, k))
     return False
 
 
@@ -255,9 +241,7 @@ def run_case(entry: Entry, arg: str, label: str, value: Any, expect: str) -> Out
         out = _call(entry, kwargs)
     except CallTimeout:
         result = "other: timeout"
-        return Outcome(
-            entry.name, arg, label, result, f"> {TIME_LIMIT:g} s", TIME_LIMIT
-        )
+        return Outcome(entry.name, arg, label, result, f"> {TIME_LIMIT:g} s", TIME_LIMIT)
     except Exception as exc:  # noqa: BLE001 - classified: only a clean ValueError/TypeError passes
         seconds = time.perf_counter() - start
         result = _error_result(exc, arg, expect, seconds)
@@ -424,18 +408,12 @@ def _tensor_values(t: torch.Tensor) -> list[tuple[str, Any, str]]:
     out = [
         (
             label,
-            torch.as_tensor(val)
-            if isinstance(val, np.ndarray) and val.dtype.kind in "fc"
-            else val,
+            torch.as_tensor(val) if isinstance(val, np.ndarray) and val.dtype.kind in "fc" else val,
             e,
         )
         for label, val, e in _array_values(v, "tensor")
     ]
-    out = [
-        (label, val, e)
-        for label, val, e in out
-        if label not in ("torch tensor", "torch bfloat16")
-    ]
+    out = [(label, val, e) for label, val, e in out if label not in ("torch tensor", "torch bfloat16")]
     sign = torch.where(torch.arange(t.numel()).reshape(t.shape) % 2 == 0, 1.0, -1.0)
     out += [
         ("numpy", v.copy(), REJECT),
@@ -523,11 +501,7 @@ def values_for(kind: str, valid: Any, optional: bool) -> list[tuple[str, Any, st
     elif kind in ("array", "loose") and isinstance(valid, torch.Tensor):
         out += _array_values(valid.detach().cpu().numpy(), kind)
         out.append(("numpy", valid.detach().cpu().numpy(), ACCEPT))
-    elif (
-        kind in ("int", "real")
-        and isinstance(valid, (int, float))
-        and not isinstance(valid, bool)
-    ):
+    elif kind in ("int", "real") and isinstance(valid, (int, float)) and not isinstance(valid, bool):
         out += _scalar_values(valid, kind)
     elif kind == "flag" and isinstance(valid, bool):
         out += _flag_values(valid)
@@ -587,9 +561,7 @@ def _fitted(name: str) -> M.Method:
 
 def _batch(name: str) -> dict[str, torch.Tensor]:
     method = _fitted(name)
-    return M.to_tensors(
-        M.concat_batches(method.prepare_labeled([0, 1]), method.prepare(d("T5")[:3]))
-    )
+    return M.to_tensors(M.concat_batches(method.prepare_labeled([0, 1]), method.prepare(d("T5")[:3])))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -1142,21 +1114,16 @@ def _module_entries() -> list[Entry]:
         cls = getattr(L, cls_name)
 
         def opts(options: dict[str, Any] = options) -> dict[str, Any]:
-            return {
-                k: (d(v) if isinstance(v, str) and v.isupper() else v)
-                for k, v in options.items()
-            } | {"reduction": "mean"}
+            return {k: (d(v) if isinstance(v, str) and v.isupper() else v) for k, v in options.items()} | {
+                "reduction": "mean"
+            }
 
-        def make_inputs(
-            inputs: dict[str, str] = inputs, logits_name: str = logits_name
-        ) -> dict[str, Any]:
+        def make_inputs(inputs: dict[str, str] = inputs, logits_name: str = logits_name) -> dict[str, Any]:
             kw = fwd(**{k: d(v) for k, v in inputs.items()})
             kw[logits_name] = kw.pop("logits")
             return kw
 
-        def forward(
-            cls: type = cls, opts: Callable[[], dict[str, Any]] = opts, **kw: Any
-        ) -> Any:
+        def forward(cls: type = cls, opts: Callable[[], dict[str, Any]] = opts, **kw: Any) -> Any:
             return cls(**opts())(**kw)
 
         kinds = {k: ("tensor" if k == "logits" else v) for k, v in fwd_kinds.items()}
@@ -1370,11 +1337,7 @@ def _method_entries() -> list[Entry]:
     out = []
     for name, cls in M.METHODS.items():
         params = inspect.signature(cls.__init__).parameters.values()
-        defaults = {
-            p.name: p.default
-            for p in params
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        }
+        defaults = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
         kinds = {k: _OPTION_KIND[type(v)] for k, v in defaults.items()}
         fresh = M.METHODS[name]
         # Method.loss computes with validate=False (the batch comes from prepare, and the logits are not
@@ -1432,9 +1395,7 @@ def _method_entries() -> list[Entry]:
             {"batch": "mapping"},
             covers=M.concat_batches,
         ),
-        _e(
-            "methods.register", M.register, lambda: {"cls": M.Vanilla}, {"cls": "other"}
-        ),
+        _e("methods.register", M.register, lambda: {"cls": M.Vanilla}, {"cls": "other"}),
         _e(
             "methods.check_real",
             M.check_real,
@@ -1466,9 +1427,7 @@ def cases(
     for entry in entries() if selected is None else selected:
         valid = entry.valid()
         for arg, kind in entry.kinds.items():
-            for label, value, expect in values_for(
-                kind, valid.get(arg), arg in entry.optional
-            ):
+            for label, value, expect in values_for(kind, valid.get(arg), arg in entry.optional):
                 yield entry, arg, label, value, expect
 
 
@@ -1480,14 +1439,10 @@ def run_all(selected: list[Entry] | None = None) -> Report:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--verbose", action="store_true", help="list every finding")
-    parser.add_argument(
-        "--entry", default=None, help="only entries whose name contains this"
-    )
+    parser.add_argument("--entry", default=None, help="only entries whose name contains this")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the calls are tiny: threads only add overhead
-    selected = (
-        None if args.entry is None else [e for e in entries() if args.entry in e.name]
-    )
+    selected = None if args.entry is None else [e for e in entries() if args.entry in e.name]
     start = time.perf_counter()
     report = run_all(selected)
     print(report.table())

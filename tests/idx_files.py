@@ -10,8 +10,11 @@ import numpy as np
 
 IDX_SETS = {"fashion_mnist": "fashion-mnist", "mnist": "MNIST", "kmnist": "KMNIST_data"}  # name: subfolder
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = (
-    "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
-)  # fmt: skip
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -43,8 +46,9 @@ def images(m: int, height: int = 28, width: int = 28, offset: int = 0) -> np.nda
     return ((offset + 37 * i + 5 * r + c) % 256).astype(np.uint8)
 
 
-def write_set(folder: Path, *, gz: bool = False, m: int = 6, m_test: int = 3, offset: int = 0,
-               height: int = 28, width: int = 28) -> dict[str, np.ndarray]:
+def write_set(
+    folder: Path, *, gz: bool = False, m: int = 6, m_test: int = 3, offset: int = 0, height: int = 28, width: int = 28
+) -> dict[str, np.ndarray]:
     """The four IDX files of a set in ``folder``; returns the arrays written, keyed by file name."""
     arrays = {
         TRAIN_IMAGES: images(m, height, width, offset),

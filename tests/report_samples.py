@@ -37,15 +37,19 @@ def _stored_inputs(out: Path) -> dict[str, dict[str, Any]]:
     """Per figure, the ``inputs`` of its data file; writes the stored results they name (verify.json with
     data/R1.json, and a quick-grid bench_active.json)."""
     _write_json(out / "verify.json", {"quick": True, "checks": []})
-    active = {"benchmark": "active", "quick": True, "seeds": [0, 1],
-              "rows": [{"dataset": d, "selector": s} for d in ("digits", "mnist1d") for s in ("rad", "margin")]}
+    active = {
+        "benchmark": "active",
+        "quick": True,
+        "seeds": [0, 1],
+        "rows": [{"dataset": d, "selector": s} for d in ("digits", "mnist1d") for s in ("rad", "margin")],
+    }
     return {
         "fig_a": {"bench_active": "robustdistill.experiments.benchmarks.active.run(quick=True)"},
         "fig_b": {"R1": _write_json(out / "data" / "R1.json", {"curve": [1, 2]})},
         "rad_active_curves": {"bench_active": _write_json(out / "bench_active.json", active), "seeds": [0, 1]},
         "weighted_weights": {"weights": "distillation_weights", "num_classes": [10, 2]},
         "slam_mixing": {"mix": "slam.mix", "alphas": [0.6, 0.8]},
-    }  # fmt: skip
+    }
 
 
 def _figures(out: Path, headlines: bool) -> list[dict[str, Any]]:
@@ -59,8 +63,9 @@ def _figures(out: Path, headlines: bool) -> list[dict[str, Any]]:
         pdf = out / "figures" / f"{name}.pdf"
         pdf.write_bytes(b"%PDF-1.4\n")
         data = _write_json(out / "figures" / f"{name}.json", {"figure": name, "inputs": inputs[name]})
-        fig = types.SimpleNamespace(name=name, files=[png, pdf], data_path=Path(data),
-                                    source=sources.get(name, "quick"))  # fmt: skip
+        fig = types.SimpleNamespace(
+            name=name, files=[png, pdf], data_path=Path(data), source=sources.get(name, "quick")
+        )
         records.append(R._figure_record(fig, f"{name} <shows>"))
     return records
 
@@ -69,15 +74,26 @@ def _game_bench(out: Path, failing: bool) -> dict[str, Any]:
     """The ``game`` benchmark's record (``_bench_record``) from a small result: rows, a protocol, three targets
     (``speedup`` missed and ``cuda`` not measured when ``failing``)."""
     measured = {"solve_s": 0.29, "speedup": 3.0 if failing else 12.0, "cuda": None if failing else 2.5}
-    targets = {"solve_s": {"description": "solve at 1e6", "bound": 0.5, "kind": "max", "measured": 0.29},
-               "speedup": {"description": "LP speedup", "bound": 10.0, "kind": "min", "measured": measured["speedup"]},
-               "cuda": {"description": "on CUDA", "bound": 2.0, "kind": "min", "measured": measured["cuda"]}}
-    result = {"benchmark": "query_game", "seed": 0, "quick": False,
-              "rows": [{"n": 10**4, "solve_s": 0.004, "note": "<small>", "gaps": [1e-16, 2e-16]},
-                       {"n": 10**6, "solve_s": 0.29, "note": "<fast>", "gaps": list(range(9))}],
-              "protocol": {"dtype": "float64", "repeats": 3}, "targets": targets,
-              "targets_met": {k: None if v is None else (v <= 0.5 if k == "solve_s" else v >= targets[k]["bound"])
-                              for k, v in measured.items()}}  # fmt: skip
+    targets = {
+        "solve_s": {"description": "solve at 1e6", "bound": 0.5, "kind": "max", "measured": 0.29},
+        "speedup": {"description": "LP speedup", "bound": 10.0, "kind": "min", "measured": measured["speedup"]},
+        "cuda": {"description": "on CUDA", "bound": 2.0, "kind": "min", "measured": measured["cuda"]},
+    }
+    result = {
+        "benchmark": "query_game",
+        "seed": 0,
+        "quick": False,
+        "rows": [
+            {"n": 10**4, "solve_s": 0.004, "note": "<small>", "gaps": [1e-16, 2e-16]},
+            {"n": 10**6, "solve_s": 0.29, "note": "<fast>", "gaps": list(range(9))},
+        ],
+        "protocol": {"dtype": "float64", "repeats": 3},
+        "targets": targets,
+        "targets_met": {
+            k: None if v is None else (v <= 0.5 if k == "solve_s" else v >= targets[k]["bound"])
+            for k, v in measured.items()
+        },
+    }
     table = "size  seconds\n----  -------\n1e6   0.29 <fast>"
     return R._bench_record("game", result, table, out / "bench_game.json", {}, None)
 
@@ -90,33 +106,70 @@ def synthetic_result(
     measured when ``failing``), an errored step (``errored``), a skipped step (``skipped``), two figures with
     real PNGs (``fig_a`` a quick fallback) and, with ``headlines``, one per method."""
     checks = [
-        {"name": "P1", "claim": "value <= V* & min-max", "bound": 1e-9, "measured": 1e-15, "interval": [0.0, 1e-15],
-         "holds": True, "comparator": "<="},
-        {"name": "S9", "claim": "<script>alert('x')</script> | a pipe", "bound": 0.0, "measured": 1.0,
-         "interval": [0.5, 1.5], "holds": not failing},
-    ]  # fmt: skip
+        {
+            "name": "P1",
+            "claim": "value <= V* & min-max",
+            "bound": 1e-9,
+            "measured": 1e-15,
+            "interval": [0.0, 1e-15],
+            "holds": True,
+            "comparator": "<=",
+        },
+        {
+            "name": "S9",
+            "claim": "<script>alert('x')</script> | a pipe",
+            "bound": 0.0,
+            "measured": 1.0,
+            "interval": [0.5, 1.5],
+            "holds": not failing,
+        },
+    ]
     steps = [
-        R.StepResult("verify", "verify", "failed" if failing else "ok", 1.5,
-                     note="1 check(s) failed: S9" if failing else None),
+        R.StepResult(
+            "verify", "verify", "failed" if failing else "ok", 1.5, note="1 check(s) failed: S9" if failing else None
+        ),
         R.StepResult("game", "bench", "ok", 2.0),
-        R.StepResult("distill", "bench", "error" if errored else "ok", 0.1,
-                     error="RuntimeError: <boom> & co" if errored else None,
-                     traceback="Traceback ...\nRuntimeError: <boom>" if errored else None),
+        R.StepResult(
+            "distill",
+            "bench",
+            "error" if errored else "ok",
+            0.1,
+            error="RuntimeError: <boom> & co" if errored else None,
+            traceback="Traceback ...\nRuntimeError: <boom>" if errored else None,
+        ),
         R.StepResult("figures", "figures", "ok", 3.0),
-    ]  # fmt: skip
+    ]
     if skipped:
         reason = "the Fashion-MNIST files are missing (apt-get install dataset-fashion-mnist)"
         steps.insert(3, R.StepResult("realdata", "bench", "skipped", 0.2, note=reason))
     benchmarks = {"game": _game_bench(out, failing)}
     if not errored:
-        benchmarks["distill"] = {"description": "distill", "json": str(out / "bench_distill.json"), "table": "t",
-                                 "targets": None, "targets_met": None, "seconds": 0.1, "options": {}, "note": None}
+        benchmarks["distill"] = {
+            "description": "distill",
+            "json": str(out / "bench_distill.json"),
+            "table": "t",
+            "targets": None,
+            "targets_met": None,
+            "seconds": 0.1,
+            "options": {},
+            "note": None,
+        }
     result = R.ReproduceResult(
-        out=str(out), full=False, seed=0, command="robustdistill reproduce --out 'a b'",
+        out=str(out),
+        full=False,
+        seed=0,
+        command="robustdistill reproduce --out 'a b'",
         started_utc="2025-01-01T00:00:00+00:00",
-        seconds=6.6, steps=tuple(steps), checks=tuple(checks), benchmarks=benchmarks,
+        seconds=6.6,
+        steps=tuple(steps),
+        checks=tuple(checks),
+        benchmarks=benchmarks,
         figures=tuple(_figures(out, headlines)),
-        environment={"python": "3.12.0", "platform": "Linux", "cpu_count": 2,
-                     "versions": {"numpy": "2.0", "torch": None}},
-    )  # fmt: skip
+        environment={
+            "python": "3.12.0",
+            "platform": "Linux",
+            "cpu_count": 2,
+            "versions": {"numpy": "2.0", "torch": None},
+        },
+    )
     return result.to_dict()

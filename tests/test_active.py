@@ -7,21 +7,32 @@ import json
 
 import numpy as np
 import pytest
-
 import torch
 from torch import nn
 
-from robustdistill.experiments.pipeline.active import run_active_distillation
 from robustdistill.experiments.cli import main
+from robustdistill.experiments.pipeline.active import run_active_distillation
 
 
 def _config(tmp_path, **overrides):
     cfg = {
-        "name": "act", "dataset": "digits", "labeled": 30, "validation": 100, "unlabeled": 200, "test": 100,
-        "teacher": {"name": "mlp", "hidden": [16]}, "student": {"name": "mlp", "hidden": [8]}, "epochs": 2,
-        "seeds": [0], "train": {"optimizer": "adamw", "lr": 0.01}, "selector": "rad", "rounds": 2, "budget": 20,
-        "out": str(tmp_path / "out"), "cache": str(tmp_path / "cache"),
-    }  # fmt: skip
+        "name": "act",
+        "dataset": "digits",
+        "labeled": 30,
+        "validation": 100,
+        "unlabeled": 200,
+        "test": 100,
+        "teacher": {"name": "mlp", "hidden": [16]},
+        "student": {"name": "mlp", "hidden": [8]},
+        "epochs": 2,
+        "seeds": [0],
+        "train": {"optimizer": "adamw", "lr": 0.01},
+        "selector": "rad",
+        "rounds": 2,
+        "budget": 20,
+        "out": str(tmp_path / "out"),
+        "cache": str(tmp_path / "cache"),
+    }
     cfg.update(overrides)
     return cfg
 
@@ -114,7 +125,9 @@ class _Counting:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         self.asked.append(np.array(x))
-        logits = np.stack([np.sin(x[:, :: max(1, x.shape[1] // self.k)][:, : self.k].sum(1) + c) for c in range(self.k)], 1)
+        logits = np.stack(
+            [np.sin(x[:, :: max(1, x.shape[1] // self.k)][:, : self.k].sum(1) + c) for c in range(self.k)], 1
+        )
         e = np.exp(3 * logits)
         return e / e.sum(1, keepdims=True)
 
@@ -125,13 +138,21 @@ def test_a_counting_teacher_labels_exactly_the_validation_set_and_the_selected_p
 
     ds = load_dataset("digits")
     counting = _Counting(ds.num_classes)
-    cfg = _config(tmp_path, selector=selector, rounds=3, budget=15, teacher=None, seeds=[0, 1], loss="slam",
-                  evaluate_teacher=False)
+    cfg = _config(
+        tmp_path,
+        selector=selector,
+        rounds=3,
+        budget=15,
+        teacher=None,
+        seeds=[0, 1],
+        loss="slam",
+        evaluate_teacher=False,
+    )
     result = run_active_distillation(cfg, data=ds, teacher=counting, progress=False)
     asked = np.concatenate(counting.asked)
     assert asked.shape[0] == 2 * (100 + 3 * 15)  # two seeds; evaluate_teacher = false: not even the test set
     assert result.teacher_queries == (145, 145) and result.evaluation_queries == (0, 0)
-    for seed, record in zip((0, 1), result.per_seed):
+    for record in result.per_seed:
         selected = [i for r in record["rounds"] for i in r["selected"]]
         assert record["labels_per_round"] == [15, 15, 15] and len(set(selected)) == 45
     # what was asked is exactly V and the selected pool points, by content
@@ -217,8 +238,9 @@ def test_unknown_mistakes_is_refused_before_any_training_or_query(tmp_path, monk
 
 def test_mistakes_is_ignored_by_the_other_selectors(tmp_path):
     base = run_active_distillation(_config(tmp_path, name="m0", selector="margin", rounds=1), progress=False)
-    cand = run_active_distillation(_config(tmp_path, name="m1", selector="margin", rounds=1, mistakes="candidates"),
-                                   progress=False)  # fmt: skip
+    cand = run_active_distillation(
+        _config(tmp_path, name="m1", selector="margin", rounds=1, mistakes="candidates"), progress=False
+    )
     assert cand.per_seed[0]["rounds"] == base.per_seed[0]["rounds"] and cand.accuracy == base.accuracy
     assert cand.per_seed[0]["rounds"][0]["mistakes_estimate"] == "pool"
 

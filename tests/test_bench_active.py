@@ -15,7 +15,7 @@ from robustdistill.experiments.pipeline.files import write_json_atomic
 def test_quick_grid(tmp_path):
     result = bench_active.run(quick=True, progress=False, out=str(tmp_path / "out"), cache=str(tmp_path / "cache"))
     rows = result["rows"]
-    assert {(r["loss"], r["selector"]) for r in rows} == {(l, s) for l in bench_active.LOSSES for s in SELECTORS}
+    assert {(r["loss"], r["selector"]) for r in rows} == {(loss, s) for loss in bench_active.LOSSES for s in SELECTORS}
     for r in rows:
         assert r["queries"] == [0, 10, 20] and len(r["mean"]) == 3 and len(r["accuracy"]) == 2
         np.testing.assert_allclose(r["mean"], np.mean(r["accuracy"], axis=0))
@@ -32,7 +32,6 @@ def test_quick_grid(tmp_path):
     assert set(noise["useful_gain"]) == {"rad", "greedy", "uniform"}
     path = write_json_atomic(tmp_path / "bench_active.json", result)
     assert json.loads(path.read_text())["rows"][0]["selector"] == rows[0]["selector"]
-
 
 
 def test_seed_count_is_validated_before_any_work():

@@ -32,8 +32,9 @@ def _fashion(folder, rng, m=900, m_test=200):
 def smoke(tmp_path_factory):
     folder = _fashion(tmp_path_factory.mktemp("fashion"), np.random.default_rng(0))
     out = tmp_path_factory.mktemp("out")
-    result = R.run(quick=True, progress=False, root=str(folder), out=str(out / "runs"), cache=str(out / "cache"),
-                   device="cpu")  # fmt: skip
+    result = R.run(
+        quick=True, progress=False, root=str(folder), out=str(out / "runs"), cache=str(out / "cache"), device="cpu"
+    )
     return result
 
 
@@ -45,16 +46,21 @@ def test_smoke_run_reports_paired_cells_and_active_curves(smoke):
     base = cell["paired"][R.BASELINE]
     assert base["mean"] == 0.0 and base["wins"] == 0 and base["diff"] == [0.0, 0.0]
     row = next(r for r in smoke["rows"] if r["method"] == "slam (2') top-k")
-    want = np.subtract(row["student_accuracy"], next(
-        r for r in smoke["rows"] if r["method"] == R.BASELINE)["student_accuracy"])  # fmt: skip
+    want = np.subtract(
+        row["student_accuracy"], next(r for r in smoke["rows"] if r["method"] == R.BASELINE)["student_accuracy"]
+    )
     np.testing.assert_allclose(cell["paired"]["slam (2') top-k"]["diff"], want)
     assert set(cell["overhead"]) >= {"vanilla (soft)", "slam (2') top-k"} and cell["overhead"]["vanilla (soft)"] == 1.0
     # the default SLaM target lives on the top-k set: no per-example minimiser leaves it
     assert cell["minimiser_leaves_topk"]["slam (2') top-k"] == 0.0
     assert 0.0 <= cell["minimiser_leaves_topk"]["slam (2') soft, floor 0.6"] <= 1.0
     fits = row["pool_fit"][0]
-    assert fits["teacher_wrong"] >= 0 and set(fits) == {"teacher_wrong", "fits_teacher_mistakes",
-                                                        "right_where_teacher_wrong", "agrees_with_teacher"}  # fmt: skip
+    assert fits["teacher_wrong"] >= 0 and set(fits) == {
+        "teacher_wrong",
+        "fits_teacher_mistakes",
+        "right_where_teacher_wrong",
+        "agrees_with_teacher",
+    }
     # active curves: |V| + R b labels per seed, RAD with each estimate of m
     curves = {(c["selector"], c["mistakes"]) for c in smoke["active"]}
     assert curves == {("rad", "pool"), ("rad", "candidates"), ("rad", "upper"), ("margin", None)}
@@ -132,5 +138,9 @@ def test_pool_fit_and_paired_name_what_is_wrong():
     with pytest.raises(ValueError, match="same n"):
         pool_fit(np.eye(3), np.eye(3), np.zeros(2, dtype=int))
     fit = pool_fit(np.eye(3)[[0, 1, 1]], np.eye(3)[[0, 1, 1]], np.array([0, 1, 2]))
-    assert fit == {"teacher_wrong": 1, "fits_teacher_mistakes": 1.0, "right_where_teacher_wrong": 0.0,
-                   "agrees_with_teacher": 1.0}  # fmt: skip
+    assert fit == {
+        "teacher_wrong": 1,
+        "fits_teacher_mistakes": 1.0,
+        "right_where_teacher_wrong": 0.0,
+        "agrees_with_teacher": 1.0,
+    }

@@ -26,8 +26,16 @@ BUDGET = 12
 def result() -> dict:
     """One tiny quick run with the numpy reference as the 'peer', pinned to one of this process's CPUs."""
     cpu = min(os.sched_getaffinity(0))
-    return B.run(quick=True, sizes=SIZES, budget=BUDGET, repeats=1, cpu=cpu, peer_python=sys.executable,
-                 peer_library="numpy", progress=False)  # fmt: skip
+    return B.run(
+        quick=True,
+        sizes=SIZES,
+        budget=BUDGET,
+        repeats=1,
+        cpu=cpu,
+        peer_python=sys.executable,
+        peer_library="numpy",
+        progress=False,
+    )
 
 
 def test_every_selector_has_a_row_per_size(result: dict) -> None:
@@ -70,8 +78,10 @@ def test_json_round_trip(result: dict, tmp_path: Path) -> None:
 
 def test_main_without_peer_says_how_to_get_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    assert B.main(["--quick", "--quiet", "--cpu", str(min(os.sched_getaffinity(0))), "--repeats", "1",
-                   "--json", str(out)]) == 0  # fmt: skip
+    assert (
+        B.main(["--quick", "--quiet", "--cpu", str(min(os.sched_getaffinity(0))), "--repeats", "1", "--json", str(out)])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "peer rows absent" in text and "make bench-selection" in text
     assert not any(r["selector"].startswith("peer:") for r in json.loads(out.read_text())["rows"])

@@ -13,16 +13,18 @@ import pytest
 import torch
 
 from robustdistill.experiments.benchmarks import reporting
-from robustdistill.experiments.pipeline import files
 from robustdistill.experiments.cli import main
+from robustdistill.experiments.pipeline import files
 from robustdistill.theory import simulators
 from robustdistill.theory.simulators import CheckResult
 
 
 def _fake_checks(holds: bool) -> list[CheckResult]:
     return [
-        CheckResult("P1", "value and minimax equality", 1e-9, 1e-15, (0.0, 1e-15), True),
-        CheckResult("P9", "a claim that " + ("holds" if holds else "fails"), 0.0, 1.0, (0.5, 1.5), holds),
+        CheckResult("P1", "value and minimax equality", 1e-9, 1e-15, (0.0, 1e-15), True, comparator="<="),
+        CheckResult(
+            "P9", "a claim that " + ("holds" if holds else "fails"), 0.0, 1.0, (0.5, 1.5), holds, comparator="in"
+        ),
     ]
 
 
@@ -49,7 +51,7 @@ def test_verify_writes_json_matching_table(tmp_path: Path, capsys: pytest.Captur
     for line, check in zip(table_rows, report["checks"]):
         assert line.split()[0] == check["name"]
         assert check["holds"] is True
-        assert set(check) - {"data_file"} == {"name", "claim", "bound", "measured", "interval", "holds"}
+        assert set(check) - {"data_file"} == {"name", "claim", "bound", "measured", "interval", "holds", "comparator"}
     with_data = [c for c in report["checks"] if "data_file" in c]
     assert {"S2-scaling", "S2-LS", "S3-convergence", "S3-spread"} <= {c["name"] for c in with_data}
     for check in with_data:  # the curves behind a claim sit beside verify.json, JSON-readable
@@ -204,9 +206,7 @@ def test_reporting_helpers(tmp_path: Path) -> None:
     path = files.write_json_atomic(tmp_path / "a" / "b.json", {"x": (1.5, 2), "ok": True})
     assert json.loads(path.read_text()) == {"x": [1.5, 2], "ok": True}
     assert [p.name for p in path.parent.iterdir()] == ["b.json"]  # no temporary file left behind
-    table = reporting.format_table(
-        [{"name": "a", "v": 0.123456789}, {"name": "bb", "v": None}], ["name", "v"]
-    )
+    table = reporting.format_table([{"name": "a", "v": 0.123456789}, {"name": "bb", "v": None}], ["name", "v"])
     assert table.splitlines() == ["name         v", "----  --------", "a     0.123457", "bb           -"]
 
 

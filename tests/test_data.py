@@ -86,8 +86,13 @@ def test_mnist1d_generates_offline_and_restores_global_rngs():
     np_after, py_after = np.random.get_state(), random.getstate()
     assert np_before[0] == np_after[0] and np.array_equal(np_before[1], np_after[1])
     assert np_before[2:] == np_after[2:] and py_before == py_after
-    assert (ds.X.shape, ds.X.dtype, ds.y.dtype, ds.kind, ds.num_classes) == ((80, 40), np.float32, np.int64,
-                                                                             "sequence", 10)
+    assert (ds.X.shape, ds.X.dtype, ds.y.dtype, ds.kind, ds.num_classes) == (
+        (80, 40),
+        np.float32,
+        np.int64,
+        "sequence",
+        10,
+    )
     X_test, y_test = ds.test
     assert X_test.shape == (20, 40) and X_test.dtype == np.float32 and y_test.shape == (20,)
     again, other = load_dataset("mnist1d", n=100, rng=7), load_dataset("mnist1d", n=100, rng=8)
@@ -139,8 +144,12 @@ def _write_pickle(path, obj) -> None:
 
 def _cifar_batch(m: int, labels: dict[bytes, list[int]]) -> dict[bytes, object]:
     """A batch dict in the CIFAR python format: bytes keys, (m, 3072) uint8 rows of R, G, B planes."""
-    return {b"batch_label": b"training batch 1 of 5", b"data": _pattern_images(m, 32).reshape(m, 3 * 32 * 32),
-            b"filenames": [f"img_{i}.png".encode() for i in range(m)], **labels}
+    return {
+        b"batch_label": b"training batch 1 of 5",
+        b"data": _pattern_images(m, 32).reshape(m, 3 * 32 * 32),
+        b"filenames": [f"img_{i}.png".encode() for i in range(m)],
+        **labels,
+    }
 
 
 def _write_cifar10(folder, m: int = 3) -> None:
@@ -360,8 +369,11 @@ def test_from_arrays_infers_kind_and_classes_without_touching_the_input():
         ({"X": np.zeros((2, 2)), "y": [0, 1], "kind": "video"}, ValueError, "kind"),
         ({"X": [["a"], ["b"]], "y": [0, 1]}, TypeError, "real numbers"),
         ({"X": np.zeros((2, 2)), "y": [0, 1], "test": (np.zeros((2, 3)), [0, 1])}, ValueError, "test X rows"),
-        ({"X": np.zeros((2, 2)), "y": [0, 1], "test": (np.zeros((2, 2)), [0, 5]), "num_classes": 2},
-         ValueError, "test y must lie in 0..1"),
+        (
+            {"X": np.zeros((2, 2)), "y": [0, 1], "test": (np.zeros((2, 2)), [0, 5]), "num_classes": 2},
+            ValueError,
+            "test y must lie in 0..1",
+        ),
     ],
 )
 def test_from_arrays_validation(kwargs, error, match):

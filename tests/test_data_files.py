@@ -21,14 +21,6 @@ import numpy as np
 import pytest
 import scipy.io
 from idx_files import TRAIN_IMAGES, TRAIN_LABELS, write_set
-from robustdistill.experiments.pipeline import data as data_module
-from robustdistill.experiments.pipeline.data import (
-    DATASETS,
-    from_arrays,
-    load_dataset,
-    make_splits,
-    read_idx,
-)
 from test_data import (
     _cifar_batch,
     _Payload,
@@ -36,6 +28,15 @@ from test_data import (
     _write_imagenet,
     _write_pickle,
     _write_svhn,
+)
+
+from robustdistill.experiments.pipeline import data as data_module
+from robustdistill.experiments.pipeline.data import (
+    DATASETS,
+    from_arrays,
+    load_dataset,
+    make_splits,
+    read_idx,
 )
 
 # numpy's array reconstructor, pickled under its own name
@@ -68,9 +69,7 @@ def _cifar100(tmp_path):
         folder / "train",
         _cifar_batch(1, {b"fine_labels": [99], b"coarse_labels": [19]}),
     )
-    _write_pickle(
-        folder / "test", _cifar_batch(1, {b"fine_labels": [7], b"coarse_labels": [3]})
-    )
+    _write_pickle(folder / "test", _cifar_batch(1, {b"fine_labels": [7], b"coarse_labels": [3]}))
     return folder / "train", {"label_mode": "coarse"}
 
 
@@ -125,19 +124,13 @@ def _load_or_name(name, tmp_path, target, options, label):
     try:
         load_dataset(name, root=tmp_path, **options)
     except ValueError as exc:
-        assert str(target) in str(exc), (
-            f"{label}: the message does not name the file: {exc}"
-        )
+        assert str(target) in str(exc), f"{label}: the message does not name the file: {exc}"
         refused = True
     except Exception as exc:  # noqa: BLE001 - reported with the variant that raised it
-        pytest.fail(
-            f"{label}: {type(exc).__name__} instead of a ValueError naming the file: {exc}"
-        )
+        pytest.fail(f"{label}: {type(exc).__name__} instead of a ValueError naming the file: {exc}")
     else:
         refused = False
-    assert time.perf_counter() - start < _FAST, (
-        f"{label}: took {time.perf_counter() - start:.1f} s"
-    )
+    assert time.perf_counter() - start < _FAST, f"{label}: took {time.perf_counter() - start:.1f} s"
     return refused
 
 
@@ -177,11 +170,7 @@ def test_damaged_files_raise_a_value_error_naming_the_file(tmp_path, case):
     for label, content in _variants(raw):
         target.write_bytes(content)
         refused[label] = _load_or_name(name, tmp_path, target, options, label)
-    assert (
-        refused["empty"]
-        and refused["text"]
-        and refused[f"truncated to {len(raw) - 1} of {len(raw)} bytes"]
-    )
+    assert refused["empty"] and refused["text"] and refused[f"truncated to {len(raw) - 1} of {len(raw)} bytes"]
     # the damage was seen, not only in pixels
     assert sum(refused.values()) > len(refused) // 10
 
@@ -214,9 +203,7 @@ STRUCTURES = {
     ),
     "npz object labels": (
         "imagenet32",
-        lambda: _npz_bytes(
-            data=np.zeros((1, 3072), np.uint8), labels=np.array([{}], dtype=object)
-        ),
+        lambda: _npz_bytes(data=np.zeros((1, 3072), np.uint8), labels=np.array([{}], dtype=object)),
         r"labels: its header declares shape \(1,\) of object",
     ),
     "npz plain npy": (
@@ -261,9 +248,7 @@ def _dtype_claiming_objects():
 CRAFTED_PICKLES = {
     # case: (the pickle's bytes, expected message): each one asks for memory it does not hold, or lies
     "1 TiB array": (
-        lambda: pickle.dumps(
-            _Payload(_RECONSTRUCT, np.ndarray, (2**40,), b"b"), protocol=2
-        ),
+        lambda: pickle.dumps(_Payload(_RECONSTRUCT, np.ndarray, (2**40,), b"b"), protocol=2),
         "refusing _reconstruct with shape",
     ),
     "ndarray called": (
@@ -339,9 +324,7 @@ def test_crafted_pickles_are_refused_before_allocating(tmp_path, case):
 def test_refused_globals_are_unpickling_errors_too(tmp_path):
     target, _ = _cifar10(tmp_path)
     target.write_bytes(pickle.dumps(_Payload(print, "hi"), protocol=2))
-    with pytest.raises(
-        pickle.UnpicklingError, match="refusing to load global .*print"
-    ) as info:
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load global .*print") as info:
         load_dataset("cifar10", root=tmp_path)
     assert isinstance(info.value, ValueError) and str(target) in str(info.value)
 
@@ -350,9 +333,7 @@ def _npz_lying_about(shape, extra: int = 0) -> bytes:
     """An npz whose data.npy header declares uint8 ``shape`` over three bytes of data; ``extra`` is added to the
     uncompressed size the zip directory declares for it."""
     header, labels = io.BytesIO(), io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header, {"descr": "|u1", "fortran_order": False, "shape": shape}
-    )
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
     np.save(labels, np.array([1]))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -367,17 +348,11 @@ def _npz_lying_about(shape, extra: int = 0) -> bytes:
     return bytes(raw)
 
 
-def _mat_array_element(
-    name: bytes, mx_class: int, dims, flags: int = 0, data: bytes = b""
-) -> bytes:
+def _mat_array_element(name: bytes, mx_class: int, dims, flags: int = 0, data: bytes = b"") -> bytes:
     """One level-5 MAT array element: flags, dimensions, name and (when given) a uint8 data element."""
 
     def element(kind, payload):
-        return (
-            struct.pack("<II", kind, len(payload))
-            + payload
-            + b"\0" * (-len(payload) % 8)
-        )
+        return struct.pack("<II", kind, len(payload)) + payload + b"\0" * (-len(payload) % 8)
 
     header = struct.pack("<II", mx_class | flags << 8, 0)
     body = element(6, header) + element(5, struct.pack(f"<{len(dims)}i", *dims))
@@ -386,11 +361,7 @@ def _mat_array_element(
 
 
 def _mat_file(*elements: bytes) -> bytes:
-    return (
-        b"MATLAB 5.0 MAT-file, crafted".ljust(124, b" ")
-        + b"\x00\x01IM"
-        + b"".join(elements)
-    )
+    return b"MATLAB 5.0 MAT-file, crafted".ljust(124, b" ") + b"\x00\x01IM" + b"".join(elements)
 
 
 def _compressed_claiming(size: int) -> bytes:
@@ -429,9 +400,7 @@ CRAFTED_FILES = {
     ),
     "mat data short": (
         "svhn",
-        lambda: _mat_file(
-            _mat_array_element(b"X", 9, (32, 32, 3, 2**20), data=bytes(8))
-        ),
+        lambda: _mat_file(_mat_array_element(b"X", 9, (32, 32, 3, 2**20), data=bytes(8))),
         r"X: a uint8 array of shape \(32, 32, 3, 1048576\) cannot be read from 8 bytes",
     ),
     "mat compressed size": (
@@ -492,12 +461,8 @@ def _refused_naming(option, call, *args, **kwargs):
     start = time.perf_counter()
     with pytest.raises((ValueError, TypeError)) as info:
         call(*args, **kwargs)
-    assert time.perf_counter() - start < _FAST, (
-        f"{option}: took {time.perf_counter() - start:.1f} s"
-    )
-    assert str(info.value).startswith(f"{option} "), (
-        f"{option}: the message does not name it: {info.value}"
-    )
+    assert time.perf_counter() - start < _FAST, f"{option}: took {time.perf_counter() - start:.1f} s"
+    assert str(info.value).startswith(f"{option} "), f"{option}: the message does not name it: {info.value}"
 
 
 @pytest.mark.parametrize(("name", "option"), NUMERIC_OPTIONS)
@@ -520,16 +485,10 @@ def test_generated_sets_refuse_sizes_they_cannot_hold():
         load_dataset("gaussian_mixture", n=10**7, rng=0)
     with pytest.raises(ValueError, match=r"n=2000 rows x 100000 features"):
         load_dataset("gaussian_mixture", n=2000, dim=10**5, rng=0)
-    with pytest.raises(
-        ValueError, match="num_classes \\* clusters_per_class = 150 is more than n=100"
-    ):
-        load_dataset(
-            "gaussian_mixture", n=100, num_classes=50, clusters_per_class=3, rng=0
-        )
+    with pytest.raises(ValueError, match="num_classes \\* clusters_per_class = 150 is more than n=100"):
+        load_dataset("gaussian_mixture", n=100, num_classes=50, clusters_per_class=3, rng=0)
     with pytest.raises(ValueError, match=r"must be <= 2\*\*informative = 2\*\*2"):
-        load_dataset(
-            "gaussian_mixture", n=100, dim=4, informative=2, num_classes=5, rng=0
-        )
+        load_dataset("gaussian_mixture", n=100, dim=4, informative=2, num_classes=5, rng=0)
     with pytest.raises(ValueError, match="n=10000000 rows x 40 features"):
         load_dataset("mnist1d", n=10**7, rng=0)
 

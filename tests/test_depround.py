@@ -44,9 +44,7 @@ def _water_fill(u: np.ndarray, b: int) -> np.ndarray:
 def integral_sum_vectors(draw, max_size: int = 40) -> np.ndarray:
     """Marginal vectors in [0, 1] with an integral sum: a water-fill of a random vector (ties from a
     small set of shared values), plus explicit exact 0s and 1s, in a random order."""
-    values = st.one_of(
-        st.floats(0.0, 1.0, allow_nan=False), st.sampled_from([0.0, 0.25, 1 / 3, 0.5, 0.9, 1.0])
-    )
+    values = st.one_of(st.floats(0.0, 1.0, allow_nan=False), st.sampled_from([0.0, 0.25, 1 / 3, 0.5, 0.9, 1.0]))
     u = np.array(draw(st.lists(values, min_size=0, max_size=max_size)), dtype=np.float64)
     b = draw(st.integers(0, u.size))
     zeros = draw(st.integers(0, 5))
@@ -85,9 +83,7 @@ def test_exact_size_every_draw(p: np.ndarray, seed: int) -> None:
 
 def test_exact_size_large_pool() -> None:
     rng = np.random.default_rng(20230501)
-    p = rng.permutation(
-        np.concatenate([np.zeros(100), np.ones(100), _water_fill(rng.random(99_800), 31_237)])
-    )
+    p = rng.permutation(np.concatenate([np.zeros(100), np.ones(100), _water_fill(rng.random(99_800), 31_237)]))
     assert round(p.sum()) == 31_337
     for seed in range(3):
         _check_draw(p, depround(p, rng=seed))
@@ -112,9 +108,7 @@ def test_marginals_match_probabilities() -> None:
 
     draws = 25_000
     rng = np.random.default_rng(12345)
-    counts = np.bincount(
-        np.concatenate([depround(p, rng=rng) for _ in range(draws)]), minlength=p.size
-    )
+    counts = np.bincount(np.concatenate([depround(p, rng=rng) for _ in range(draws)]), minlength=p.size)
 
     frac = (p > 0) & (p < 1)
     alpha = 1e-6 / frac.sum()

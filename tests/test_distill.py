@@ -12,21 +12,31 @@ import pytest
 import torch
 
 from robustdistill.algorithms.weighting import DEFAULT_SCHEME
-from robustdistill.experiments.pipeline import teacher_cache
-from robustdistill.experiments.pipeline.files import DamagedFileWarning
 from robustdistill.experiments.benchmarks.distill import rank_rows
 from robustdistill.experiments.benchmarks.distill import run as bench_run
 from robustdistill.experiments.cli import main
+from robustdistill.experiments.pipeline import teacher_cache
 from robustdistill.experiments.pipeline.distill import load_config, run_distillation
+from robustdistill.experiments.pipeline.files import DamagedFileWarning
 
 
 def _config(tmp_path: Path, **overrides):
     cfg = {
-        "name": "tiny", "dataset": "digits", "labeled": 30, "validation": 100, "unlabeled": 150, "test": 100,
-        "teacher": {"name": "mlp", "hidden": [16]}, "student": {"name": "mlp", "hidden": [8]}, "epochs": 3,
-        "method": "vanilla", "seeds": [0, 1], "train": {"optimizer": "adamw", "lr": 0.01, "batch_size": 32},
-        "out": str(tmp_path / "out"), "cache": str(tmp_path / "cache"),
-    }  # fmt: skip
+        "name": "tiny",
+        "dataset": "digits",
+        "labeled": 30,
+        "validation": 100,
+        "unlabeled": 150,
+        "test": 100,
+        "teacher": {"name": "mlp", "hidden": [16]},
+        "student": {"name": "mlp", "hidden": [8]},
+        "epochs": 3,
+        "method": "vanilla",
+        "seeds": [0, 1],
+        "train": {"optimizer": "adamw", "lr": 0.01, "batch_size": 32},
+        "out": str(tmp_path / "out"),
+        "cache": str(tmp_path / "cache"),
+    }
     cfg.update(overrides)
     return cfg
 
@@ -108,8 +118,9 @@ def test_vid_trains_with_the_teacher_features(tmp_path):
     result = run_distillation(_config(tmp_path, method="vid", seeds=[0]), progress=False)
     assert result.per_seed[0]["plan"]["info"]["teacher_feature_dim"] == 16 and result.student_mean is not None
     with pytest.raises(ValueError, match="has no model"):  # the synthetic teacher is an array of labels
-        run_distillation(_config(tmp_path, method="vid", teacher="synthetic", seeds=[0], name="vid-synthetic"),
-                         progress=False)  # fmt: skip
+        run_distillation(
+            _config(tmp_path, method="vid", teacher="synthetic", seeds=[0], name="vid-synthetic"), progress=False
+        )
 
 
 def test_teacher_cache_key_changes_with_inputs_and_damaged_entries_are_ignored(tmp_path):
@@ -129,8 +140,11 @@ def test_own_data_and_toml_config(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
-    result = run_distillation(_config(tmp_path, dataset="arrays", labeled=20, validation=100, unlabeled=40, test=40),
-                              data=(X, y), progress=False)  # fmt: skip
+    result = run_distillation(
+        _config(tmp_path, dataset="arrays", labeled=20, validation=100, unlabeled=40, test=40),
+        data=(X, y),
+        progress=False,
+    )
     assert result.student_mean is not None
     toml = tmp_path / "run.toml"
     toml.write_text(
@@ -146,8 +160,10 @@ def test_own_data_and_toml_config(tmp_path):
     assert main(["distill", str(toml), "--seeds", "3", "--quiet"]) == 0  # the config's method: its own folder
     assert json.loads((tmp_path / "toml_out" / "run.json").read_text())["method"] == "weighted"
     assert main(["distill", str(toml), "--method", "vanilla", "--name", "run", "--seeds", "3", "--quiet"]) == 2
-    assert main(["distill", str(toml), "--method", "vanilla", "--name", "run", "--seeds", "3", "--quiet",
-                 "--overwrite"]) == 0  # fmt: skip
+    assert (
+        main(["distill", str(toml), "--method", "vanilla", "--name", "run", "--seeds", "3", "--quiet", "--overwrite"])
+        == 0
+    )
     assert json.loads((tmp_path / "toml_out" / "run.json").read_text())["method"] == "vanilla"
     assert main(["distill", str(tmp_path / "missing.toml"), "--quiet"]) == 2
 
@@ -193,8 +209,9 @@ def test_own_teacher_module_student_factory_and_torch_dataset(tmp_path):
 
 
 def test_a_config_names_a_student_factory(tmp_path):
-    result = run_distillation(_config(tmp_path, student={"name": "user_models:make_student", "width": 6}, seeds=[0]),
-                              progress=False)  # fmt: skip
+    result = run_distillation(
+        _config(tmp_path, student={"name": "user_models:make_student", "width": 6}, seeds=[0]), progress=False
+    )
     assert result.students[0][0].out_features == 6
     with pytest.raises(ValueError, match="no attribute"):
         run_distillation(_config(tmp_path, student="user_models:missing"))
@@ -208,20 +225,26 @@ def test_an_array_teacher_and_a_callable_teacher(tmp_path):
     digits = load_dataset("digits")
     probs = np.full((digits.y.size, 10), 0.02)
     probs[np.arange(digits.y.size), digits.y] = 0.82  # a perfect teacher, by row
-    by_row = run_distillation(_config(tmp_path, teacher=None, seeds=[0], dataset="d"), data=digits, teacher=probs,
-                              progress=False)  # fmt: skip
+    by_row = run_distillation(
+        _config(tmp_path, teacher=None, seeds=[0], dataset="d"), data=digits, teacher=probs, progress=False
+    )
     assert by_row.teacher_accuracy == (1.0,) and by_row.teacher_queries == (250,)
     with pytest.raises(ValueError, match="one row per training row"):
-        run_distillation(_config(tmp_path, teacher=None, seeds=[0], dataset="d", name="short"), data=digits,
-                         teacher=probs[:10])  # fmt: skip
+        run_distillation(
+            _config(tmp_path, teacher=None, seeds=[0], dataset="d", name="short"), data=digits, teacher=probs[:10]
+        )
     asked = []
 
     def api(x):
         asked.append(len(x))
         return np.full((len(x), 10), 0.1)
 
-    run_distillation(_config(tmp_path, teacher=None, seeds=[0], dataset="d", name="api", evaluate_teacher=False),
-                     data=digits, teacher=api, progress=False)  # fmt: skip
+    run_distillation(
+        _config(tmp_path, teacher=None, seeds=[0], dataset="d", name="api", evaluate_teacher=False),
+        data=digits,
+        teacher=api,
+        progress=False,
+    )
     assert sum(asked) == 250  # V and U, nothing else
 
 

@@ -34,7 +34,11 @@ def test_guide_tour_runs(capsys):
         exec(compile(block, str(TOUR), "exec"), {})
     # the values the README's comments promise
     assert capsys.readouterr().out.splitlines() == [
-        "0.602631 6", "0.0 0.43", "2", "[0.71 0.54 0.44 0.44] 9 4825", "True"
+        "0.602631 6",
+        "0.0 0.43",
+        "2",
+        "[0.71 0.54 0.44 0.44] 9 4825",
+        "True",
     ]
 
 

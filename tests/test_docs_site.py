@@ -25,8 +25,11 @@ class _Links(html.parser.HTMLParser):
         for name, value in attrs:
             if name == "id" and value:
                 self.ids.add(value)
-            if value and ((tag == "a" and name == "href") or (tag in ("img", "script") and name == "src")
-                          or (tag == "link" and name == "href")):  # fmt: skip
+            if value and (
+                (tag == "a" and name == "href")
+                or (tag in ("img", "script") and name == "src")
+                or (tag == "link" and name == "href")
+            ):
                 self.links.append(value)
 
 
@@ -62,8 +65,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-b", "html", str(ROOT / "docs"), str(out)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"sphinx-build failed:\n{proc.stderr[-6000:]}"
     return out
 
@@ -80,8 +85,10 @@ def test_no_internal_link_is_broken(site: Path) -> None:
 
 
 def test_the_link_check_finds_broken_links(tmp_path: Path) -> None:
-    (tmp_path / "a.html").write_text('<a href="b.html#x">b</a><a href="missing.html">m</a><a href="#top">t</a>'
-                                     '<a href="https://example.org/x">e</a><p id="top"></p>')  # fmt: skip
+    (tmp_path / "a.html").write_text(
+        '<a href="b.html#x">b</a><a href="missing.html">m</a><a href="#top">t</a>'
+        '<a href="https://example.org/x">e</a><p id="top"></p>'
+    )
     (tmp_path / "b.html").write_text('<p id="y"></p>')
     assert broken_links(tmp_path) == ["a.html: b.html#x (no such anchor)", "a.html: missing.html (no such file)"]
 

@@ -13,8 +13,13 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SCRIPTS = ("slam_own_loop", "weighted_sklearn_teacher", "active_callable_teacher", "halfspace_separation",
-           "verify_guarantee")  # fmt: skip
+SCRIPTS = (
+    "slam_own_loop",
+    "weighted_sklearn_teacher",
+    "active_callable_teacher",
+    "halfspace_separation",
+    "verify_guarantee",
+)
 NUMBER = r"-?\d+(?:\.\d+)?(?:e[+-]\d+)?"
 
 
@@ -79,8 +84,9 @@ def test_weighted_sklearn_teacher(run, tmp_path):
     value, lines = run("weighted_sklearn_teacher", "--out", str(out))
     # The curve: 3 equal-mass margin bins of |V| = 150, accuracies and weights in [0, 1], fit non-decreasing.
     header = next(i for i, line in enumerate(lines) if line.strip().startswith("margin range"))
-    curve = [[float(x) for x in re.findall(NUMBER, line.replace("-", " ", 1))]
-             for line in lines[header + 1 : header + 4]]  # fmt: skip
+    curve = [
+        [float(x) for x in re.findall(NUMBER, line.replace("-", " ", 1))] for line in lines[header + 1 : header + 4]
+    ]
     assert [int(r[2]) for r in curve] == [50, 50, 50]
     fitted = [r[6] for r in curve]
     assert fitted == sorted(fitted) and all(0.0 <= x <= 1.0 for r in curve for x in r[3:])

@@ -27,10 +27,11 @@ import torch
 from fuzz_cases import entries, names, run_all
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import special, stats
+
 from robustdistill.algorithms import losses as L
 from robustdistill.algorithms import selection as S
 from robustdistill.theory import halfspace as H
-from scipy import special, stats
 
 F32_MAX = float(torch.finfo(torch.float32).max)
 F64_MAX = float(torch.finfo(torch.float64).max)
@@ -71,9 +72,7 @@ def test_bad_input_fails_cleanly_at_every_entry():
     outputs, within the time limit; the message lists every other outcome."""
     report = run_all()
     assert report.calls > 15000
-    assert not report.findings, (
-        f"{len(report.findings)} findings:\n{report.describe_findings()}"
-    )
+    assert not report.findings, f"{len(report.findings)} findings:\n{report.describe_findings()}"
 
 
 def test_the_fuzz_driver_covers_every_public_entry():
@@ -83,11 +82,7 @@ def test_the_fuzz_driver_covers_every_public_entry():
         module = importlib.import_module(module_name)
         for name in module.__all__:
             obj = getattr(module, name)
-            if (
-                (inspect.isfunction(obj) or inspect.isclass(obj))
-                and name not in NOT_ENTRIES
-                and id(obj) not in covered
-            ):
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and name not in NOT_ENTRIES and id(obj) not in covered:
                 missing.append(f"{module_name}.{name}")
     assert not missing, f"public entries the fuzz driver does not call: {missing}"
 
@@ -126,42 +121,26 @@ def _losses(t: np.ndarray, y: np.ndarray) -> dict[str, LossCase]:
     mask[np.arange(t.shape[0]), y] = 1.0
     index = np.sort(np.argsort(-t, axis=1, kind="stable")[:, :2], axis=1)
     return {
-        "soft_cross_entropy": LossCase(
-            "logits", 1.0, 1.0, lambda z: L.soft_cross_entropy(z, t)
-        ),
-        "soft_cross_entropy[labels]": LossCase(
-            "logits", 1.0, 1.0, lambda z: L.soft_cross_entropy(z, y)
-        ),
-        "kd_loss[T=0.5]": LossCase(
-            "student_logits", 2.0, 0.5, lambda z: L.kd_loss(z, t, 0.5)
-        ),
-        "kd_loss[T=4]": LossCase(
-            "student_logits", 0.25, 4.0, lambda z: L.kd_loss(z, t, 4.0)
-        ),
-        "slam_loss[k=2]": LossCase(
-            "student_logits", 1.0, 1.0, lambda z: L.slam_loss(z, t, 0.8, k=2)
-        ),
+        "soft_cross_entropy": LossCase("logits", 1.0, 1.0, lambda z: L.soft_cross_entropy(z, t)),
+        "soft_cross_entropy[labels]": LossCase("logits", 1.0, 1.0, lambda z: L.soft_cross_entropy(z, y)),
+        "kd_loss[T=0.5]": LossCase("student_logits", 2.0, 0.5, lambda z: L.kd_loss(z, t, 0.5)),
+        "kd_loss[T=4]": LossCase("student_logits", 0.25, 4.0, lambda z: L.kd_loss(z, t, 4.0)),
+        "slam_loss[k=2]": LossCase("student_logits", 1.0, 1.0, lambda z: L.slam_loss(z, t, 0.8, k=2)),
         "slam_loss[index, normalized]": LossCase(
             "student_logits",
             1.0,
             1.0,
             lambda z: L.slam_loss(z, t, 0.9, topk_index=index, normalize=True),
         ),
-        "forward_corrected_loss": LossCase(
-            "logits", 1.0, 1.0, lambda z: L.forward_corrected_loss(z, t, TRANSITION)
-        ),
+        "forward_corrected_loss": LossCase("logits", 1.0, 1.0, lambda z: L.forward_corrected_loss(z, t, TRANSITION)),
         "backward_corrected_loss": LossCase(
             "logits",
             1.0,
             INVERSE_NORM,
             lambda z: L.backward_corrected_loss(z, y, TRANSITION),
         ),
-        "taylor_cross_entropy": LossCase(
-            "logits", 1.0, 1.0, lambda z: L.taylor_cross_entropy(z, t, 4)
-        ),
-        "negative_learning_loss": LossCase(
-            "logits", 1.0, 1.0, lambda z: L.negative_learning_loss(z, 1.0 - mask)
-        ),
+        "taylor_cross_entropy": LossCase("logits", 1.0, 1.0, lambda z: L.taylor_cross_entropy(z, t, 4)),
+        "negative_learning_loss": LossCase("logits", 1.0, 1.0, lambda z: L.negative_learning_loss(z, 1.0 - mask)),
     }
 
 
@@ -169,9 +148,7 @@ LOSS_NAMES = list(_losses(np.full((1, K), 1 / K), np.zeros(1, dtype=np.int64)))
 
 #: Logit entries: anywhere in float32's range, its extremes, and ordinary values.
 F32_LOGIT = st.one_of(
-    st.floats(
-        width=32, allow_nan=False, allow_infinity=False
-    ),  # all of float32, up to +-3.4e38
+    st.floats(width=32, allow_nan=False, allow_infinity=False),  # all of float32, up to +-3.4e38
     st.sampled_from([3e38, -3e38, 2e38, -2e38, 1e19, -1e19, 0.0, 1.0, -1.0]),
 )
 F64_LOGIT = st.one_of(
@@ -184,9 +161,7 @@ F64_LOGIT = st.one_of(
 def extreme_cases(draw, element):
     """(logits (n, K) as a float64 numpy array, targets (n, K) on the simplex with exact zeros, labels)."""
     n = draw(st.integers(1, 4))
-    z = np.array(
-        draw(st.lists(element, min_size=n * K, max_size=n * K)), dtype=np.float64
-    ).reshape(n, K)
+    z = np.array(draw(st.lists(element, min_size=n * K, max_size=n * K)), dtype=np.float64).reshape(n, K)
     gen = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     t = gen.dirichlet(np.full(K, 0.5), size=n)
     onehot = gen.random(n) < 0.5  # exact zeros: 0 * (-inf) is the classic NaN
@@ -201,24 +176,18 @@ def _row_range(z: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("loss_name", LOSS_NAMES)
 @given(case=extreme_cases(F32_LOGIT))
-def test_losses_of_extreme_float32_logits_are_finite_or_refused_by_name(
-    loss_name, case
-):
+def test_losses_of_extreme_float32_logits_are_finite_or_refused_by_name(loss_name, case):
     """float32 logits up to +-3e38: the loss equals the float64 reference (within a few ulps of the logits'
     range), with finite gradients; it is a ValueError naming the logits only where a loss exceeds float32."""
     z64, t, y = case
     argname, _, _, loss = _losses(t, y)[loss_name]
-    ref = loss(
-        torch.tensor(z64.astype(np.float32), dtype=torch.float64)
-    )  # exact float32 values, in float64
+    ref = loss(torch.tensor(z64.astype(np.float32), dtype=torch.float64))  # exact float32 values, in float64
     z = torch.tensor(z64, dtype=torch.float32, requires_grad=True)
     try:
         out = loss(z)
     except ValueError as exc:
         assert names(str(exc), argname), str(exc)
-        assert bool((ref.abs() > F32_MAX).any()), (
-            f"refused although every loss fits float32: {ref}"
-        )
+        assert bool((ref.abs() > F32_MAX).any()), f"refused although every loss fits float32: {ref}"
         return
     assert out.dtype == torch.float32
     assert bool(torch.isfinite(out).all()), out
@@ -233,9 +202,7 @@ def test_losses_of_extreme_float32_logits_are_finite_or_refused_by_name(
 
 @pytest.mark.parametrize("loss_name", LOSS_NAMES)
 @given(case=extreme_cases(F64_LOGIT))
-def test_losses_of_extreme_float64_logits_are_finite_or_refused_by_name(
-    loss_name, case
-):
+def test_losses_of_extreme_float64_logits_are_finite_or_refused_by_name(loss_name, case):
     """float64 logits up to +-1e308: a finite loss with finite gradients; a ValueError naming the logits
     only for rows spanning more than MAX_FLOAT64_LOGIT_RANGE (times 1 / temperature), or whose loss (up to
     ``growth`` times the range) may exceed float64."""
@@ -261,9 +228,7 @@ def test_soft_cross_entropy_at_the_float32_limit():
     6e38 on the other class does not fit, and the logits are named."""
     z = torch.tensor([[3e38, -3e38], [3e38, -3e38], [2e38, -2e38]], dtype=torch.float32)
     out = L.soft_cross_entropy(z, [[1.0, 0.0], [0.5, 0.5], [0.5, 0.5]])
-    torch.testing.assert_close(
-        out, torch.tensor([0.0, 3e38, 2e38]), rtol=1e-6, atol=0.0
-    )
+    torch.testing.assert_close(out, torch.tensor([0.0, 3e38, 2e38]), rtol=1e-6, atol=0.0)
     with pytest.raises(ValueError, match="logits"):
         L.soft_cross_entropy(z[:1], [[0.0, 1.0]])
     with pytest.raises(ValueError, match="logits"):
@@ -279,16 +244,10 @@ def test_soft_cross_entropy_at_the_float32_limit():
 
 def test_wide_logits_keep_gradients_under_bfloat16_autocast():
     """bfloat16 logits of float32's range under CPU autocast: a float32 loss, finite with finite gradients."""
-    z = torch.tensor(
-        [[3e38, -3e38, 0.0], [1.0, 2.0, 3.0]], dtype=torch.bfloat16, requires_grad=True
-    )
+    z = torch.tensor([[3e38, -3e38, 0.0], [1.0, 2.0, 3.0]], dtype=torch.bfloat16, requires_grad=True)
     t = np.array([[0.5, 0.0, 0.5], [0.2, 0.3, 0.5]])
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = (
-            L.kd_loss(z, t, 2.0)
-            + L.slam_loss(z, t, 0.8, k=2)
-            + L.forward_corrected_loss(z, t, TRANSITION)
-        )
+        out = L.kd_loss(z, t, 2.0) + L.slam_loss(z, t, 0.8, k=2) + L.forward_corrected_loss(z, t, TRANSITION)
     assert out.dtype == torch.float32 and bool(torch.isfinite(out).all())
     out.sum().backward()
     assert bool(torch.isfinite(z.grad.float()).all())
@@ -340,9 +299,7 @@ def test_kd_loss_at_a_small_temperature_equals_its_float64_value():
     t = [[0.6, 0.4, 0.0]]
     want = L.kd_loss(z.double(), t, 1e-4)
     assert bool(torch.isfinite(want).all())
-    torch.testing.assert_close(
-        L.kd_loss(z, t, 1e-4).double(), want, rtol=1e-6, atol=0.0
-    )
+    torch.testing.assert_close(L.kd_loss(z, t, 1e-4).double(), want, rtol=1e-6, atol=0.0)
 
 
 def test_taylor_order_is_bounded_and_long_series_approach_cross_entropy():
@@ -352,9 +309,7 @@ def test_taylor_order_is_bounded_and_long_series_approach_cross_entropy():
         L.taylor_cross_entropy(z, [0, 1], 10**8)
     assert time.perf_counter() - start < 1.0
     longest = L.taylor_cross_entropy(z, [0, 1], L.MAX_TAYLOR_ORDER)
-    torch.testing.assert_close(
-        longest, L.soft_cross_entropy(z, [0, 1]), rtol=1e-12, atol=1e-12
-    )
+    torch.testing.assert_close(longest, L.soft_cross_entropy(z, [0, 1]), rtol=1e-12, atol=1e-12)
 
 
 def test_sphere_samples_a_thin_margin_set_directly():
@@ -370,9 +325,7 @@ def test_sphere_samples_a_thin_margin_set_directly():
     tail = special.betaincc(a, b, 0.25)
     cdf = lambda s: 1.0 - special.betaincc(a, b, s) / tail
     assert stats.kstest(data.X[:, 0] ** 2, cdf).pvalue > 1e-3
-    assert (
-        abs(np.mean(data.X[:, 0] > 0) - 0.5) < 0.02
-    )  # both signs (4.5 standard errors)
+    assert abs(np.mean(data.X[:, 0] > 0) - 0.5) < 0.02  # both signs (4.5 standard errors)
 
 
 def test_gaussian_kind_refuses_an_unreachable_margin_quickly():
@@ -395,6 +348,4 @@ def test_embedding_selectors_are_invariant_to_extreme_scales(exponent):
         want = S.SELECTORS[name](probs, 6, rng=1, embeddings=h, **extra).indices
         got = S.SELECTORS[name](probs, 6, rng=1, embeddings=big, **scaled).indices
         np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(
-        S.cluster_assignments(big, 3, rng=2), S.cluster_assignments(h, 3, rng=2)
-    )
+    np.testing.assert_array_equal(S.cluster_assignments(big, 3, rng=2), S.cluster_assignments(h, 3, rng=2))

@@ -243,7 +243,9 @@ def ls_data() -> H.HalfspaceData:
 def test_long_servedio_error_is_the_mass_of_wrong_atoms():
     g = LS_MARGIN
     assert H.long_servedio_error([1.0, 0.0], g) == 0.0
-    assert H.long_servedio_error([1.49, 6.76], g) == 0.5  # the population logistic minimiser (docs/theory/halfspace.md#halfspace-long-servedio)
+    assert (
+        H.long_servedio_error([1.49, 6.76], g) == 0.5
+    )  # the population logistic minimiser (docs/theory/halfspace.md#halfspace-long-servedio)
     assert H.long_servedio_error([1.0, 1.0], g) == 0.5  # x_P on the boundary (<w, x_P> = 0) counts as an error
     assert H.long_servedio_error([1.0, -1.0], g) == 0.25  # only x_U wrong
     assert H.long_servedio_error([-1.0, 0.0], g) == 1.0

@@ -46,8 +46,9 @@ def test_censored_cells_are_reported_and_fail_the_scaling_check(monkeypatch):
     fit = HC.fit_exponents(rows)
     assert fit["censored"] == [[0.2, 0.02, 0.2]] and fit["cells"] == 8
     monkeypatch.setattr(HC, "sample_complexity", lambda rng, **size: rows)
-    result = HC.check_s2_scaling(np.random.default_rng(0), {"dims": (2,), "margins": (), "epsilons": (),
-                                                            "noise_rates": (), "seeds": 1})  # fmt: skip
+    result = HC.check_s2_scaling(
+        np.random.default_rng(0), {"dims": (2,), "margins": (), "epsilons": (), "noise_rates": (), "seeds": 1}
+    )
     assert not result.holds
 
 

@@ -9,14 +9,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from idx_files import (
+    IDX_SETS,
+    SYSTEM_DIR,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    gz_bytes,
+    idx_bytes,
+    images,
+    write_idx,
+    write_set,
+)
 
 from robustdistill.experiments.pipeline import data as data_module
 from robustdistill.experiments.pipeline.data import DATA_ENV, DATASETS, load_dataset, read_idx
-
-from idx_files import (
-    IDX_SETS, SYSTEM_DIR, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, gz_bytes, idx_bytes, images, write_idx,
-    write_set,
-)  # fmt: skip
 
 
 def _assert_set(ds, arrays: dict[str, np.ndarray]) -> None:
@@ -53,8 +61,10 @@ def test_round_trip_from_folder_and_parent(tmp_path, name, gz):
 
 def test_each_name_reads_its_own_subfolder(tmp_path):
     """Three sets side by side: 'mnist' is in every folder name, yet each set finds only its own files."""
-    written = {name: write_set(tmp_path / folder, offset=3 * i, gz=i == 1)
-               for i, (name, folder) in enumerate(sorted(IDX_SETS.items()))}
+    written = {
+        name: write_set(tmp_path / folder, offset=3 * i, gz=i == 1)
+        for i, (name, folder) in enumerate(sorted(IDX_SETS.items()))
+    }
     for name, arrays in written.items():
         _assert_set(load_dataset(name, root=tmp_path), arrays)
 
@@ -162,23 +172,36 @@ def _corrupt_gzip(raw: bytes) -> bytes:
     """``raw`` gzipped, then 8 bytes in the middle of the deflate stream inverted."""
     packed = bytearray(gz_bytes(raw))
     middle = len(packed) // 2
-    packed[middle: middle + 8] = bytes(b ^ 0xFF for b in packed[middle: middle + 8])
+    packed[middle : middle + 8] = bytes(b ^ 0xFF for b in packed[middle : middle + 8])
     return bytes(packed)
 
 
 MALFORMED = {
     # case: (file, gzipped, the file's bytes made from the valid array, expected message)
     "wrong magic": (TRAIN_IMAGES, False, lambda a: idx_bytes(a, magic=b"\x01\x00"), "wrong magic number 0x01000803"),
-    "dtype code": (TRAIN_IMAGES, False, lambda a: idx_bytes(a, code=0x0D),
-                   r"type code 0x0d \(float\) is not supported"),
+    "dtype code": (
+        TRAIN_IMAGES,
+        False,
+        lambda a: idx_bytes(a, code=0x0D),
+        r"type code 0x0d \(float\) is not supported",
+    ),
     "images 2-d": (TRAIN_IMAGES, False, lambda a: idx_bytes(a.reshape(len(a), -1)), "2 dimensions, expected 3"),
     "labels 2-d": (TEST_LABELS, True, lambda a: gz_bytes(idx_bytes(a.reshape(-1, 1))), "2 dimensions, expected 1"),
     "too short": (TRAIN_LABELS, False, lambda a: b"\0\0", "shorter than the 4-byte magic number"),
     "truncated header": (TRAIN_IMAGES, False, lambda a: idx_bytes(a)[:10], "truncated IDX file: 10 bytes"),
-    "truncated data": (TEST_IMAGES, True, lambda a: gz_bytes(idx_bytes(a)[:-5]),
-                       r"truncated IDX file: shape \(3, 28, 28\) needs 2352 data bytes, found 2347"),
+    "truncated data": (
+        TEST_IMAGES,
+        True,
+        lambda a: gz_bytes(idx_bytes(a)[:-5]),
+        r"truncated IDX file: shape \(3, 28, 28\) needs 2352 data bytes, found 2347",
+    ),
     "trailing bytes": (TRAIN_LABELS, False, lambda a: idx_bytes(a) + b"xyz", "3 trailing bytes"),
-    "count mismatch": (TRAIN_LABELS, True, lambda a: gz_bytes(idx_bytes(a[:5])), "holds 6 images but .* holds 5 labels"),
+    "count mismatch": (
+        TRAIN_LABELS,
+        True,
+        lambda a: gz_bytes(idx_bytes(a[:5])),
+        "holds 6 images but .* holds 5 labels",
+    ),
     "label range": (TEST_LABELS, False, lambda a: idx_bytes(np.array([0, 10, 3])), r"labels must lie in 0\.\.9"),
     "corrupt gzip": (TRAIN_IMAGES, True, lambda a: _corrupt_gzip(idx_bytes(a)), "corrupt gzip stream"),
     "cut gzip": (TEST_IMAGES, True, lambda a: gz_bytes(idx_bytes(a))[:-30], "corrupt gzip stream"),

@@ -20,11 +20,25 @@ ALLOWED: dict[str, set[str]] = {
     "experiments": {"experiments.pipeline"},  # the package's lazy public names
     "experiments.pipeline": {"algorithms", "theory", "experiments.pipeline"},
     "experiments.benchmarks": {"algorithms", "theory", "experiments.pipeline", "experiments.benchmarks"},
-    "experiments.cli": {"algorithms", "theory", "theory.simulators", "experiments", "experiments.pipeline",
-                        "experiments.benchmarks", "experiments.cli", "paper_figures"},
-    "paper_figures": {"algorithms", "theory", "theory.simulators", "experiments.pipeline",
-                      "experiments.benchmarks", "paper_figures"},
-}  # fmt: skip
+    "experiments.cli": {
+        "algorithms",
+        "theory",
+        "theory.simulators",
+        "experiments",
+        "experiments.pipeline",
+        "experiments.benchmarks",
+        "experiments.cli",
+        "paper_figures",
+    },
+    "paper_figures": {
+        "algorithms",
+        "theory",
+        "theory.simulators",
+        "experiments.pipeline",
+        "experiments.benchmarks",
+        "paper_figures",
+    },
+}
 
 
 def _module_name(path: Path) -> str:
@@ -62,8 +76,9 @@ def _edges(module: str) -> list[tuple[str, str | None]]:
     edges: list[tuple[str, str | None]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            edges += [(a.name.removeprefix("robustdistill."), None) for a in node.names
-                      if a.name.startswith("robustdistill.")]  # fmt: skip
+            edges += [
+                (a.name.removeprefix("robustdistill."), None) for a in node.names if a.name.startswith("robustdistill.")
+            ]
         elif isinstance(node, ast.ImportFrom):
             target = _resolve(module, path, node)
             if not target:
@@ -110,8 +125,13 @@ def test_no_private_names_across_modules(module):
                 if alias.name.startswith("robustdistill.") and alias.asname:
                     aliases[alias.asname] = alias.name.removeprefix("robustdistill.")
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                and node.attr.startswith("_") and not node.attr.startswith("__")):  # fmt: skip
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             bad.append(f"{aliases[node.value.id]}.{node.attr}")
     assert not bad, f"{module} uses private names of other modules: {sorted(set(bad))}"
 
@@ -126,7 +146,7 @@ def test_no_import_cycle():
         stack.append(m)
         for t in graph[m]:
             if state.get(t) == 1:
-                return stack[stack.index(t):] + [t]
+                return stack[stack.index(t) :] + [t]
             if t not in state and (cycle := visit(t)):
                 return cycle
         stack.pop()

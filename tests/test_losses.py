@@ -128,9 +128,11 @@ def _tempered_kd_reference(z_s: torch.Tensor, z_t: torch.Tensor, tau: float) -> 
 
 
 @given(
-    seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), k=st.integers(2, 8),
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 6),
+    k=st.integers(2, 8),
     tau=st.sampled_from([0.5, 2.0, 4.0, 10.0]),
-)  # fmt: skip
+)
 def test_kd_tempers_both_sides_and_scales_by_tau_squared(seed, n, k, tau):
     """The teacher's probabilities are tempered like its logits would be: kd_loss(z_s, softmax(z_t), tau) =
     tau^2 CE(z_s / tau, softmax(z_t / tau)); temperature_squared=False drops the tau^2; KDLoss agrees."""
@@ -154,9 +156,12 @@ def test_kd_gradient_equals_torch_kl_div_times_tau_squared(tau):
     a = z_s.clone().requires_grad_(True)
     (grad_ours,) = torch.autograd.grad(L.kd_loss(a, p, tau).sum(), a)
     b = z_s.clone().requires_grad_(True)
-    kl = torch.nn.functional.kl_div(
-        torch.log_softmax(b / tau, dim=1), torch.softmax(z_t / tau, dim=1), reduction="none"
-    ).sum(dim=1) * tau**2
+    kl = (
+        torch.nn.functional.kl_div(
+            torch.log_softmax(b / tau, dim=1), torch.softmax(z_t / tau, dim=1), reduction="none"
+        ).sum(dim=1)
+        * tau**2
+    )
     (grad_torch,) = torch.autograd.grad(kl.sum(), b)
     torch.testing.assert_close(grad_ours, grad_torch, rtol=1e-12, atol=1e-13)
     # and the values differ by tau^2 times the tempered teacher's entropy
@@ -262,9 +267,7 @@ def test_slam_matches_numpy_reference(case):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
 
 
-@given(
-    seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), k_classes=st.integers(3, 7), normalize=st.booleans()
-)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), k_classes=st.integers(3, 7), normalize=st.booleans())
 def test_slam_per_example_k_matches_numpy_reference(seed, n, k_classes, normalize):
     z, t, rng = make_case(seed, n, k_classes)
     ks = rng.integers(2, k_classes + 1, size=n)
@@ -427,9 +430,10 @@ def test_finite_values_and_gradients_at_extreme_logits(name, dtype, scale):
     """Logits at +-scale with one-hot and soft teachers, including the teacher's class at the student's
     bottom: finite losses and gradients (slam at alpha = 1 and 1/2 included)."""
     k = 4
-    z = torch.tensor(
-        [[1.0, -1.0, 0.0, -1.0], [-1.0, 1.0, -1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, -1.0, -1.0]]
-    ) * scale
+    z = (
+        torch.tensor([[1.0, -1.0, 0.0, -1.0], [-1.0, 1.0, -1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, -1.0, -1.0]])
+        * scale
+    )
     t = np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.25] * 4, [0.0, 0.0, 0.5, 0.5]])
     labels = torch.tensor([1, 0, 2, 3])
     fn = _all_losses(t, random_transition(np.random.default_rng(0), k), labels)[name]
@@ -474,8 +478,7 @@ def test_backward_correction_is_unbiased(seed, n, k):
     y = rng.integers(0, k, size=n)
     clean = -torch.log_softmax(z, dim=1)[torch.arange(n), torch.as_tensor(y)]
     expected = sum(
-        torch.as_tensor(transition[y, j]) * L.backward_corrected_loss(z, np.full(n, j), transition)
-        for j in range(k)
+        torch.as_tensor(transition[y, j]) * L.backward_corrected_loss(z, np.full(n, j), transition) for j in range(k)
     )
     torch.testing.assert_close(expected, clean, rtol=1e-12, atol=1e-12)
     # the loss is linear in the target, so the soft target T[y] gives the same number in one call
@@ -611,12 +614,27 @@ def _bad_calls():
         ("index out of range", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1], [1, 4], [2, 3]]), ValueError, "0..3"),
         ("negative index", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1], [1, 2], [-1, 3]]), ValueError, "0..3"),
         ("repeated index", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1], [2, 2], [2, 3]]), ValueError, "distinct"),
-        ("repeated index, k=3", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1, 2], [2, 1, 2], [0, 2, 3]]), ValueError, "distinct"),
+        (
+            "repeated index, k=3",
+            lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1, 2], [2, 1, 2], [0, 2, 3]]),
+            ValueError,
+            "distinct",
+        ),
         ("index with one class", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0], [1], [2]]), ValueError, "2 <= k"),
         ("index rows", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0, 1], [1, 2]]), ValueError, "shape"),
         ("float index", lambda: L.slam_loss(z, t, 0.7, topk_index=[[0.0, 1.0]] * 3), TypeError, "integer"),
-        ("index on another device", lambda: L.slam_loss(z32, t, 0.7, topk_index=torch.zeros(3, 2, dtype=torch.long, device="meta")), ValueError, "device"),
-        ("alpha <= 1/k for (2), index", lambda: L.slam_loss(z, t, 0.3, topk_index=[[0, 1, 2]] * 3, normalize=True), ValueError, "1/k"),
+        (
+            "index on another device",
+            lambda: L.slam_loss(z32, t, 0.7, topk_index=torch.zeros(3, 2, dtype=torch.long, device="meta")),
+            ValueError,
+            "device",
+        ),
+        (
+            "alpha <= 1/k for (2), index",
+            lambda: L.slam_loss(z, t, 0.3, topk_index=[[0, 1, 2]] * 3, normalize=True),
+            ValueError,
+            "1/k",
+        ),
         ("temperature 0", lambda: L.kd_loss(z, t, 0.0), ValueError, "temperature"),
         ("temperature inf", lambda: L.kd_loss(z, t, math.inf), ValueError, "temperature"),
         ("temperature str", lambda: L.kd_loss(z, t, "2"), TypeError, "temperature"),
@@ -626,10 +644,20 @@ def _bad_calls():
         ("T shape", lambda: L.backward_corrected_loss(z, t, np.eye(3)), ValueError, "transition"),
         ("T negative", lambda: L.forward_corrected_loss(z, t, [[1.5, -0.5, 0, 0], *eye[1:]]), ValueError, "negative"),
         ("probs on another device", lambda: L.soft_cross_entropy(z32, meta), ValueError, "device"),
-        ("alpha on another device", lambda: L.slam_loss(z32, t, torch.full((3,), 0.7, device="meta"), k=2), ValueError, "device"),
-        ("T on another device", lambda: L.forward_corrected_loss(z32, t, torch.eye(4, device="meta")), ValueError, "device"),
+        (
+            "alpha on another device",
+            lambda: L.slam_loss(z32, t, torch.full((3,), 0.7, device="meta"), k=2),
+            ValueError,
+            "device",
+        ),
+        (
+            "T on another device",
+            lambda: L.forward_corrected_loss(z32, t, torch.eye(4, device="meta")),
+            ValueError,
+            "device",
+        ),
         ("mask on another device", lambda: L.slam_loss(z32, t, 0.7, meta.bool()), ValueError, "device"),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize("case", _bad_calls(), ids=lambda c: c[0])
@@ -694,11 +722,16 @@ def test_modules_reductions_and_weights():
         (L.SoftCrossEntropy, {}, (t,), L.soft_cross_entropy(z, t)),
         (L.KDLoss, {"temperature": 2.0}, (t,), L.kd_loss(z, t, 2.0)),
         (L.SLaMLoss, {"k": 2}, (t, 0.7), L.slam_loss(z, t, 0.7, k=2)),
-        (L.SLaMLoss, {"normalize": True}, (t, 0.7, slam.topk_mask(t, 3)), L.slam_loss(z, t, 0.7, slam.topk_mask(t, 3), normalize=True)),
+        (
+            L.SLaMLoss,
+            {"normalize": True},
+            (t, 0.7, slam.topk_mask(t, 3)),
+            L.slam_loss(z, t, 0.7, slam.topk_mask(t, 3), normalize=True),
+        ),
         (L.ForwardCorrectedLoss, {"transition": transition}, (y,), L.forward_corrected_loss(z, y, transition)),
         (L.BackwardCorrectedLoss, {"transition": transition}, (t,), L.backward_corrected_loss(z, t, transition)),
         (L.TaylorCrossEntropy, {"order": 3}, (y,), L.taylor_cross_entropy(z, y, 3)),
-    ]  # fmt: skip
+    ]
     for cls, kwargs, args, per_example in cases:
         none = cls(**kwargs, reduction="none")(z, *args)
         torch.testing.assert_close(none, per_example, rtol=1e-12, atol=1e-12)
@@ -734,9 +767,14 @@ def test_doctests():
 
 def test_losses_registry_lists_the_public_functions():
     assert set(L.LOSSES) == {
-        "soft_cross_entropy", "kd_loss", "slam_loss", "forward_corrected_loss", "backward_corrected_loss",
-        "taylor_cross_entropy", "negative_learning_loss",
-    }  # fmt: skip
+        "soft_cross_entropy",
+        "kd_loss",
+        "slam_loss",
+        "forward_corrected_loss",
+        "backward_corrected_loss",
+        "taylor_cross_entropy",
+        "negative_learning_loss",
+    }
     assert all(callable(fn) for fn in L.LOSSES.values())
 
 

@@ -55,7 +55,7 @@ VARIANTS = [
     ("taylor", {"order": 2}),
     ("confidence_threshold", {}),
     ("confidence_threshold", {"threshold": 0.5, "targets": "hard"}),
-]  # fmt: skip
+]
 VARIANT_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in opts.items())}" for name, opts in VARIANTS]
 NEEDS_FIT = {"weighted", "slam", "forward", "backward"}
 
@@ -67,8 +67,16 @@ COARSE_FIT_WARNING = pytest.mark.filterwarnings("ignore:fit_teacher_accuracy:Use
 # Instances
 
 
-def make_instance(rng: np.random.Generator, num_classes: int, n_val: int, n_pool: int, n_labeled: int,
-                  sharpness: float, tie_fraction: float, logit_scale: float) -> dict:  # fmt: skip
+def make_instance(
+    rng: np.random.Generator,
+    num_classes: int,
+    n_val: int,
+    n_pool: int,
+    n_labeled: int,
+    sharpness: float,
+    tie_fraction: float,
+    logit_scale: float,
+) -> dict:
     """A teacher better than chance (its logit of the true class boosted), some rows exactly uniform (ties),
     validation labels covering every class, and float32 student logits in [-logit_scale, logit_scale]."""
 
@@ -84,8 +92,13 @@ def make_instance(rng: np.random.Generator, num_classes: int, n_val: int, n_pool
     y_val[:num_classes] = rng.permutation(num_classes)
     y_pool = rng.integers(0, num_classes, n_pool)
     logits = rng.uniform(-logit_scale, logit_scale, size=(n_labeled + n_pool, num_classes)).astype(np.float32)
-    return {"t_val": teacher(y_val), "y_val": y_val, "t_pool": teacher(y_pool),
-            "y_lab": rng.integers(0, num_classes, n_labeled), "logits": logits}  # fmt: skip
+    return {
+        "t_val": teacher(y_val),
+        "y_val": y_val,
+        "t_pool": teacher(y_pool),
+        "y_lab": rng.integers(0, num_classes, n_labeled),
+        "logits": logits,
+    }
 
 
 @st.composite
@@ -120,7 +133,9 @@ def build(name, opts, inst):
 # The oracle: the recipe in float64, from the algorithms' data-level functions and the losses' formulas
 
 
-def oracle(name: str, opts: dict, inst: dict, logits: np.ndarray, *, float32_alpha: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def oracle(
+    name: str, opts: dict, inst: dict, logits: np.ndarray, *, float32_alpha: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-example losses of [labeled; pool] rows and the scale of their rounding error (the sum of the
     absolute terms; the loss itself except for backward correction, whose terms cancel)."""
     t_val, y_val, t, y_lab = inst["t_val"], inst["y_val"], inst["t_pool"], inst["y_lab"]
@@ -179,8 +194,16 @@ def oracle(name: str, opts: dict, inst: dict, logits: np.ndarray, *, float32_alp
     return losses, np.abs(losses) if scale is None else np.r_[np.abs(labeled), scale]
 
 
-def assert_matches_oracle(got: torch.Tensor, want: np.ndarray, scale: np.ndarray, logits: np.ndarray, what: str, *,
-                          rtol: float = 1e-5, atol: float = 1e-6) -> None:  # fmt: skip
+def assert_matches_oracle(
+    got: torch.Tensor,
+    want: np.ndarray,
+    scale: np.ndarray,
+    logits: np.ndarray,
+    what: str,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+) -> None:
     """|got - want| <= rtol * scale + atol + eps |z|_max per row: float32 rounding of the loss's terms and of
     the row's logits (a difference of two log-sum-exps of logits near 1000, as in Taylor-CE's
     log(1 - f) at the argmax, is only known to eps |z|; eps = 2^-24, or 2^-53 for float64 losses)."""
@@ -219,16 +242,29 @@ def test_losses_equal_the_float64_oracle_for_every_variant(inst):
 
 def test_registry_holds_the_seven_methods_in_order():
     assert list(METHODS) == ["vanilla", "weighted", "slam", "forward", "backward", "taylor", "confidence_threshold"]
-    assert list(METHODS.values()) == [Vanilla, WeightedDistillation, SLaM, ForwardCorrection, BackwardCorrection,
-                                      TaylorCE, ConfidenceThreshold]  # fmt: skip
+    assert list(METHODS.values()) == [
+        Vanilla,
+        WeightedDistillation,
+        SLaM,
+        ForwardCorrection,
+        BackwardCorrection,
+        TaylorCE,
+        ConfidenceThreshold,
+    ]
     assert all(cls.name == name and issubclass(cls, Method) for name, cls in METHODS.items())
 
 
 DEFAULTS = {
     "vanilla": {"targets": "soft"},
     "weighted": {"scheme": "signal", "targets": "hard", "feature": "margin"},
-    "slam": {"normalize": False, "targets": "hard", "k": "auto", "top_k_target": 0.9, "alpha_floor": 0.6,
-             "feature": "margin"},
+    "slam": {
+        "normalize": False,
+        "targets": "hard",
+        "k": "auto",
+        "top_k_target": 0.9,
+        "alpha_floor": 0.6,
+        "feature": "margin",
+    },
     "forward": {"targets": "soft", "smoothing": 1.0},
     "backward": {"targets": "soft", "smoothing": 1.0},
     "taylor": {"targets": "soft", "order": 2},
@@ -249,7 +285,10 @@ def test_defaults_get_params_repr_and_to_dict(name):
 
 
 def test_repr_shows_every_option():
-    assert repr(SLaM()) == "SLaM(normalize=False, targets='hard', k='auto', top_k_target=0.9, alpha_floor=0.6, feature='margin')"
+    assert (
+        repr(SLaM())
+        == "SLaM(normalize=False, targets='hard', k='auto', top_k_target=0.9, alpha_floor=0.6, feature='margin')"
+    )
     assert repr(WeightedDistillation(scheme="accuracy", targets="hard")) == (
         "WeightedDistillation(scheme='accuracy', targets='hard', feature='margin')"
     )
@@ -291,7 +330,7 @@ BAD_OPTIONS = [
     (ConfidenceThreshold, {"threshold": 1.5}, ValueError, r"threshold must be finite and in \[0, 1\]"),
     (ConfidenceThreshold, {"threshold": -0.1}, ValueError, "threshold"),
     (ConfidenceThreshold, {"threshold": None}, TypeError, "threshold must be a real number"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("cls", "options", "error", "match"), BAD_OPTIONS)
@@ -354,12 +393,16 @@ def test_fitted_attributes(inst):
     assert slam.k_ == choose_top_k(t_val, y_val, 0.95)
     assert SLaM(k=3).fit(t_val, y_val).k_ == 3
     ref = fit_teacher_accuracy(t_val, y_val, feature="entropy")
-    for method in (SLaM(feature="entropy").fit(t_val, y_val), WeightedDistillation(feature="entropy").fit(t_val, y_val)):
+    for method in (
+        SLaM(feature="entropy").fit(t_val, y_val),
+        WeightedDistillation(feature="entropy").fit(t_val, y_val),
+    ):
         np.testing.assert_array_equal(method.accuracy_model_.knots_x, ref.knots_x)
         np.testing.assert_array_equal(method.accuracy_model_.knots_y, ref.knots_y)
     for cls in (ForwardCorrection, BackwardCorrection):
-        np.testing.assert_array_equal(cls(smoothing=0.5).fit(t_val, y_val).transition_,
-                                      estimate_transition(t_val, y_val, smoothing=0.5))  # fmt: skip
+        np.testing.assert_array_equal(
+            cls(smoothing=0.5).fit(t_val, y_val).transition_, estimate_transition(t_val, y_val, smoothing=0.5)
+        )
 
 
 def test_fit_checks_its_inputs_and_the_options_against_k(inst):
@@ -444,8 +487,14 @@ EXPECTED_KEYS = {
     "taylor": ("targets", "weights", "labeled"),
     "confidence_threshold": ("targets", "weights", "labeled"),
 }
-DTYPES = {"targets": np.float32, "weights": np.float32, "labeled": np.bool_, "alpha": np.float32,
-          "topk_index": np.int64, "teacher_accuracy": np.float32}  # fmt: skip
+DTYPES = {
+    "targets": np.float32,
+    "weights": np.float32,
+    "labeled": np.bool_,
+    "alpha": np.float32,
+    "topk_index": np.int64,
+    "teacher_accuracy": np.float32,
+}
 
 
 @pytest.mark.parametrize(("name", "opts"), VARIANTS, ids=VARIANT_IDS)
@@ -479,7 +528,10 @@ def test_prepare_gives_the_batch_format(name, opts, inst):
         assert all(y in row for y, row in zip(inst["y_lab"], lab["topk_index"]))  # the label is in the top-k
         raw = method.accuracy_model_.predict(t)
         np.testing.assert_array_equal(pool["teacher_accuracy"], raw.astype(np.float32))
-        np.testing.assert_array_equal(pool["alpha"], clip_alpha(raw, opts.get("alpha_floor", 0.6), normalize=method.normalize, k=k).astype(np.float32))
+        np.testing.assert_array_equal(
+            pool["alpha"],
+            clip_alpha(raw, opts.get("alpha_floor", 0.6), normalize=method.normalize, k=k).astype(np.float32),
+        )
         assert np.all(lab["alpha"] == 1.0) and np.all(lab["teacher_accuracy"] == 1.0)
     elif name == "weighted":
         alpha = method.accuracy_model_.predict(t)
@@ -538,8 +590,14 @@ def test_concat_batches_and_to_tensors(inst):
     with pytest.raises(ValueError, match=r"batch 1 has \['labeled', 'targets', 'weights'\]"):
         concat_batches(lab, Vanilla().fit(inst["t_val"], inst["y_val"]).prepare(inst["t_pool"]))
     tensors = to_tensors(batch)
-    want = {"targets": torch.float32, "weights": torch.float32, "labeled": torch.bool, "alpha": torch.float32,
-            "topk_index": torch.int64, "teacher_accuracy": torch.float32}  # fmt: skip
+    want = {
+        "targets": torch.float32,
+        "weights": torch.float32,
+        "labeled": torch.bool,
+        "alpha": torch.float32,
+        "topk_index": torch.int64,
+        "teacher_accuracy": torch.float32,
+    }
     assert {k: v.dtype for k, v in tensors.items()} == want
     for key in batch:
         np.testing.assert_array_equal(tensors[key].numpy(), batch[key])
@@ -640,12 +698,16 @@ def test_info_summarises_the_pool_rows_and_the_fitted_state(name, opts, inst):
         alpha = method.accuracy_model_.predict(t).astype(np.float32).astype(np.float64)
         assert list(info["alpha"]) == ["min", "p10", "median", "p90", "max", "mean"]
         assert info["alpha"]["min"] == alpha.min() and info["alpha"]["max"] == alpha.max()
-        assert info["alpha"]["median"] == np.median(alpha) and info["alpha"]["mean"] == pytest.approx(alpha.mean(), rel=1e-12)
+        assert info["alpha"]["median"] == np.median(alpha) and info["alpha"]["mean"] == pytest.approx(
+            alpha.mean(), rel=1e-12
+        )
     if name == "weighted":
         assert info["weights"]["mean"] == pytest.approx(1.0, rel=1e-6)
     if name == "slam":
         assert info["k"] == method.k_
-        assert info["alpha_clipped"]["min"] >= opts.get("alpha_floor", 0.6) - 1e-7 and info["alpha_clipped"]["min"] == float(pool["alpha"].min())
+        assert info["alpha_clipped"]["min"] >= opts.get("alpha_floor", 0.6) - 1e-7 and info["alpha_clipped"][
+            "min"
+        ] == float(pool["alpha"].min())
     if name in ("forward", "backward"):
         assert info["transition_diagonal"] == np.diag(estimate_transition(inst["t_val"], inst["y_val"])).tolist()
     if name == "confidence_threshold":

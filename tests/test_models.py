@@ -66,14 +66,16 @@ def test_parameters_grow_with_width_and_depth() -> None:
     def params(name: str, shape: tuple[int, ...], **options: object) -> int:
         return count_parameters(build_model(name, shape, 10, **options))
 
-    assert params("resnet", (3, 8, 8), depth=8) < params("resnet", (3, 8, 8), depth=14) < params(
-        "resnet", (3, 8, 8), depth=20
+    assert (
+        params("resnet", (3, 8, 8), depth=8)
+        < params("resnet", (3, 8, 8), depth=14)
+        < params("resnet", (3, 8, 8), depth=20)
     )
     assert params("resnet", (3, 8, 8), depth=8, width=1) < params("resnet", (3, 8, 8), depth=8, width=2)
     assert params("small_cnn", (3, 8, 8), channels=4) < params("small_cnn", (3, 8, 8), channels=8)
     assert params("cnn1d", (40,), channels=4) < params("cnn1d", (40,), channels=8)
-    assert params("mlp", (10,), hidden=(8,)) < params("mlp", (10,), hidden=(16,)) < params(
-        "mlp", (10,), hidden=(16, 16)
+    assert (
+        params("mlp", (10,), hidden=(8,)) < params("mlp", (10,), hidden=(16,)) < params("mlp", (10,), hidden=(16, 16))
     )
     # counted exactly: a linear model is (d + 1) K
     assert params("mlp", (2, 5), hidden=()) == 11 * 10

@@ -13,8 +13,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_wheel_maps_folders_into_the_namespace(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-         "--quiet", "-w", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+        ],
         check=True,
         capture_output=True,
     )
@@ -22,8 +32,12 @@ def test_wheel_maps_folders_into_the_namespace(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     # every module and config of the four folders, sub-packages included, is in the wheel at its namespace path
     # (`robustdistill figures` imports the figure scripts)
-    sources = [p.relative_to(ROOT).as_posix() for folder in ("algorithms", "theory", "experiments", "paper_figures")
-               for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".toml") and "__pycache__" not in p.parts]
+    sources = [
+        p.relative_to(ROOT).as_posix()
+        for folder in ("algorithms", "theory", "experiments", "paper_figures")
+        for p in (ROOT / folder).rglob("*")
+        if p.suffix in (".py", ".toml") and "__pycache__" not in p.parts
+    ]
     assert len(sources) > 60 and "experiments/configs/digits.toml" in sources
     missing = [s for s in sources if f"robustdistill/{s}" not in names]
     assert not missing, f"not in the wheel: {missing}"
@@ -32,9 +46,7 @@ def test_wheel_maps_folders_into_the_namespace(tmp_path):
     assert not top_level & {"algorithms", "theory", "experiments", "tests", "paper_figures"}
     assert "robustdistill/__init__.py" not in names  # a namespace package
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "robustdistill = robustdistill.experiments.cli:main" in zipfile.ZipFile(wheel).read(
-        entry_points
-    ).decode()
+    assert "robustdistill = robustdistill.experiments.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_editable_install_imports_from_this_checkout():

@@ -20,17 +20,21 @@ import pytest
 from matplotlib.container import BarContainer, ErrorbarContainer
 
 import robustdistill.paper_figures as paper_figures
-from robustdistill.paper_figures import FIGURES, _style, make_figures
 from robustdistill.experiments.cli import main
 from robustdistill.experiments.pipeline.files import write_json_atomic
+from robustdistill.paper_figures import FIGURES, _style, make_figures
 from robustdistill.theory.simulators.rad_checks import SPEC_GAINS
 from robustdistill.theory.simulators.rad_selection_checks import worst_case_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Figures that read the tiny stored results below; every other one computes its data ("quick").
 STORED = {"rad_worst_case", "rad_active_curves", "weighted_ablation", "slam_accuracy_vs_labels", "realdata_paired"}
-BENCH_FIGURES = {"rad_active_curves": "active", "weighted_ablation": "ablation", "slam_accuracy_vs_labels": "distill",
-                 "realdata_paired": "realdata"}  # fmt: skip
+BENCH_FIGURES = {
+    "rad_active_curves": "active",
+    "weighted_ablation": "ablation",
+    "slam_accuracy_vs_labels": "distill",
+    "realdata_paired": "realdata",
+}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -42,9 +46,18 @@ def _tiny_active() -> dict[str, Any]:
     for loss in ("vanilla", "slam"):
         for k, selector in enumerate(("rad", "margin", "random", "entropy")):
             acc = np.array([[0.4, 0.5 + 0.01 * k, 0.6], [0.42, 0.55, 0.58 + 0.01 * k]])
-            rows.append({"dataset": "digits", "loss": loss, "selector": selector, "queries": [0, 10, 20],
-                         "mean": acc.mean(axis=0).tolist(), "std": acc.std(axis=0, ddof=1).tolist(),
-                         "accuracy": acc.tolist(), "teacher_accuracy": [0.7, 0.72]})  # fmt: skip
+            rows.append(
+                {
+                    "dataset": "digits",
+                    "loss": loss,
+                    "selector": selector,
+                    "queries": [0, 10, 20],
+                    "mean": acc.mean(axis=0).tolist(),
+                    "std": acc.std(axis=0, ddof=1).tolist(),
+                    "accuracy": acc.tolist(),
+                    "teacher_accuracy": [0.7, 0.72],
+                }
+            )
     return {"benchmark": "active", "rows": rows, "seeds": [0, 1], "quick": False}
 
 
@@ -55,9 +68,18 @@ def _tiny_distill(methods: list[str], grid: str) -> dict[str, Any]:
             for k, method in enumerate(methods):
                 acc = [0.5 + 0.01 * k + 0.001 * size / 50, 0.52 + 0.005 * k]
                 student = None if method == "teacher" else float(np.mean(acc))
-                rows.append({"dataset": dataset, "labeled": size, "method": method, "student_mean": student,
-                             "student_std": None if student is None else float(np.std(acc, ddof=1)),
-                             "teacher_mean": 0.6, "teacher_std": 0.02, "student_accuracy": acc})  # fmt: skip
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "labeled": size,
+                        "method": method,
+                        "student_mean": student,
+                        "student_std": None if student is None else float(np.std(acc, ddof=1)),
+                        "teacher_mean": 0.6,
+                        "teacher_std": 0.02,
+                        "student_accuracy": acc,
+                    }
+                )
                 if student is not None:
                     cells.setdefault(f"{dataset}-{size}", {})[method] = student
     out = {"benchmark": grid, "grid": grid, "rows": rows, "cells": cells, "seeds": [0, 1], "quick": False}
@@ -73,15 +95,21 @@ def _tiny_realdata() -> dict[str, Any]:
     cells = {}
     for student, size in (("mlp", 100), ("cnn", 100)):
         accs = {BASELINE: [0.70, 0.72, 0.71], "slam (2') top-k": [0.73, 0.74, 0.72], "forward": [0.69, 0.73, 0.70]}
-        cells[f"{student}-{size}"] = {"student": student, "labeled": size, "teacher": [0.68, 0.7, 0.69],
-                                      "paired": paired(accs)}  # fmt: skip
+        cells[f"{student}-{size}"] = {
+            "student": student,
+            "labeled": size,
+            "teacher": [0.68, 0.7, 0.69],
+            "paired": paired(accs),
+        }
     return {"benchmark": "realdata", "cells": cells, "baseline": BASELINE, "seeds": [0, 1, 2], "quick": False}
 
 
 def _tiny_r1() -> dict[str, Any]:
     gains = np.linspace(0.02, 1.0, 50)
-    return {"spec_gains": worst_case_curve(SPEC_GAINS, 2, np.arange(6)).to_dict(),
-            "uniform_gains_n50": worst_case_curve(gains, 2, np.arange(0, 9, 2)).to_dict()}  # fmt: skip
+    return {
+        "spec_gains": worst_case_curve(SPEC_GAINS, 2, np.arange(6)).to_dict(),
+        "uniform_gains_n50": worst_case_curve(gains, 2, np.arange(0, 9, 2)).to_dict(),
+    }
 
 
 TINY = {
@@ -175,7 +203,9 @@ def assert_drawn_matches(fig: Any, spec: dict[str, Any]) -> None:
 
 def _assert_files(fig: paper_figures.Figure, out: Path) -> dict[str, Any]:
     png, pdf = fig.files
-    assert png == out / f"{fig.name}.png" and pdf == out / f"{fig.name}.pdf" and fig.data_path == out / f"{fig.name}.json"
+    assert (
+        png == out / f"{fig.name}.png" and pdf == out / f"{fig.name}.pdf" and fig.data_path == out / f"{fig.name}.json"
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 2_000
     data = json.loads(fig.data_path.read_text())  # strict JSON: no NaN or Infinity
@@ -198,7 +228,9 @@ def test_registry_order_and_modules() -> None:
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
-def test_figure_files_and_data_match_the_drawing(name: str, results: Path, tmp_path: Path, drawn: dict[str, Any]) -> None:
+def test_figure_files_and_data_match_the_drawing(
+    name: str, results: Path, tmp_path: Path, drawn: dict[str, Any]
+) -> None:
     (fig,) = make_figures([name], out=tmp_path, results=results)
     assert fig.name == name and fig.source == ("stored" if name in STORED else "quick")
     data = _assert_files(fig, tmp_path)
@@ -267,7 +299,11 @@ def test_cli_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_run_as_module(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "paper_figures.weighted_weights", "--out", str(tmp_path), "--results", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "weighted_weights (quick)" in done.stdout and (tmp_path / "weighted_weights.pdf").stat().st_size > 0

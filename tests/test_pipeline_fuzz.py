@@ -16,28 +16,93 @@ from robustdistill.experiments.pipeline.distill import load_config, open_run, ru
 from robustdistill.experiments.pipeline.teacher import Teacher, TeacherBudgetError
 
 BASE = {
-    "name": "t", "dataset": "digits", "labeled": 30, "validation": 100, "unlabeled": 150, "test": 100,
-    "teacher": {"name": "mlp", "hidden": [16]}, "student": {"name": "mlp", "hidden": [8]}, "epochs": 3,
-    "method": "vanilla", "seeds": [0, 1], "train": {"optimizer": "adamw", "lr": 0.01, "batch_size": 32},
-}  # fmt: skip
+    "name": "t",
+    "dataset": "digits",
+    "labeled": 30,
+    "validation": 100,
+    "unlabeled": 150,
+    "test": 100,
+    "teacher": {"name": "mlp", "hidden": [16]},
+    "student": {"name": "mlp", "hidden": [8]},
+    "epochs": 3,
+    "method": "vanilla",
+    "seeds": [0, 1],
+    "train": {"optimizer": "adamw", "lr": 0.01, "batch_size": 32},
+}
 ACTIVE_BASE = {**{k: v for k, v in BASE.items() if k != "method"}, "selector": "rad", "rounds": 2, "budget": 10}
-BAD = [math.nan, math.inf, -1, 0, 10**400, 2**63, 1e308, -1e308, "abc", "1", True, None, [], [1], {}, {"x": 1}, 1.5,
-       b"x", object()]  # fmt: skip
-OTHER_KEYS = ["stratify", "teacher_epochs", "device", "checkpoints", "resume", "evaluate_teacher", "overwrite", "out",
-              "cache"]  # fmt: skip
+BAD = [
+    math.nan,
+    math.inf,
+    -1,
+    0,
+    10**400,
+    2**63,
+    1e308,
+    -1e308,
+    "abc",
+    "1",
+    True,
+    None,
+    [],
+    [1],
+    {},
+    {"x": 1},
+    1.5,
+    b"x",
+    object(),
+]
+OTHER_KEYS = [
+    "stratify",
+    "teacher_epochs",
+    "device",
+    "checkpoints",
+    "resume",
+    "evaluate_teacher",
+    "overwrite",
+    "out",
+    "cache",
+]
 TRAIN_KEYS = ["lr", "batch_size", "weight_decay", "optimizer", "schedule", "augment", "amp", "compile", "grad_clip"]
 
 #: (key, value) pairs of BAD that are valid values (None: the key's default; a number where any positive one is).
 ACCEPTED = {
-    ("name", "abc"), ("name", "1"), ("name", None), ("out", "abc"), ("out", "1"), ("cache", "abc"), ("cache", "1"),
-    ("cache", None), ("teacher_epochs", None), ("seeds", (1,)), ("train", ()), ("method_options", None),
-    ("method_options", ()), ("loss_options", None), ("loss_options", ()), ("teacher.hidden", ()),
-    ("teacher.hidden", (1,)), ("student.hidden", ()), ("student.hidden", (1,)), ("dataset.n", None),
-    *((key, True) for key in ("stratify", "checkpoints", "resume", "evaluate_teacher", "overwrite", "pool_diagnostics",
-                              "train.augment", "train.compile")),
+    ("name", "abc"),
+    ("name", "1"),
+    ("name", None),
+    ("out", "abc"),
+    ("out", "1"),
+    ("cache", "abc"),
+    ("cache", "1"),
+    ("cache", None),
+    ("teacher_epochs", None),
+    ("seeds", (1,)),
+    ("train", ()),
+    ("method_options", None),
+    ("method_options", ()),
+    ("loss_options", None),
+    ("loss_options", ()),
+    ("teacher.hidden", ()),
+    ("teacher.hidden", (1,)),
+    ("student.hidden", ()),
+    ("student.hidden", (1,)),
+    ("dataset.n", None),
+    *(
+        (key, True)
+        for key in (
+            "stratify",
+            "checkpoints",
+            "resume",
+            "evaluate_teacher",
+            "overwrite",
+            "pool_diagnostics",
+            "train.augment",
+            "train.compile",
+        )
+    ),
     *((f"train.{key}", v) for key in ("lr", "weight_decay", "grad_clip") for v in (1.5, 1e308, 2**63)),
-    ("train.weight_decay", 0), ("train.grad_clip", None),
-}  # fmt: skip
+    ("train.weight_decay", 0),
+    ("train.grad_clip", None),
+}
 
 
 def _frozen(value: object) -> object:
@@ -47,8 +112,11 @@ def _frozen(value: object) -> object:
 def _cases() -> list[tuple[str, str, object]]:
     cases = []
     for pipeline, base in (("distill", BASE), ("active", ACTIVE_BASE)):
-        keys = [*base, *OTHER_KEYS, "method_options"] if pipeline == "distill" else [
-            *base, *OTHER_KEYS, "gain", "loss", "loss_options", "retrain", "pool_diagnostics", "mistakes"]  # fmt: skip
+        keys = (
+            [*base, *OTHER_KEYS, "method_options"]
+            if pipeline == "distill"
+            else [*base, *OTHER_KEYS, "gain", "loss", "loss_options", "retrain", "pool_diagnostics", "mistakes"]
+        )
         keys += [f"train.{k}" for k in TRAIN_KEYS] + ["teacher.hidden", "student.hidden", "dataset.n"]
         cases += [(pipeline, key, value) for key in keys for value in BAD]
     return cases
@@ -95,9 +163,15 @@ def test_empty_splits_are_refused(tmp_path, key):
 
 
 TEACHER_ACCEPTED = {("temperature", v) for v in (2**63, 1e308, 1.5)} | {
-    ("batch_size", None), ("budget", None), ("cache", None), ("cache", "abc"), ("cache", "1"), ("name", None),
-    ("name", "abc"), ("name", "1"),
-}  # fmt: skip
+    ("batch_size", None),
+    ("budget", None),
+    ("cache", None),
+    ("cache", "abc"),
+    ("cache", "1"),
+    ("name", None),
+    ("name", "abc"),
+    ("name", "1"),
+}
 BAD_INPUTS = [np.array(["a"]), np.zeros((2, 4), complex), np.zeros((3, 5), np.float32), [1], 3.0, None]
 
 
@@ -141,21 +215,50 @@ def _bad_runs() -> list[tuple[str, str, dict]]:
     X, y = _digits()
     probs = np.full((len(y), 10), 0.1)
     data = [
-        "abc", 3, [], (X,), (X, y, y), (X[:10], y), (X.astype(complex), y), (np.full_like(X, np.nan), y),
-        (X, y + 0.5), (X, -y), (X, y.astype(str)), (X.astype(str), y), (X, np.zeros_like(y)), (X[:, :0], y),
-        (X.astype(object), y), (X, y * 10**12),
-    ]  # fmt: skip
+        "abc",
+        3,
+        [],
+        (X,),
+        (X, y, y),
+        (X[:10], y),
+        (X.astype(complex), y),
+        (np.full_like(X, np.nan), y),
+        (X, y + 0.5),
+        (X, -y),
+        (X, y.astype(str)),
+        (X.astype(str), y),
+        (X, np.zeros_like(y)),
+        (X[:, :0], y),
+        (X.astype(object), y),
+        (X, y * 10**12),
+    ]
     teachers = [
-        "abc", 3, probs[:, :1], probs * np.nan, probs.astype(complex), -probs, probs[:5], lambda x: "x",
-        lambda x: np.full((len(x), 3), 1 / 3), torch.nn.Linear(5, 10), torch.nn.Linear(64, 3),
-    ]  # fmt: skip
+        "abc",
+        3,
+        probs[:, :1],
+        probs * np.nan,
+        probs.astype(complex),
+        -probs,
+        probs[:5],
+        lambda x: "x",
+        lambda x: np.full((len(x), 3), 1 / 3),
+        torch.nn.Linear(5, 10),
+        torch.nn.Linear(64, 3),
+    ]
     students = [
-        "abc", 3, lambda s: "x", lambda s: torch.nn.Linear(5, 10), lambda s: torch.nn.Linear(64, 3), lambda s: None,
+        "abc",
+        3,
+        lambda s: "x",
+        lambda s: torch.nn.Linear(5, 10),
+        lambda s: torch.nn.Linear(64, 3),
+        lambda s: None,
         lambda: torch.nn.Linear(64, 10),
-    ]  # fmt: skip
-    return ([("data", "data", {"data": d}) for d in data]
-            + [("teacher", "teacher", {"data": (X, y), "teacher": t}) for t in teachers]
-            + [("student", "student", {"data": (X, y), "student": s}) for s in students])  # fmt: skip
+    ]
+    return (
+        [("data", "data", {"data": d}) for d in data]
+        + [("teacher", "teacher", {"data": (X, y), "teacher": t}) for t in teachers]
+        + [("student", "student", {"data": (X, y), "student": s}) for s in students]
+    )
 
 
 def test_run_distillation_refuses_bad_data_teachers_and_students_naming_them(tmp_path):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from strategies import close, games, top_sum
 
 from robustdistill.algorithms.rad import QueryGameSolution, solve_query_game
 from robustdistill.theory.query_game import closed_form, solve_exact, worst_case_value
-from strategies import close, games, top_sum
 
 SPEC_GAINS = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
 
@@ -85,9 +85,7 @@ def test_no_mistakes_is_greedy_top_b(game):
         assert np.all(sol.probabilities[g > cut] == 1.0)
         assert np.all(sol.probabilities[g < cut] == 0.0)
         tied = g == cut  # the tie group at the cut shares the remaining budget equally
-        np.testing.assert_allclose(
-            sol.probabilities[tied], (b - np.count_nonzero(g > cut)) / tied.sum(), atol=1e-12
-        )
+        np.testing.assert_allclose(sol.probabilities[tied], (b - np.count_nonzero(g > cut)) / tied.sum(), atol=1e-12)
     assert np.all(sol.adversary == 0)
 
 

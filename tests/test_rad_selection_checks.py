@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import close, games
 
 from robustdistill.algorithms.query_game import solve_query_game
 from robustdistill.algorithms.rad import depround
 from robustdistill.theory import selection_value
 from robustdistill.theory.simulators import rad_selection_checks as R
 from robustdistill.theory.simulators.rad_checks import random_game
-from strategies import close, games
 
 SPEC_GAINS = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
 NAMES = ["R1", "R2", "R3", "R4"]
@@ -57,9 +57,7 @@ def bernoulli_sets(pi: np.ndarray) -> list[tuple[frozenset, float]]:
 
 def expectation(batches, patterns, g) -> float:
     """E[sum_{i in S, i not wrong} g_i] with S and the mistake set W independent."""
-    return sum(
-        ps * pw * sum(g[i] for i in S if i not in W) for S, ps in batches for W, pw in patterns
-    )
+    return sum(ps * pw * sum(g[i] for i in S if i not in W) for S, ps in batches for W, pw in patterns)
 
 
 def marginals_of(sets, n: int) -> np.ndarray:
@@ -213,9 +211,7 @@ def test_spec_instance_by_hand():
     assert u.rad == pytest.approx(0.7 * 6 * 0.602631 / 3, abs=1e-6)  # 0.7 * sum q* = 0.7 * 6c
     # the equilibrium r* (docs/theory/rad.md#rad-certificate): RAD and greedy get V*, uniform less
     e = R.expected_gains(SPEC_GAINS, 2, 3, "equilibrium")
-    np.testing.assert_allclose(
-        e.mistake_marginals[:6], [0.6652, 0.6234, 0.5695, 0.4978, 0.3974, 0.2467], atol=1e-4
-    )
+    np.testing.assert_allclose(e.mistake_marginals[:6], [0.6652, 0.6234, 0.5695, 0.4978, 0.3974, 0.2467], atol=1e-4)
     assert e.rad == pytest.approx(0.602631, abs=1e-6) and e.greedy <= e.rad + 1e-12 and e.uniform < e.rad
 
 

@@ -71,9 +71,17 @@ class _Body(html.parser.HTMLParser):
 def chromium_command(chromium: str, profile: Path, *options: str) -> list[str]:
     headless = "--headless" if "headless-shell" in Path(chromium).name else "--headless=new"
     return [
-        chromium, headless, "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-        "--disable-extensions", f"--user-data-dir={profile}", "--virtual-time-budget=10000", *options,
-    ]  # fmt: skip
+        chromium,
+        headless,
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-extensions",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        *options,
+    ]
 
 
 def load_in_chromium(chromium: str, page: Path, profile: Path) -> tuple[list[int], list[str], int]:
@@ -117,8 +125,14 @@ WINDOW = (1280, 900)
 
 def screenshot(chromium: str, page: Path, png: Path, profile: Path) -> np.ndarray:
     """The top ``WINDOW`` of ``page`` as rendered by Chromium: an (height, width, 3) uint8 array."""
-    cmd = chromium_command(chromium, profile, "--hide-scrollbars", f"--window-size={WINDOW[0]},{WINDOW[1]}",
-                           f"--screenshot={png}", page.resolve().as_uri())  # fmt: skip
+    cmd = chromium_command(
+        chromium,
+        profile,
+        "--hide-scrollbars",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        f"--screenshot={png}",
+        page.resolve().as_uri(),
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0 and png.is_file(), f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}"
     pixels = mpimg.imread(png)

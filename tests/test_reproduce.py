@@ -122,9 +122,12 @@ def test_summary_is_incomplete_when_something_was_not_measured(tmp_path: Path, g
         result["finished"] = False
     block = summary_block(R.render_html(result))
     assert 'class="status incomplete"' in block and "INCOMPLETE: nothing failed" in block
-    expected = {"skipped": "skipped: realdata: the Fashion-MNIST files are missing",
-                "unmeasured": "not measured: game/cuda", "no verify": "checks: verify not run",
-                "partial": "still running (partial report)"}[gap]  # fmt: skip
+    expected = {
+        "skipped": "skipped: realdata: the Fashion-MNIST files are missing",
+        "unmeasured": "not measured: game/cuda",
+        "no verify": "checks: verify not run",
+        "partial": "still running (partial report)",
+    }[gap]
     assert expected in block
 
 
@@ -133,13 +136,18 @@ def test_checks_show_the_comparator_beside_the_bound_when_the_record_has_one(tmp
     page = R.render_html(result)
     header = "<th>check</th><th>claim</th><th>bound</th><th>measured</th><th>interval</th><th>holds</th>"
     assert header in page  # the claim beside the bound and the measurement
-    rows = {name: re.findall(r"<td[^>]*>(.*?)</td>", next(r for r in page.split("<tr") if f'id="check-{name}"' in r))
-            for name in ("P1", "S9")}  # fmt: skip
+    rows = {
+        name: re.findall(r"<td[^>]*>(.*?)</td>", next(r for r in page.split("<tr") if f'id="check-{name}"' in r))
+        for name in ("P1", "S9")
+    }
     assert rows["P1"][2:4] == ["measured &lt;= 1e-09", "1e-15"]  # from the record's comparator
     assert rows["S9"][2:4] == ["0", "1"]  # none: the bare bound
     assert "1 of 2 check records carry no comparator" in page
     assert [R._requirement({"bound": 0.5, "comparator": c}) for c in (">=", "in", "|gap| <=")] == [
-        "measured >= 0.5", "0.5 in interval", "|gap| <= 0.5"]  # fmt: skip
+        "measured >= 0.5",
+        "0.5 in interval",
+        "|gap| <= 0.5",
+    ]
     for check in result["checks"]:
         check["comparator"] = ">="
     assert "carry no comparator" not in R.render_html(result)
@@ -159,21 +167,28 @@ def test_benchmark_rows_are_html_tables_with_a_link_to_the_json(tmp_path: Path) 
 
 def test_json_tables_and_facts_from_a_benchmark_result() -> None:
     result = {
-        "benchmark": "x", "seconds": 1.5, "environment": {"python": "3"}, "targets": {"t": {"bound": 1}},
-        "rows": [{"n": 1, "acc": [[0.1, 0.2], [0.3, 0.4]], "empty": None, "opts": {"a": 1}},
-                 {"n": 2, "acc": [[0.5, 0.6], [0.7, 0.8]], "empty": None, "opts": {}, "pool": [{"k": 1}]}],
+        "benchmark": "x",
+        "seconds": 1.5,
+        "environment": {"python": "3"},
+        "targets": {"t": {"bound": 1}},
+        "rows": [
+            {"n": 1, "acc": [[0.1, 0.2], [0.3, 0.4]], "empty": None, "opts": {"a": 1}},
+            {"n": 2, "acc": [[0.5, 0.6], [0.7, 0.8]], "empty": None, "opts": {}, "pool": [{"k": 1}]},
+        ],
         "cells": {"digits-100": {"vanilla": 0.8, "slam": 0.85}},
         "fit": {"a": 2.0, "grid": {"n": [1, 2]}},
         "deep": {"a": {"b": {"c": 1}}},
-    }  # fmt: skip
+    }
     tables = R._json_tables(result)
     assert [t["name"] for t in tables] == ["rows", "cells"]
     assert tables[0]["columns"] == ["n", "acc", "opts", "pool"]  # the all-empty column is dropped
     assert tables[0]["rows"] == [[1, "2 x 2 values", "a: 1", None], [2, "2 x 2 values", "", "1 records"]]
     assert tables[1] == {"name": "cells", "columns": ["key", "vanilla", "slam"], "rows": [["digits-100", 0.8, 0.85]]}
     facts = R._json_facts(result)
-    assert facts == [{"name": "", "items": [["benchmark", "x"], ["seconds", 1.5]]},
-                     {"name": "fit", "items": [["a", 2.0], ["grid", "n: [1, 2]"]]}]  # fmt: skip
+    assert facts == [
+        {"name": "", "items": [["benchmark", "x"], ["seconds", 1.5]]},
+        {"name": "fit", "items": [["a", 2.0], ["grid", "n: [1, 2]"]]},
+    ]
 
 
 def test_headline_figure_per_method_near_the_top_each_image_once(tmp_path: Path) -> None:
@@ -182,7 +197,10 @@ def test_headline_figure_per_method_near_the_top_each_image_once(tmp_path: Path)
     top = page[page.index('id="headlines"') : page.index('id="steps"')]
     assert page.index('id="problems"') < page.index('id="headlines"') < page.index('id="steps"')
     assert [m for m in ("RAD: rad_active_curves", "Weighted: weighted_weights", "SLaM: slam_mixing") if m in top] == [
-        "RAD: rad_active_curves", "Weighted: weighted_weights", "SLaM: slam_mixing"]  # fmt: skip
+        "RAD: rad_active_curves",
+        "Weighted: weighted_weights",
+        "SLaM: slam_mixing",
+    ]
     assert top.index("RAD:") < top.index("Weighted:") < top.index("SLaM:")
     alts = [a["alt"] for t, a in parse(page).tags if t == "img"]
     assert sorted(alts) == sorted(f["name"] for f in result["figures"])  # once each: the Figures section links
@@ -192,26 +210,35 @@ def test_headline_figure_per_method_near_the_top_each_image_once(tmp_path: Path)
     assert text.index("## Headline figures") < text.index("## Steps") and "### RAD: rad_active_curves" in text
     # The preferred figure first, else the first of the method's prefix.
     names = [{"name": n} for n in ("slam_mixing", "rad_worst_case", "slam_accuracy_vs_labels", "realdata_paired")]
-    assert [(m, f["name"]) for m, f in R._headlines(names)] == [("RAD", "rad_worst_case"),
-                                                                 ("SLaM", "slam_accuracy_vs_labels")]  # fmt: skip
+    assert [(m, f["name"]) for m, f in R._headlines(names)] == [
+        ("RAD", "rad_worst_case"),
+        ("SLaM", "slam_accuracy_vs_labels"),
+    ]
     assert R._headlines([{"name": "fig_a"}]) == []
 
 
 def test_every_figure_caption_says_what_data_and_sizes_it_was_made_from(tmp_path: Path) -> None:
     result = synthetic_result(tmp_path, headlines=True)
     page = R.render_html(result)
-    captions = {f["name"]: page[page.index(f'id="figure-{f["name"]}"') :].split("</figcaption>", 1)[0]
-                for f in result["figures"]}  # fmt: skip
+    captions = {
+        f["name"]: page[page.index(f'id="figure-{f["name"]}"') :].split("</figcaption>", 1)[0]
+        for f in result["figures"]
+    }
     assert all("data: " in c for c in captions.values())
     rad = captions["rad_active_curves"]  # a stored result of the quick grid: said so, with its sizes
     assert R.STORED_QUICK_NOTE.split(" (")[0] in rad
     assert "bench_active.json: quick grid (quick=True), 2 seeds, dataset digits, mnist1d, 4 rows" in rad
     assert R.QUICK_FIGURE_NOTE.split(" (")[0] in captions["fig_a"]  # a quick fallback for a missing result
     assert "simulator check R1 at its quick size" in captions["fig_b"] and "instances 300" in captions["fig_b"]
-    assert "computed by the figure script (weights: distillation_weights; num_classes: [10, 2])" in captions[
-        "weighted_weights"]  # fmt: skip
-    assert not any(n in captions[k] for k in ("fig_b", "weighted_weights", "slam_mixing")
-                   for n in (R.STORED_QUICK_NOTE.split(" (")[0], R.QUICK_FIGURE_NOTE.split(" (")[0]))  # fmt: skip
+    assert (
+        "computed by the figure script (weights: distillation_weights; num_classes: [10, 2])"
+        in captions["weighted_weights"]
+    )
+    assert not any(
+        n in captions[k]
+        for k in ("fig_b", "weighted_weights", "slam_mixing")
+        for n in (R.STORED_QUICK_NOTE.split(" (")[0], R.QUICK_FIGURE_NOTE.split(" (")[0])
+    )
 
 
 def test_markdown_summary(tmp_path: Path) -> None:
@@ -329,9 +356,7 @@ def test_reproduce_rejects_unknown_steps(tmp_path: Path) -> None:
         R.reproduce(tmp_path, steps=[])
 
 
-def test_cli_reproduce_exit_codes(
-    tmp_path: Path, fakes: dict[str, Any], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_reproduce_exit_codes(tmp_path: Path, fakes: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["reproduce", "--quiet", "--out", str(tmp_path), "--only", "verify", "game"]) == 0
     fakes["holds"], fakes["raise_in"] = False, "game"
     assert cli.main(["reproduce", "--quiet", "--out", str(tmp_path), "--only", "verify", "game"]) == 2
@@ -345,8 +370,16 @@ def test_run_bench_moves_the_benchmarks_folders_under_out(tmp_path: Path, monkey
     its finished seeds resume from there; other keyword arguments keep their defaults."""
     calls: list[dict[str, Any]] = []
 
-    def run(*, seed: int = 0, quick: bool = False, progress: bool | None = None, out: str = "reports/distill",
-            cache: str = "reports/cache", device: str = "auto", grid: str = "methods") -> dict[str, Any]:  # fmt: skip
+    def run(
+        *,
+        seed: int = 0,
+        quick: bool = False,
+        progress: bool | None = None,
+        out: str = "reports/distill",
+        cache: str = "reports/cache",
+        device: str = "auto",
+        grid: str = "methods",
+    ) -> dict[str, Any]:
         calls.append({"seed": seed, "quick": quick, "out": out, "cache": cache, "device": device, "grid": grid})
         return {"value": 1}
 
@@ -354,7 +387,15 @@ def test_run_bench_moves_the_benchmarks_folders_under_out(tmp_path: Path, monkey
     monkeypatch.setitem(sys.modules, "robustdistill.experiments.benchmarks.fake", module)
     monkeypatch.setitem(BENCHMARKS, "fake", Benchmark("fake", "a fake benchmark", 1, {"grid": "ablation"}))
     result, table, path = jobs.run_bench("fake", tmp_path / "r", seed=3, quick=True)
-    assert calls == [{"seed": 3, "quick": True, "out": str(tmp_path / "r" / "distill"),
-                      "cache": str(tmp_path / "r" / "cache"), "device": "auto", "grid": "ablation"}]  # fmt: skip
+    assert calls == [
+        {
+            "seed": 3,
+            "quick": True,
+            "out": str(tmp_path / "r" / "distill"),
+            "cache": str(tmp_path / "r" / "cache"),
+            "device": "auto",
+            "grid": "ablation",
+        }
+    ]
     assert table == "value 1" and path == tmp_path / "r" / "bench_fake.json"
     assert json.loads(path.read_text()) == result == {"value": 1}

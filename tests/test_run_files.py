@@ -35,11 +35,21 @@ from robustdistill.experiments.pipeline.run_folder import MANIFEST_NAME, RunInUs
 
 def _config(tmp_path: Path, **overrides: object) -> dict:
     cfg = {
-        "name": "tiny", "dataset": "digits", "labeled": 30, "validation": 100, "unlabeled": 120, "test": 60,
-        "teacher": {"name": "mlp", "hidden": [16]}, "student": {"name": "mlp", "hidden": [8]}, "epochs": 2,
-        "method": "vanilla", "seeds": [0], "train": {"optimizer": "adamw", "lr": 0.01, "batch_size": 32},
-        "out": str(tmp_path / "out"), "cache": str(tmp_path / "cache"),
-    }  # fmt: skip
+        "name": "tiny",
+        "dataset": "digits",
+        "labeled": 30,
+        "validation": 100,
+        "unlabeled": 120,
+        "test": 60,
+        "teacher": {"name": "mlp", "hidden": [16]},
+        "student": {"name": "mlp", "hidden": [8]},
+        "epochs": 2,
+        "method": "vanilla",
+        "seeds": [0],
+        "train": {"optimizer": "adamw", "lr": 0.01, "batch_size": 32},
+        "out": str(tmp_path / "out"),
+        "cache": str(tmp_path / "cache"),
+    }
     cfg.update(overrides)
     return cfg
 
@@ -66,11 +76,16 @@ def test_content_digest_tells_every_change_apart():
     changed = t.clone()
     changed.view(torch.int32).view(-1)[5] ^= 1  # one bit
     variants = [
-        {**base, "a": changed}, {**base, "a": t.reshape(4, 3)}, {**base, "a": t.double()},
-        {**base, "b": [1, 2.5, "x", None, 1]}, {**base, "b": [12, 2.5, "x", None, True]},
-        {**base, "b": [1, 2.5, "x", None]}, {**base, "c": {"d": np.arange(3, dtype=np.int32)}},
-        {**base, "b": [[1, 2.5], "x", None, True]}, {**base, "b": [1, 2.5000000000000004, "x", None, True]},
-    ]  # fmt: skip
+        {**base, "a": changed},
+        {**base, "a": t.reshape(4, 3)},
+        {**base, "a": t.double()},
+        {**base, "b": [1, 2.5, "x", None, 1]},
+        {**base, "b": [12, 2.5, "x", None, True]},
+        {**base, "b": [1, 2.5, "x", None]},
+        {**base, "c": {"d": np.arange(3, dtype=np.int32)}},
+        {**base, "b": [[1, 2.5], "x", None, True]},
+        {**base, "b": [1, 2.5000000000000004, "x", None, True]},
+    ]
     digests = {content_digest(v) for v in variants} | {content_digest(base)}
     assert len(digests) == len(variants) + 1
     with pytest.raises(TypeError, match="cannot digest a object"):
@@ -88,8 +103,12 @@ def test_json_and_torch_files_round_trip_and_refuse_edits(tmp_path):
         (tmp_path / "e.json").write_text(json.dumps(text))
         with pytest.warns(DamagedFileWarning, match=r"e\.json: the content does not match its digest"):
             assert read_json(tmp_path / "e.json") is None
-    for text, reason in [("[]", "no content digest"), ('{"config_key": "k"}', "no content digest"),
-                         ('{"a": ', "not JSON"), ("", "not JSON")]:  # fmt: skip
+    for text, reason in [
+        ("[]", "no content digest"),
+        ('{"config_key": "k"}', "no content digest"),
+        ('{"a": ', "not JSON"),
+        ("", "not JSON"),
+    ]:
         (tmp_path / "e.json").write_text(text)
         with pytest.warns(DamagedFileWarning, match=reason):
             assert read_json(tmp_path / "e.json") is None

@@ -37,7 +37,9 @@ def _pool(seed: int, n: int, k: int = 5, d: int = 4):
 # Small random pools with b close to n make RAD's law legitimately near-uniform (e.g. n = 4, b = 3, m = 1:
 # uniform sampling guarantees 98% of V*); this test is about sizes and seeds, not about that warning.
 @pytest.mark.filterwarnings("ignore::robustdistill.algorithms.selection.NearUniformWarning")
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 60), frac=st.floats(0, 1), name=st.sampled_from(sorted(SELECTORS)))
+@given(
+    seed=st.integers(0, 2**32 - 1), n=st.integers(1, 60), frac=st.floats(0, 1), name=st.sampled_from(sorted(SELECTORS))
+)
 def test_every_selector_returns_exactly_b_distinct_pool_indices_and_is_seeded(seed, n, frac, name):
     probs, h = _pool(seed, n)
     b = int(round(frac * n))
@@ -51,7 +53,12 @@ def test_every_selector_returns_exactly_b_distinct_pool_indices_and_is_seeded(se
         assert sel.probabilities.sum() == pytest.approx(b, abs=1e-9)
 
 
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 80), frac=st.floats(0, 1), kind=st.sampled_from(["margin", "entropy", "least_confidence"]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 80),
+    frac=st.floats(0, 1),
+    kind=st.sampled_from(["margin", "entropy", "least_confidence"]),
+)
 def test_rad_without_mistakes_is_greedy_top_b(seed, n, frac, kind):
     probs, _ = _pool(seed, n)
     b = int(round(frac * n))
@@ -281,9 +288,12 @@ def test_no_near_uniform_warning_when_there_is_no_choice(budget):
 
 
 @given(
-    seed=st.integers(0, 2**32 - 1), n=st.integers(1, 80), frac=st.floats(0, 1), m_frac=st.floats(0, 2),
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 80),
+    frac=st.floats(0, 1),
+    m_frac=st.floats(0, 2),
     kind=st.sampled_from(["margin", "entropy", "least_confidence"]),
-)  # fmt: skip
+)
 def test_rad_diagnostics_are_exact(seed, n, frac, m_frac, kind):
     """support_size = count_nonzero(p*); uniform_ratio = F(b/n) / V* (1 when V* = 0), recomputed by a full
     sort; the warning is issued exactly when m > 0, 0 < b < n and the ratio reaches the threshold."""
@@ -300,9 +310,12 @@ def test_rad_diagnostics_are_exact(seed, n, frac, m_frac, kind):
     ratio = uniform / v_star if v_star > 0 else 1.0
     d = sel.diagnostics
     assert d == {
-        "mistakes": m, "budget": b, "pool": n,
-        "support_size": int(np.count_nonzero(sel.probabilities)), "uniform_ratio": pytest.approx(ratio, rel=1e-9),
-    }  # fmt: skip
+        "mistakes": m,
+        "budget": b,
+        "pool": n,
+        "support_size": int(np.count_nonzero(sel.probabilities)),
+        "uniform_ratio": pytest.approx(ratio, rel=1e-9),
+    }
     assert isinstance(d["support_size"], int) and isinstance(d["uniform_ratio"], float)
     warned = [w for w in caught if issubclass(w.category, NearUniformWarning)]
     assert len(warned) == int(m > 0 and 0 < b < n and d["uniform_ratio"] >= NEAR_UNIFORM_RATIO)

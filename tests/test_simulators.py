@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
+import re
 
 import numpy as np
 import pytest
 
 from robustdistill.algorithms.query_game import solve_query_game
+from robustdistill.experiments.cli.jobs import checks_page, verify_table
 from robustdistill.theory import simulators
-from robustdistill.theory.simulators import rad_checks
-from robustdistill.theory.simulators import CheckResult, run_checks
+from robustdistill.theory.simulators import CheckResult, rad_checks, run_checks
+from robustdistill.theory.simulators.checks import COMPARATORS
 
 NAMES = ["P1", "P2", "P3-exact", "P3-MC", "P4", "P5", "P6", "R1", "R2", "R3", "R4"]
 
 
 @pytest.fixture(scope="module")
-def quick_results():
-    return run_checks(quick=True, rng=0, only=["rad"])
+def all_quick_results():
+    """Every registered check at its quick size (about 30 s on one core)."""
+    return run_checks(quick=True, rng=0)
+
+
+@pytest.fixture(scope="module")
+def quick_results(all_quick_results):
+    """The rad group: the same results as ``run_checks(quick=True, rng=0, only=["rad"])`` (own child streams)."""
+    rad = {c.name for c in simulators.CHECKS if c.group == "rad"}
+    return [c for c in all_quick_results if c.name in rad]
 
 
 def test_every_check_holds(quick_results):
@@ -79,6 +90,86 @@ def test_registry_names_are_unique_and_groups_are_known():
     assert {c.group for c in simulators.CHECKS} <= set(simulators.GROUPS)
     with pytest.raises(ValueError, match="only must name groups"):
         run_checks(only=["nope"])
+
+
+OPERATORS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt, "==": operator.eq}
+#: A free-text comparator that ends in a comparison of the measurement with the bound (``... and measured <=``,
+#: ``... measured - 1e-12 <=``): that comparison is necessary for ``holds``.
+TRAILING = re.compile(r"measured(?: ([+-]) ([0-9.e+-]+))? (<=|>=|<|>|==)$")
+
+
+def _comparator_mismatches(results) -> list[str]:
+    """Checks whose comparator does not say what ``holds`` means: an operator must give ``holds ==
+    (measured OP bound)``, ``in`` must give ``holds == (low <= bound <= high)``, and a text ending in a
+    comparison of the measurement must not hold when that comparison fails."""
+    bad = []
+    for c in results:
+        if not isinstance(c.comparator, str) or not c.comparator.strip():
+            bad.append(f"{c.name}: no comparator ({c.comparator!r})")
+        elif c.comparator in OPERATORS:
+            if OPERATORS[c.comparator](c.measured, c.bound) != c.holds:
+                bad.append(f"{c.name}: measured {c.measured!r} {c.comparator} bound {c.bound!r} is not holds={c.holds}")
+        elif c.comparator == "in":
+            if (c.interval[0] <= c.bound <= c.interval[1]) != c.holds:
+                bad.append(f"{c.name}: bound {c.bound!r} in {c.interval} is not holds={c.holds}")
+        elif (m := TRAILING.search(c.comparator)) is not None:
+            sign, offset, op = m.groups()
+            lhs = c.measured + (float(offset) if sign == "+" else -float(offset) if sign == "-" else 0.0)
+            if c.holds and not OPERATORS[op](lhs, c.bound):
+                bad.append(f"{c.name}: holds although {c.comparator} {c.bound!r} fails at measured {c.measured!r}")
+    return bad
+
+
+def test_every_check_states_how_holds_follows_from_its_numbers(all_quick_results):
+    assert [c.name for c in all_quick_results] == [c.name for c in simulators.CHECKS]
+    for c in all_quick_results:
+        assert c.comparator in COMPARATORS or (isinstance(c.comparator, str) and c.comparator.strip()), c.name
+        assert c.to_dict()["comparator"] == c.comparator
+    assert _comparator_mismatches(all_quick_results) == []
+
+
+def test_a_flipped_comparator_is_caught(all_quick_results):
+    flip = {"<=": ">", ">=": "<", "<": ">=", ">": "<="}
+    by_op = {c.comparator: c for c in all_quick_results if c.comparator in flip}
+    assert set(by_op) == set(flip)  # every direction occurs among the checks
+    for op, check in by_op.items():
+        wrong = dataclasses.replace(check, comparator=flip[op])
+        assert _comparator_mismatches([wrong]), wrong
+    inside = next(c for c in all_quick_results if c.comparator == "in")
+    assert _comparator_mismatches([dataclasses.replace(inside, bound=inside.interval[1] + 1.0)])
+    text = next(c for c in all_quick_results if c.name == "S0-F3-MC")
+    assert _comparator_mismatches([dataclasses.replace(text, comparator=text.comparator[:-2] + ">=")])
+
+
+def test_a_check_result_needs_a_comparator():
+    with pytest.raises(TypeError, match="comparator"):
+        CheckResult("X", "a claim", 1e-9, 0.0, (0.0, 0.0), True)  # type: ignore[call-arg]
+    for missing in ("", "  ", None):
+        with pytest.raises(ValueError, match="comparator must be one of"):
+            CheckResult("X", "a claim", 1e-9, 0.0, (0.0, 0.0), True, comparator=missing)  # type: ignore[arg-type]
+
+
+def test_verify_table_and_checks_page_put_the_comparator_between_measured_and_bound():
+    records = [
+        CheckResult("P1", "a claim", 1e-9, 2e-15, (0.0, 2e-15), True, comparator="<=").to_dict(),
+        CheckResult("M", "a mean", 0.5, 0.49, (0.4, 0.6), True, comparator="in").to_dict(),
+        CheckResult(
+            "T", "two conditions", 0.05, 0.0, (0.0, 0.5), True, comparator="other >= 0.45 and measured <="
+        ).to_dict(),
+        {"name": "old", "claim": "no comparator", "bound": 0.25, "measured": 0.0, "interval": [0, 0], "holds": True},
+    ]
+    table = verify_table(records).splitlines()
+    assert table[0].split() == ["check", "claim", "measured", "test", "interval", "holds"]
+    assert "measured <= 1e-09" in table[2] and "0.5 in interval" in table[3]
+    assert "other >= 0.45 and measured <= 0.05" in table[4] and "0.25" in table[5]
+    rows = [line for line in checks_page({"checks": records}).splitlines() if line.startswith("| ")]
+    assert rows[0] == "| check | claim | measured | test | interval | holds |"
+    assert [r.split(" | ")[3] for r in rows[1:]] == [
+        "measured <= 1e-09",
+        "0.5 in interval",
+        "other >= 0.45 and measured <= 0.05",
+        "0.25",
+    ]
 
 
 @pytest.mark.slow

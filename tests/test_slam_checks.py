@@ -7,9 +7,9 @@ import pytest
 from scipy import special
 
 from robustdistill.algorithms.slam import mix
+from robustdistill.theory.simulators import CheckResult, run_checks
 from robustdistill.theory.simulators import halfspace_checks as hc
 from robustdistill.theory.simulators import slam_checks as sc
-from robustdistill.theory.simulators import CheckResult, run_checks
 from robustdistill.theory.teacher_noise import topk_noise_expectation
 
 NAMES = [
@@ -247,9 +247,12 @@ def test_soft_targets_core_fails_with_the_old_default_and_holds_with_the_default
     assert np.all(old > 0) and old[0] > 0.5  # K = 10, k = 2: most rows leave M (about 0.71)
     default = SLaM()
     new = sc.soft_target_fractions(
-        np.random.default_rng(0), 2_000,
-        targets=default.targets, normalize=default.normalize, alpha_floor=default.alpha_floor,
-    )  # fmt: skip
+        np.random.default_rng(0),
+        2_000,
+        targets=default.targets,
+        normalize=default.normalize,
+        alpha_floor=default.alpha_floor,
+    )
     np.testing.assert_array_equal(new, 0.0)
 
 

@@ -66,8 +66,11 @@ def problems(
     y[y < min_entry] = 0.0
     if on_mask:
         y *= mask
-    anchor = np.where(mask > 0, rng.random((n, num_classes)), -1.0).argmax(axis=1) if on_mask else (
-        rng.integers(num_classes, size=n))  # fmt: skip
+    anchor = (
+        np.where(mask > 0, rng.random((n, num_classes)), -1.0).argmax(axis=1)
+        if on_mask
+        else (rng.integers(num_classes, size=n))
+    )
     y[np.arange(n), anchor] += 1e-3  # every row keeps some mass
     y /= y.sum(axis=1, keepdims=True)
     bound = 1.0 / k if normalize else np.full(n, 0.5)
@@ -138,8 +141,14 @@ def _scipy_minimiser(y, a, b):
     bounds = [(0.0 if aj > 0 else 1e-3 * yj, None) for aj, yj in zip(al, yl)]  # a_j = 0: the optimum has f_j >= y_j
     x = yl.copy()
     for _ in range(2):
-        res = optimize.minimize(objective, x, jac=True, method="L-BFGS-B", bounds=bounds,
-                                options={"gtol": 1e-13, "ftol": 1e-16, "maxiter": 10_000})  # fmt: skip
+        res = optimize.minimize(
+            objective,
+            x,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"gtol": 1e-13, "ftol": 1e-16, "maxiter": 10_000},
+        )
         x = res.x / res.x.sum()
     f = np.zeros_like(y)
     f[live] = x
@@ -184,9 +193,11 @@ def test_alpha_one_gives_the_target(problem):
 def test_equals_the_former_water_filling_on_targets_supported_on_m(problem):
     y, alpha, mask, _ = problem
     np.testing.assert_allclose(
-        per_example_minimiser(y, alpha, mask, normalize=False), _prefix_water_filling(y, alpha, mask),
-        rtol=0, atol=1e-12,
-    )  # fmt: skip
+        per_example_minimiser(y, alpha, mask, normalize=False),
+        _prefix_water_filling(y, alpha, mask),
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 @given(problems(on_mask=True))

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from robustdistill.experiments.pipeline.teacher import Teacher, TeacherBudgetError, as_teacher, row_keys
 from robustdistill.experiments.pipeline.files import DamagedFileWarning
+from robustdistill.experiments.pipeline.teacher import Teacher, TeacherBudgetError, as_teacher, row_keys
 
 
 class Counting:

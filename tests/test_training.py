@@ -195,11 +195,14 @@ def test_augmentation_with_the_same_generator_continues_the_stream() -> None:
         (lambda: ResidentInputs(np.zeros((2, 4, 4), np.uint8), "image", "cpu"), ValueError, r"\(n, C, H, W\)"),
         (lambda: ResidentInputs(np.zeros((2, 3), np.float32), "tabular", "cpu", std=[1, 0, 1]), ValueError, "std"),
         (lambda: ResidentInputs(np.zeros((2, 3), np.float32), "tabular", "cpu", mean=[1, 2]), ValueError, "mean"),
-        (lambda: ResidentInputs(np.zeros((2, 3, 4, 4), np.uint8), "image", "cpu", mean=np.zeros(2)), ValueError,
-         "mean"),
+        (
+            lambda: ResidentInputs(np.zeros((2, 3, 4, 4), np.uint8), "image", "cpu", mean=np.zeros(2)),
+            ValueError,
+            "mean",
+        ),
         (lambda: ResidentInputs(np.zeros((2, 3)), "tabular", "nonsense"), ValueError, "device"),
     ],
-)  # fmt: skip
+)
 def test_inputs_errors(make, error, match) -> None:  # noqa: ANN001
     if error is None:
         make()
@@ -229,9 +232,18 @@ def test_batch_errors() -> None:
 def test_train_config_validation_and_dict() -> None:
     config = TrainConfig(epochs=3, lr=1, grad_clip=2)
     assert config.to_dict() == {
-        "epochs": 3, "batch_size": 128, "optimizer": "sgd", "lr": 1.0, "weight_decay": 5e-4,
-        "schedule": "cosine", "augment": False, "amp": "auto", "compile": False, "seed": 0, "grad_clip": 2.0,
-    }  # fmt: skip
+        "epochs": 3,
+        "batch_size": 128,
+        "optimizer": "sgd",
+        "lr": 1.0,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+        "augment": False,
+        "amp": "auto",
+        "compile": False,
+        "seed": 0,
+        "grad_clip": 2.0,
+    }
     assert isinstance(config.lr, float)
     assert TrainConfig(epochs=1).autocast_dtype(torch.device("cpu")) is None
     assert TrainConfig(epochs=1, amp="bf16").autocast_dtype(torch.device("cpu")) == torch.bfloat16
@@ -296,7 +308,12 @@ def _image_run(
     inputs = ResidentInputs(X, "image", "cpu")
     model = build_model("small_cnn", (3, 8, 8), 3, channels=4, seed=1)
     config = TrainConfig(
-        epochs=epochs, batch_size=10, lr=lr, augment=True, seed=seed, **extra  # type: ignore[arg-type]
+        epochs=epochs,
+        batch_size=10,
+        lr=lr,
+        augment=True,
+        seed=seed,
+        **extra,  # type: ignore[arg-type]
     )
     result = train(model, inputs, {"labels": y}, loss_fn, config, checkpoint_dir=tmp, progress=False)
     return model, result
@@ -427,8 +444,14 @@ def test_soft_targets_and_extra_entries_reach_the_loss() -> None:
         return batch["weights"] * -(batch["teacher_probs"] * logits.log_softmax(1)).sum(1)
 
     model = build_model("mlp", (4,), 2, hidden=(4,))
-    train(model, inputs, {"teacher_probs": teacher, "weights": weights, "labels": y}, loss_fn,
-          TrainConfig(epochs=1, batch_size=8), progress=False)  # fmt: skip
+    train(
+        model,
+        inputs,
+        {"teacher_probs": teacher, "weights": weights, "labels": y},
+        loss_fn,
+        TrainConfig(epochs=1, batch_size=8),
+        progress=False,
+    )
     assert [s["teacher_probs"][0] for s in seen] == [(8, 2), (8, 2), (4, 2)]
     assert seen[0]["teacher_probs"][1] == torch.float32 and seen[0]["labels"][1] == torch.int64
 
@@ -437,8 +460,15 @@ def test_bf16_autocast_on_cpu_and_progress_bar(capsys: pytest.CaptureFixture[str
     X, y = _blobs(16)
     inputs = ResidentInputs(X, "tabular", "cpu")
     model = build_model("mlp", (4,), 2, hidden=(4,))
-    result = train(model, inputs, {"labels": y}, cross_entropy_loss, TrainConfig(epochs=2, batch_size=8, amp="bf16"),
-                   progress=True, desc="teacher")  # fmt: skip
+    result = train(
+        model,
+        inputs,
+        {"labels": y},
+        cross_entropy_loss,
+        TrainConfig(epochs=2, batch_size=8, amp="bf16"),
+        progress=True,
+        desc="teacher",
+    )
     assert all(np.isfinite(result.losses))
     assert "teacher" in capsys.readouterr().err
     train(model, inputs, {"labels": y}, cross_entropy_loss, TrainConfig(epochs=1, batch_size=8))
@@ -511,8 +541,14 @@ def test_cuda_parity_and_image_path() -> None:
     cpu_gen_batch = inputs.batch(torch.arange(4), augment=True, generator=torch.Generator().manual_seed(0))
     assert cpu_gen_batch.is_cuda
     model = build_model("resnet", (3, 8, 8), 3, depth=8)
-    result = train(model, inputs, {"labels": labels}, cross_entropy_loss,
-                   TrainConfig(epochs=2, batch_size=16, augment=True), progress=False)  # fmt: skip
+    result = train(
+        model,
+        inputs,
+        {"labels": labels},
+        cross_entropy_loss,
+        TrainConfig(epochs=2, batch_size=16, augment=True),
+        progress=False,
+    )
     assert all(np.isfinite(result.losses)) and result.peak_memory_bytes > 0
     probs = predict_probs(model, inputs)
     assert probs.dtype == np.float32
@@ -527,8 +563,7 @@ def test_cuda_checkpoint_resume(tmp_path: Path) -> None:
     def run(loss_fn=cross_entropy_loss):  # noqa: ANN001, ANN202
         model = build_model("small_cnn", (3, 8, 8), 3, channels=4, seed=0)
         config = TrainConfig(epochs=3, batch_size=10, augment=True, amp="off")
-        return model, train(model, inputs, {"labels": labels}, loss_fn, config, checkpoint_dir=tmp_path,
-                            progress=False)  # fmt: skip
+        return model, train(model, inputs, {"labels": labels}, loss_fn, config, checkpoint_dir=tmp_path, progress=False)
 
     with pytest.raises(_Interrupt):
         run(_failing_at(5))
@@ -541,8 +576,18 @@ def test_bench_throughput_quick(tmp_path: Path, capsys: pytest.CaptureFixture[st
     from robustdistill.experiments.benchmarks import throughput as bench_throughput
 
     result = bench_throughput.run(quick=True, n=32, batch_size=16, model="small_cnn", devices=["cpu"])
-    assert {"benchmark", "rows", "ratios", "targets", "targets_met", "protocol", "seed", "quick", "environment",
-            "seconds"} <= set(result)  # fmt: skip
+    assert {
+        "benchmark",
+        "rows",
+        "ratios",
+        "targets",
+        "targets_met",
+        "protocol",
+        "seed",
+        "quick",
+        "environment",
+        "seconds",
+    } <= set(result)
     assert [(r["device"], r["loop"]) for r in result["rows"]] == [("cpu", "resident"), ("cpu", "plain")]
     for row in result["rows"]:
         assert row["images"] == 32 and row["images_per_s"] > 0 and np.isfinite(row["final_loss"])
@@ -550,8 +595,23 @@ def test_bench_throughput_quick(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (ratio,) = result["ratios"]
     assert ratio["ratio"] == pytest.approx(ratio["resident_images_per_s"] / ratio["plain_images_per_s"])
     assert result["targets_met"] == {"cuda_ratio": None}  # no CUDA measured
-    assert bench_throughput.main(["--quick", "--n", "16", "--model", "small_cnn", "--device", "cpu", "--quiet",
-                                  "--json", str(tmp_path / "t.json")]) == 0  # fmt: skip
+    assert (
+        bench_throughput.main(
+            [
+                "--quick",
+                "--n",
+                "16",
+                "--model",
+                "small_cnn",
+                "--device",
+                "cpu",
+                "--quiet",
+                "--json",
+                str(tmp_path / "t.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "resident" in out and "plain" in out and "cuda_ratio" in out
     assert (tmp_path / "t.json").exists()

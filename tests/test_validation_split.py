@@ -100,8 +100,9 @@ def test_rng_contract():
         for x, y in zip(a, c):
             np.testing.assert_array_equal(x, y)
         gen = np.random.default_rng(8)
-        first, second = split_validation(labels, 40, rng=gen, stratify=stratify), split_validation(
-            labels, 40, rng=gen, stratify=stratify
+        first, second = (
+            split_validation(labels, 40, rng=gen, stratify=stratify),
+            split_validation(labels, 40, rng=gen, stratify=stratify),
         )
         assert not np.array_equal(first[1], second[1])  # the Generator is advanced
     state = np.random.get_state()

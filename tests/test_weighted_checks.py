@@ -11,13 +11,23 @@ import dataclasses
 import numpy as np
 import pytest
 
-from robustdistill.theory.simulators import weighted_checks as wc
 from robustdistill.theory.simulators import CheckResult, run_checks
+from robustdistill.theory.simulators import weighted_checks as wc
 
 NAMES = [
-    "W-L1", "W-L2", "W-L2-mean", "W-L2-rate", "W-L3", "W-L4", "W-L5", "W-L5-grad", "W-F6", "W-L7",
-    "W-L7-iso", "W-6.8",
-]  # fmt: skip
+    "W-L1",
+    "W-L2",
+    "W-L2-mean",
+    "W-L2-rate",
+    "W-L3",
+    "W-L4",
+    "W-L5",
+    "W-L5-grad",
+    "W-F6",
+    "W-L7",
+    "W-L7-iso",
+    "W-6.8",
+]
 EXACT_CHECKS = {"W-L1", "W-L2", "W-L3", "W-L5", "W-F6"}
 
 
@@ -121,9 +131,10 @@ def test_massart_descent_matches_a_plain_reference(monkeypatch, per_example_weig
     if per_example_weights:  # weights that are not constant per region: the fallback path
         real = wc.distillation_weights
         monkeypatch.setattr(
-            wc, "distillation_weights",
+            wc,
+            "distillation_weights",
             lambda alpha, k, scheme: real(alpha, k, scheme) * (1.0 + 0.5 * np.sin(np.arange(len(alpha)))),
-        )  # fmt: skip
+        )
     fast = wc.massart_halfspace_angles(np.random.default_rng(5), 3_000, steps=40)
     ref = _reference_angles(np.random.default_rng(5), 3_000, steps=40)
     for est in ref:

@@ -388,9 +388,7 @@ def test_uniform_weights_are_vanilla_distillation(seed, n):
     assert np.mean(normalize_weights(w) * losses) == pytest.approx(losses.mean(), rel=1e-14)
 
 
-@given(
-    st.lists(st.one_of(st.just(0.0), st.floats(1e-300, 1e6)), min_size=1, max_size=50).filter(lambda v: sum(v) > 0)
-)
+@given(st.lists(st.one_of(st.just(0.0), st.floats(1e-300, 1e6)), min_size=1, max_size=50).filter(lambda v: sum(v) > 0))
 def test_normalize_weights_mean_one(values):
     w = normalize_weights(values)
     assert w.mean() == pytest.approx(1.0, rel=1e-12)

@@ -30,9 +30,9 @@ Labels are :math:`\pm 1` throughout; ``rng`` follows the toolkit's seed contract
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np

@@ -41,9 +41,7 @@ def _default_solver() -> str:
     raise RuntimeError(f"solve_exact needs the HIGHS or CLARABEL cvxpy solver; installed: {installed}")
 
 
-def solve_exact(
-    gains: ArrayLike, budget: int, mistakes: int, solver: str | None = None
-) -> QueryGameSolution:
+def solve_exact(gains: ArrayLike, budget: int, mistakes: int, solver: str | None = None) -> QueryGameSolution:
     r"""Solve the RAD query game as two linear programs in cvxpy (our formulation, spec §3.4).
 
     Args:
@@ -155,6 +153,12 @@ def closed_form(gains: ArrayLike, budget: int, mistakes: int) -> tuple[ClosedFor
     r_sorted[:k] = 1.0 - v / pos[:k]
     p, r = np.empty(g.size), np.empty(g.size)
     p[order], r[order] = p_sorted, r_sorted
-    info = ClosedForm(k_star=k, S=float(S[k - 1]), v_star=float(v), value=float(b * v), level=float(c),
-                      valid=bool(c <= pos[k - 1] * (1 + 1e-12)))
+    info = ClosedForm(
+        k_star=k,
+        S=float(S[k - 1]),
+        v_star=float(v),
+        value=float(b * v),
+        level=float(c),
+        valid=bool(c <= pos[k - 1] * (1 + 1e-12)),
+    )
     return info, p, r

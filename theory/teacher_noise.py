@@ -179,9 +179,7 @@ def synthetic_teacher(
     return probs, labels.astype(np.int64), s
 
 
-def margin_teacher_probs(
-    labels: ArrayLike, num_classes: int, *, rng: RNGLike = None
-) -> tuple[FloatArray, FloatArray]:
+def margin_teacher_probs(labels: ArrayLike, num_classes: int, *, rng: RNGLike = None) -> tuple[FloatArray, FloatArray]:
     r"""The §2.1 margin teacher for given true labels (our formulation): margin :math:`s \sim U(0, 1)`; the
     predicted class is the label with probability :func:`true_accuracy` :math:`(s)`, else uniform over the
     other classes; probabilities :math:`(1-s)/K` on every class plus :math:`s` on the predicted one. So the

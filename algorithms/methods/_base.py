@@ -121,20 +121,22 @@ def concat_batches(*batches: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise ValueError("concat_batches needs at least one batch")
     for i, b in enumerate(batches):
         if not isinstance(b, Mapping):
-            raise TypeError(f"batch {i} must be a mapping of key -> array (from prepare / prepare_labeled), got {type(b).__name__}")
+            raise TypeError(
+                f"batch {i} must be a mapping of key -> array (from prepare / prepare_labeled), got {type(b).__name__}"
+            )
     keys = list(batches[0])
     for i, b in enumerate(batches[1:], start=1):
         if set(b) != set(keys):
-            raise ValueError(
-                f"batches must have the same keys: batch 0 has {sorted(keys)}, batch {i} has {sorted(b)}"
-            )
+            raise ValueError(f"batches must have the same keys: batch 0 has {sorted(keys)}, batch {i} has {sorted(b)}")
     return {k: _concat_key(k, [as_real_array(b[k], f"batch {i}[{k!r}]") for i, b in enumerate(batches)]) for k in keys}
 
 
 def _concat_key(key: str, arrays: list[np.ndarray]) -> np.ndarray:
     shapes = {a.shape[1:] for a in arrays}
     if any(a.ndim == 0 for a in arrays) or len(shapes) > 1:
-        raise ValueError(f"the batches' {key!r} arrays must have the same shape past their rows, got {[a.shape for a in arrays]}")
+        raise ValueError(
+            f"the batches' {key!r} arrays must have the same shape past their rows, got {[a.shape for a in arrays]}"
+        )
     return np.concatenate(arrays)
 
 
@@ -176,8 +178,14 @@ def summary(x: np.ndarray) -> dict[str, float]:
     """The quantiles (min, p10, median, p90, max) and mean of a vector (NaN when it is empty), as floats."""
     x = np.asarray(x, dtype=np.float64)
     q = np.quantile(x, [0.0, 0.1, 0.5, 0.9, 1.0]) if x.size else np.full(5, np.nan)
-    return {"min": float(q[0]), "p10": float(q[1]), "median": float(q[2]), "p90": float(q[3]), "max": float(q[4]),
-            "mean": float(x.mean()) if x.size else float("nan")}  # fmt: skip
+    return {
+        "min": float(q[0]),
+        "p10": float(q[1]),
+        "median": float(q[2]),
+        "p90": float(q[3]),
+        "max": float(q[4]),
+        "mean": float(x.mean()) if x.size else float("nan"),
+    }
 
 
 def pool_targets(teacher_probs: np.ndarray, targets: str) -> np.ndarray:
@@ -278,8 +286,7 @@ class Method:
         t = check_probs(teacher_probs, "teacher_probs")
         if self.is_fitted and t.shape[1] != self.num_classes_:
             raise ValueError(
-                f"teacher_probs has {t.shape[1]} classes but {type(self).__name__} was fitted on "
-                f"{self.num_classes_}"
+                f"teacher_probs has {t.shape[1]} classes but {type(self).__name__} was fitted on {self.num_classes_}"
             )
         return t
 
@@ -363,7 +370,9 @@ class Method:
         else:
             num_classes = check_int(num_classes, "num_classes", low=2)
             if self.is_fitted and num_classes != self.num_classes_:
-                raise ValueError(f"num_classes = {num_classes} but {type(self).__name__} was fitted on {self.num_classes_}")
+                raise ValueError(
+                    f"num_classes = {num_classes} but {type(self).__name__} was fitted on {self.num_classes_}"
+                )
         if self.requires_fit:
             self._check_fitted()
         arr = as_numpy(labels, "labels")
@@ -393,9 +402,7 @@ class Method:
         batch = _check_mapping(batch)
         missing = [k for k in (*BATCH_KEYS, *self.extra_keys) if k not in batch]
         if missing:
-            raise ValueError(
-                f"batch lacks {missing} (build it with {type(self).__name__}.prepare / prepare_labeled)"
-            )
+            raise ValueError(f"batch lacks {missing} (build it with {type(self).__name__}.prepare / prepare_labeled)")
 
     def _check_loss_inputs(self, student_logits: object, batch: Mapping[str, Any]) -> None:
         """The arguments of :meth:`loss`: a floating-point (B, K) logits tensor (values are not checked) and a
@@ -405,7 +412,9 @@ class Method:
         for key in (*BATCH_KEYS, *self.extra_keys):
             value = batch[key]
             if not isinstance(value, torch.Tensor):
-                raise TypeError(f"batch[{key!r}] must be a torch.Tensor (convert the batch with to_tensors), got {type(value).__name__}")
+                raise TypeError(
+                    f"batch[{key!r}] must be a torch.Tensor (convert the batch with to_tensors), got {type(value).__name__}"
+                )
             if value.device != z.device:
                 raise ValueError(f"batch[{key!r}] is on {value.device} but student_logits is on {z.device}")
             if value.ndim == 0 or value.shape[0] != z.shape[0]:

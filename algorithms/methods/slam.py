@@ -95,7 +95,9 @@ class SLaM(Method):
         self.top_k_target = check_real("SLaM", "top_k_target", top_k_target, low=0.0, high=1.0, low_open=True)
         self.alpha_floor = check_real("SLaM", "alpha_floor", alpha_floor, low=0.0, high=1.0)
         if not self.normalize and self.alpha_floor < 0.5:
-            raise ValueError(f"SLaM option alpha_floor must be >= 1/2 for the un-normalised mix (2'), got {alpha_floor!r}")
+            raise ValueError(
+                f"SLaM option alpha_floor must be >= 1/2 for the un-normalised mix (2'), got {alpha_floor!r}"
+            )
         if self.normalize and isinstance(self.k, int):
             self._check_floor(self.k)
         self.feature = check_choice("SLaM", "feature", feature, FEATURES)
@@ -142,9 +144,13 @@ class SLaM(Method):
         ``topk_index`` (cross-entropy on labeled rows, where alpha = 1)."""
         self._check_loss_inputs(student_logits, batch)
         return L.slam_loss(
-            student_logits, batch["targets"], batch["alpha"], topk_index=batch["topk_index"],
-            normalize=self.normalize, validate=False,
-        )  # fmt: skip
+            student_logits,
+            batch["targets"],
+            batch["alpha"],
+            topk_index=batch["topk_index"],
+            normalize=self.normalize,
+            validate=False,
+        )
 
     def _info(self, pool: dict[str, np.ndarray]) -> dict[str, Any]:
         return {"alpha": summary(pool["teacher_accuracy"]), "k": int(self.k_), "alpha_clipped": summary(pool["alpha"])}

@@ -10,7 +10,14 @@ import numpy as np
 import torch
 
 from ..teacher_quality import FEATURES, fit_teacher_accuracy
-from ..weighting import DEFAULT_SCHEME, DEFAULT_TARGETS, WEIGHTED_SCHEMES, debiased_targets, distillation_weights, normalize_weights
+from ..weighting import (
+    DEFAULT_SCHEME,
+    DEFAULT_TARGETS,
+    WEIGHTED_SCHEMES,
+    debiased_targets,
+    distillation_weights,
+    normalize_weights,
+)
 from ._base import Method, check_choice, pool_targets, register, summary
 from .vanilla import weighted_cross_entropy
 
@@ -61,7 +68,9 @@ class WeightedDistillation(Method):
     _fitted = ("accuracy_model_",)
     extra_keys = ("teacher_accuracy",)
 
-    def __init__(self, *, scheme: str = DEFAULT_SCHEME, targets: str = DEFAULT_TARGETS, feature: str = "margin") -> None:
+    def __init__(
+        self, *, scheme: str = DEFAULT_SCHEME, targets: str = DEFAULT_TARGETS, feature: str = "margin"
+    ) -> None:
         if isinstance(scheme, str) and scheme == "uniform":
             raise ValueError(
                 "WeightedDistillation option scheme 'uniform' gives every example weight 1, which is vanilla "

@@ -40,20 +40,52 @@ class Benchmark:
 #: name -> :class:`Benchmark`, in the order the main job runs them.
 BENCHMARKS: dict[str, Benchmark] = {
     "game": Benchmark("game", "RAD query game: solver and DepRound at n = 1e4..1e6, the cvxpy LP at 1e3, 1e4", 15),
-    "losses": Benchmark("losses", "per-example losses vs soft cross-entropy (4096 x 100, 1024 x 1000); teacher-"
-                        "accuracy fit at 10^6 points", 40),
+    "losses": Benchmark(
+        "losses",
+        "per-example losses vs soft cross-entropy (4096 x 100, 1024 x 1000); teacher-accuracy fit at 10^6 points",
+        40,
+    ),
     "halfspace": Benchmark("halfspace", "forward-adjusted halfspace learner: run time against n and d", 30),
-    "throughput": Benchmark("throughput", "student training on CIFAR-shaped data: resident loop vs per-item "
-                            "DataLoader, images per second and peak memory", 60),
-    "selection": Benchmark("selection", "every selector's time at n = 1e4..1e6 on one core; RAD's select at 1e6 "
-                           "<= 1 s", 135),
-    "distill": Benchmark("distill", "every method on digits, gaussian_mixture and mnist1d, three labeled-set sizes, "
-                         "3 seeds (about 8 minutes on 2 cores)", 490, {"grid": "methods"}, {"seeds": 10}),
-    "ablation": Benchmark("distill", "Weighted Distillation ablation: every weight scheme on soft and hard targets, "
-                          "same grid; mean ranks and the winner", 180, {"grid": "ablation"}, {"seeds": 10}),
-    "active": Benchmark("active", "accuracy vs teacher queries for every selector with the vanilla and SLaM losses on "
-                        "digits and mnist1d, 5 seeds (about 8 minutes on 2 cores)", 390, {}, {"seeds": 10}),
-    "realdata": Benchmark("realdata", "Fashion-MNIST under the papers' protocol: every method against vanilla, "
-                          "paired by seed, MLP and CNN students; active distillation with the teacher queried on "
-                          "demand", 1500, {}, {"full": True}),
-}  # fmt: skip
+    "throughput": Benchmark(
+        "throughput",
+        "student training on CIFAR-shaped data: resident loop vs per-item "
+        "DataLoader, images per second and peak memory",
+        60,
+    ),
+    "selection": Benchmark(
+        "selection", "every selector's time at n = 1e4..1e6 on one core; RAD's select at 1e6 <= 1 s", 135
+    ),
+    "distill": Benchmark(
+        "distill",
+        "every method on digits, gaussian_mixture and mnist1d, three labeled-set sizes, "
+        "3 seeds (about 8 minutes on 2 cores)",
+        490,
+        {"grid": "methods"},
+        {"seeds": 10},
+    ),
+    "ablation": Benchmark(
+        "distill",
+        "Weighted Distillation ablation: every weight scheme on soft and hard targets, "
+        "same grid; mean ranks and the winner",
+        180,
+        {"grid": "ablation"},
+        {"seeds": 10},
+    ),
+    "active": Benchmark(
+        "active",
+        "accuracy vs teacher queries for every selector with the vanilla and SLaM losses on "
+        "digits and mnist1d, 5 seeds (about 8 minutes on 2 cores)",
+        390,
+        {},
+        {"seeds": 10},
+    ),
+    "realdata": Benchmark(
+        "realdata",
+        "Fashion-MNIST under the papers' protocol: every method against vanilla, "
+        "paired by seed, MLP and CNN students; active distillation with the teacher queried on "
+        "demand",
+        1500,
+        {},
+        {"full": True},
+    ),
+}

@@ -70,12 +70,15 @@ def _noise_summary(dataset: str, loss: str, budget: int, records: Sequence[dict[
     rounds = [r for rec in records for r in rec["rounds"]]
     diag = [r["evaluation_only"] for r in rounds]
     return {
-        "dataset": dataset, "loss": loss, "m_over_b": float(np.mean([r["mistakes"] for r in rounds]) / budget),
+        "dataset": dataset,
+        "loss": loss,
+        "m_over_b": float(np.mean([r["mistakes"] for r in rounds]) / budget),
         "error_top_b": float(np.mean([d["error_top_b"] for d in diag])),
         "error_pool": float(np.mean([d["error_pool"] for d in diag])),
         "useful_gain": {k: float(np.mean([d["useful_gain"][k] for d in diag])) for k in diag[0]["useful_gain"]},
-        "near_uniform_rounds": int(sum(bool(r.get("near_uniform")) for r in rounds)), "rounds": len(rounds),
-    }  # fmt: skip
+        "near_uniform_rounds": int(sum(bool(r.get("near_uniform")) for r in rounds)),
+        "rounds": len(rounds),
+    }
 
 
 def _paired(rows: list[dict[str, Any]], a: str, b: str) -> dict[str, float] | None:
@@ -85,14 +88,24 @@ def _paired(rows: list[dict[str, Any]], a: str, b: str) -> dict[str, float] | No
     if ra is None or rb is None:
         return None
     d = np.array([x[-1] - y[-1] for x, y in zip(ra["accuracy"], rb["accuracy"])])
-    return {"mean": float(d.mean()), "std": float(d.std(ddof=1)) if d.size > 1 else 0.0, "wins": int((d > 0).sum()),
-            "seeds": int(d.size)}  # fmt: skip
+    return {
+        "mean": float(d.mean()),
+        "std": float(d.std(ddof=1)) if d.size > 1 else 0.0,
+        "wins": int((d > 0).sum()),
+        "seeds": int(d.size),
+    }
 
 
 def run(
-    *, seed: int = 0, quick: bool = False, progress: bool | None = None, out: str = "reports/active",
-    cache: str = "reports/cache", device: str = "auto", seeds: int | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool | None = None,
+    out: str = "reports/active",
+    cache: str = "reports/cache",
+    device: str = "auto",
+    seeds: int | None = None,
+) -> dict[str, Any]:
     """Run the grid (module docstring); returns a JSON-ready dict ``{"benchmark", "rows", "paired", "noise",
     "seeds", "protocol", "seconds", "environment"}``. ``seed`` offsets the seeds (0..4); ``seeds``: how many
     (default 5, quick 2; the main job's ``--full`` runs 10)."""
@@ -106,22 +119,40 @@ def run(
     rows, noise = [], []
     for dataset, loss, selector in tqdm(jobs, desc="bench active", disable=not progress, file=sys.stderr):
         cfg = _base_config(dataset, quick)
-        cfg.update(name=f"{dataset}-{loss}-{selector}", selector=selector, loss=loss, seeds=seeds, out=out,
-                   cache=cache, device=device, pool_diagnostics=selector == "rad",
-                   overwrite=True)  # fmt: skip  # the grid owns its rows: a rerun with other settings replaces them
+        cfg.update(
+            name=f"{dataset}-{loss}-{selector}",
+            selector=selector,
+            loss=loss,
+            seeds=seeds,
+            out=out,
+            cache=cache,
+            device=device,
+            pool_diagnostics=selector == "rad",
+            overwrite=True,
+        )  # the grid owns its rows: a rerun with other settings replaces them
         result = run_active_distillation(cfg, progress=False)
         if selector == "rad":
             noise.append(_noise_summary(dataset, loss, cfg["budget"], result.per_seed))
         wrong = [sum(r["teacher_wrong"] for r in rec["rounds"]) for rec in result.per_seed]
         labels = list(result.teacher_queries)
         queried = result.queries[-1]
-        rows.append({
-            "dataset": dataset, "loss": loss, "selector": selector, "queries": list(result.queries),
-            "mean": list(result.mean), "std": list(result.std), "accuracy": [list(a) for a in result.accuracy],
-            "auc": float(np.mean(result.mean[1:])), "teacher_wrong_share": float(np.mean(wrong) / queried),
-            "support_share": _support_share(result.per_seed),
-            "teacher_accuracy": list(result.teacher_accuracy), "teacher_labels": labels, "seconds": result.wall_time_s,
-        })  # fmt: skip
+        rows.append(
+            {
+                "dataset": dataset,
+                "loss": loss,
+                "selector": selector,
+                "queries": list(result.queries),
+                "mean": list(result.mean),
+                "std": list(result.std),
+                "accuracy": [list(a) for a in result.accuracy],
+                "auc": float(np.mean(result.mean[1:])),
+                "teacher_wrong_share": float(np.mean(wrong) / queried),
+                "support_share": _support_share(result.per_seed),
+                "teacher_accuracy": list(result.teacher_accuracy),
+                "teacher_labels": labels,
+                "seconds": result.wall_time_s,
+            }
+        )
     paired = []
     for dataset in datasets:
         for loss in LOSSES:
@@ -130,13 +161,28 @@ def run(
                 diff = _paired(cell, "rad", other)
                 if diff is not None:
                     paired.append({"dataset": dataset, "loss": loss, "comparison": f"rad - {other}", **diff})
-    protocol = {d: {"config": DATASETS[d], **{k: v for k, v in _base_config(d, quick).items()
-                                               if k in ("labeled", "validation", "unlabeled", "rounds", "budget",
-                                                        "epochs", "teacher", "student")}} for d in datasets}  # fmt: skip
+    protocol = {
+        d: {
+            "config": DATASETS[d],
+            **{
+                k: v
+                for k, v in _base_config(d, quick).items()
+                if k in ("labeled", "validation", "unlabeled", "rounds", "budget", "epochs", "teacher", "student")
+            },
+        }
+        for d in datasets
+    }
     return {
-        "benchmark": "active", "rows": rows, "paired": paired, "noise": noise, "seeds": seeds, "quick": quick, "protocol": protocol,
-        "seconds": time.perf_counter() - started, "environment": environment_info(),
-    }  # fmt: skip
+        "benchmark": "active",
+        "rows": rows,
+        "paired": paired,
+        "noise": noise,
+        "seeds": seeds,
+        "quick": quick,
+        "protocol": protocol,
+        "seconds": time.perf_counter() - started,
+        "environment": environment_info(),
+    }
 
 
 def _pm(mean: float, std: float) -> str:
@@ -156,25 +202,48 @@ def table(result: dict[str, Any]) -> str:
             line = {"selector": r["selector"]}
             line.update({f"q={q}": _pm(m, s) for q, m, s in zip(r["queries"], r["mean"], r["std"])})
             support = "-" if r["support_share"] is None else f"{100 * r['support_share']:.0f}"
-            line.update({"auc": f"{100 * r['auc']:.1f}", "wrong labels %": f"{100 * r['teacher_wrong_share']:.1f}",
-                         "support %": support})  # fmt: skip
+            line.update(
+                {
+                    "auc": f"{100 * r['auc']:.1f}",
+                    "wrong labels %": f"{100 * r['teacher_wrong_share']:.1f}",
+                    "support %": support,
+                }
+            )
             lines.append(line)
         teacher = 100 * float(np.mean(cell[0]["teacher_accuracy"]))
-        parts.append(f"{dataset}, {loss} loss (test accuracy %, seeds {result['seeds']}; teacher {teacher:.1f}%)\n"
-                     + format_table(lines, list(lines[0])))  # fmt: skip
+        parts.append(
+            f"{dataset}, {loss} loss (test accuracy %, seeds {result['seeds']}; teacher {teacher:.1f}%)\n"
+            + format_table(lines, list(lines[0]))
+        )
     if result["paired"]:
-        lines = [{"dataset": p["dataset"], "loss": p["loss"], "final accuracy": p["comparison"],
-                  "points": _pm(p["mean"], p["std"]), "seeds won": f"{p['wins']}/{p['seeds']}"} for p in result["paired"]]  # fmt: skip
+        lines = [
+            {
+                "dataset": p["dataset"],
+                "loss": p["loss"],
+                "final accuracy": p["comparison"],
+                "points": _pm(p["mean"], p["std"]),
+                "seeds won": f"{p['wins']}/{p['seeds']}",
+            }
+            for p in result["paired"]
+        ]
         parts.append("paired by seed (final round)\n" + format_table(lines, list(lines[0])))
     if result.get("noise"):
-        lines = [{"dataset": d["dataset"], "loss": d["loss"], "m / b": f"{d['m_over_b']:.1f}",
-                  "error top-b %": f"{100 * d['error_top_b']:.1f}", "error pool %": f"{100 * d['error_pool']:.1f}",
-                  **{f"useful gain/query {k}": f"{v:.3f}" for k, v in d["useful_gain"].items()},
-                  "near-uniform rounds": f"{d.get('near_uniform_rounds', '-')}/{d.get('rounds', '-')}"}
-                 for d in result["noise"]]  # fmt: skip
-        parts.append("the pools RAD faced, evaluation only (the teacher asked about the whole pool; means over seeds "
-                     "and rounds; exact expected useful gain per query)\n"
-                     + format_table(lines, list(lines[0])))  # fmt: skip
+        lines = [
+            {
+                "dataset": d["dataset"],
+                "loss": d["loss"],
+                "m / b": f"{d['m_over_b']:.1f}",
+                "error top-b %": f"{100 * d['error_top_b']:.1f}",
+                "error pool %": f"{100 * d['error_pool']:.1f}",
+                **{f"useful gain/query {k}": f"{v:.3f}" for k, v in d["useful_gain"].items()},
+                "near-uniform rounds": f"{d.get('near_uniform_rounds', '-')}/{d.get('rounds', '-')}",
+            }
+            for d in result["noise"]
+        ]
+        parts.append(
+            "the pools RAD faced, evaluation only (the teacher asked about the whole pool; means over seeds "
+            "and rounds; exact expected useful gain per query)\n" + format_table(lines, list(lines[0]))
+        )
     return "\n\n".join(parts)
 
 

@@ -38,8 +38,8 @@ from robustdistill.algorithms.weighting import WEIGHTED_SCHEMES
 
 from ..pipeline.config import tomllib
 from ..pipeline.distill import run_distillation
-from ..pipeline.methods import PIPELINE_METHODS
 from ..pipeline.files import environment_info
+from ..pipeline.methods import PIPELINE_METHODS
 from .reporting import bench_parser, finish_bench, format_table
 
 __all__ = ["ABLATION_ROWS", "DATASETS", "METHOD_ROWS", "VARIANTS", "base_config", "rank_rows", "run", "table"]
@@ -72,10 +72,13 @@ METHOD_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = tuple(
 ABLATION_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("vanilla (soft)", "vanilla", {"targets": "soft"}),
     ("vanilla (hard)", "vanilla", {"targets": "hard"}),
-    *((f"{scheme} ({targets})", "weighted", {"scheme": scheme, "targets": targets})
-      for scheme in WEIGHTED_SCHEMES for targets in ("soft", "hard")),
+    *(
+        (f"{scheme} ({targets})", "weighted", {"scheme": scheme, "targets": targets})
+        for scheme in WEIGHTED_SCHEMES
+        for targets in ("soft", "hard")
+    ),
     ("debiased (soft)", "weighted", {"targets": "debiased"}),
-)  # fmt: skip
+)
 
 
 def base_config(dataset: str, labeled: int, quick: bool) -> dict[str, Any]:
@@ -102,9 +105,16 @@ def rank_rows(cells: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def run(
-    *, seed: int = 0, quick: bool = False, progress: bool | None = None, grid: str = "methods",
-    out: str = "reports/distill", cache: str = "reports/cache", device: str = "auto", seeds: int | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool | None = None,
+    grid: str = "methods",
+    out: str = "reports/distill",
+    cache: str = "reports/cache",
+    device: str = "auto",
+    seeds: int | None = None,
+) -> dict[str, Any]:
     """Run the grid (module docstring); returns a JSON-ready dict ``{"benchmark", "grid", "rows", "cells",
     "ranks" (ablation), "winner" (ablation), "seeds", "protocol", "seconds", "environment"}``. ``seed``
     offsets the grid's seeds (0, 1, 2); ``seeds``: how many (default 3, quick 2; the main job's ``--full``
@@ -126,28 +136,54 @@ def run(
     ]
     started = time.perf_counter()
     rows = []
-    for name, labeled, (label, method, options) in tqdm(jobs, desc=f"bench {grid}", disable=not progress, file=sys.stderr):
+    for name, labeled, (label, method, options) in tqdm(
+        jobs, desc=f"bench {grid}", disable=not progress, file=sys.stderr
+    ):
         cfg = base_config(name, labeled, quick)
-        cfg.update(name=f"{name}-{labeled}-{label}".replace(" ", "").replace("(", "_").replace(")", "").replace("'", "p"),
-                   method=method, method_options=options, seeds=seeds, out=out, cache=cache, device=device,
-                   overwrite=True)  # fmt: skip  # the grid owns its rows: a rerun with other settings replaces them
+        cfg.update(
+            name=f"{name}-{labeled}-{label}".replace(" ", "").replace("(", "_").replace(")", "").replace("'", "p"),
+            method=method,
+            method_options=options,
+            seeds=seeds,
+            out=out,
+            cache=cache,
+            device=device,
+            overwrite=True,
+        )  # the grid owns its rows: a rerun with other settings replaces them
         result = run_distillation(cfg, progress=False)
-        rows.append({
-            "dataset": name, "labeled": labeled, "method": label, "student_mean": result.student_mean,
-            "student_std": result.student_std, "teacher_mean": result.teacher_mean, "teacher_std": result.teacher_std,
-            "student_accuracy": list(result.student_accuracy), "seconds": result.wall_time_s,
-        })  # fmt: skip
+        rows.append(
+            {
+                "dataset": name,
+                "labeled": labeled,
+                "method": label,
+                "student_mean": result.student_mean,
+                "student_std": result.student_std,
+                "teacher_mean": result.teacher_mean,
+                "teacher_std": result.teacher_std,
+                "student_accuracy": list(result.student_accuracy),
+                "seconds": result.wall_time_s,
+            }
+        )
     cells: dict[str, dict[str, float]] = {}
     for r in rows:
         if r["student_mean"] is not None:
             cells.setdefault(f"{r['dataset']}-{r['labeled']}", {})[r["method"]] = r["student_mean"]
     out_dict: dict[str, Any] = {
-        "benchmark": "distill" if grid == "methods" else "ablation", "grid": grid, "rows": rows, "cells": cells,
-        "seeds": seeds, "quick": quick,
-        "protocol": {"datasets": {k: {"config": v[0], "labeled": list(v[1]), "validation": v[2], "unlabeled": v[3],
-                                      "overrides": v[4]} for k, v in datasets.items()}},
-        "seconds": time.perf_counter() - started, "environment": environment_info(),
-    }  # fmt: skip
+        "benchmark": "distill" if grid == "methods" else "ablation",
+        "grid": grid,
+        "rows": rows,
+        "cells": cells,
+        "seeds": seeds,
+        "quick": quick,
+        "protocol": {
+            "datasets": {
+                k: {"config": v[0], "labeled": list(v[1]), "validation": v[2], "unlabeled": v[3], "overrides": v[4]}
+                for k, v in datasets.items()
+            }
+        },
+        "seconds": time.perf_counter() - started,
+        "environment": environment_info(),
+    }
     if grid == "ablation":
         ranks = rank_rows(cells)
         best = min(ranks.values())
@@ -174,14 +210,20 @@ def table(result: dict[str, Any]) -> str:
             line = {"method": method}
             for size in sizes:
                 r = next(x for x in rows if x["method"] == method and x["labeled"] == size)
-                mean, std = (r["teacher_mean"], r["teacher_std"]) if method == "teacher" else (r["student_mean"], r["student_std"])
+                mean, std = (
+                    (r["teacher_mean"], r["teacher_std"])
+                    if method == "teacher"
+                    else (r["student_mean"], r["student_std"])
+                )
                 line[f"labeled {size}"] = _pm(mean, std)
             lines.append(line)
         parts.append(f"{dataset} (test accuracy %, seeds {result['seeds']})\n" + format_table(lines, list(lines[0])))
     if "ranks" in result:
         ranks = sorted(result["ranks"].items(), key=lambda kv: kv[1])
-        parts.append(format_table([{"scheme": k, "mean rank": v} for k, v in ranks], ["scheme", "mean rank"])
-                     + f"\nwinner: {result['winner']}")  # fmt: skip
+        parts.append(
+            format_table([{"scheme": k, "mean rank": v} for k, v in ranks], ["scheme", "mean rank"])
+            + f"\nwinner: {result['winner']}"
+        )
     return "\n\n".join(parts)
 
 
@@ -190,8 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = bench_parser("distill", __doc__, "seconds-long smoke run")
     parser.add_argument("--ablation", action="store_true", help="the Weighted Distillation ablation grid")
     args = parser.parse_args(argv)
-    result = run(quick=args.quick, grid="ablation" if args.ablation else "methods",
-                 progress=False if args.quiet else None)  # fmt: skip
+    result = run(
+        quick=args.quick, grid="ablation" if args.ablation else "methods", progress=False if args.quiet else None
+    )
     return finish_bench(result, table(result), args.json)
 
 

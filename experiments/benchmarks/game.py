@@ -145,9 +145,7 @@ def run(
             rng = np.random.default_rng(seed)
             t_solve, sol = _best_of(lambda: solve_query_game(g, b, m), repeats)
             t_dep, batch = _best_of(lambda: depround(sol.probabilities, rng=rng), repeats)
-            t_both, _ = _best_of(
-                lambda: depround(solve_query_game(g, b, m).probabilities, rng=rng), repeats
-            )
+            t_both, _ = _best_of(lambda: depround(solve_query_game(g, b, m).probabilities, rng=rng), repeats)
             scale = max(1.0, abs(sol.value))
             cert = abs(top_k_sum(g * (1.0 - sol.adversary), b) - sol.value) / scale
             row: dict[str, Any] = {
@@ -208,18 +206,24 @@ def run(
 
 
 ROW_COLUMNS = [
-    "n", "b", "m", "solve_s", "depround_s", "solve_sample_s", "certificate_gap", "lp_s", "speedup",
+    "n",
+    "b",
+    "m",
+    "solve_s",
+    "depround_s",
+    "solve_sample_s",
+    "certificate_gap",
+    "lp_s",
+    "speedup",
     "value_gap",
-]  # fmt: skip
+]
 
 
 def table(result: dict[str, Any]) -> str:
     """The printed report: the per-size timings, then each target beside its measurement."""
     target_rows = format_targets(result)
     pinned = result["pinned"]
-    pin_line = (
-        f"pinned to CPU {pinned['cpu']}" if pinned["pinned"] else f"not pinned ({pinned['reason']})"
-    )
+    pin_line = f"pinned to CPU {pinned['cpu']}" if pinned["pinned"] else f"not pinned ({pinned['reason']})"
     return "\n".join(
         [
             f"query game benchmark: float64, best of {result['protocol']['repeats']} after 1 warm-up, "

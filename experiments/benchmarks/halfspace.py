@@ -72,9 +72,13 @@ def fit_linear_model(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 
 def run(
-    *, seed: int = 0, quick: bool = False, repeats: int | None = None, progress: bool | None = None,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    repeats: int | None = None,
+    progress: bool | None = None,
     grid: dict[str, Sequence[int]] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Time the learner and logistic L-BFGS on every cell of ``grid`` (default :data:`DEFAULT_GRID`, or
     :data:`QUICK_GRID` with ``quick``); ``progress``: a tqdm bar on stderr (``None``: only on a terminal).
     Returns a JSON-ready dict ``{"benchmark", "protocol", "rows", "fit", "targets", "targets_met",
@@ -93,23 +97,34 @@ def run(
         logistic = _best_time(lambda: H.learn_logistic(data.X, data.y_noisy), repeats)
         rows.append(
             {
-                "n": n, "d": d, "margin": float(gamma), "learner_s": learner, "us_per_step": learner / n * 1e6,
-                "logistic_lbfgs_s": logistic, "ratio_to_logistic": learner / logistic,
+                "n": n,
+                "d": d,
+                "margin": float(gamma),
+                "learner_s": learner,
+                "us_per_step": learner / n * 1e6,
+                "logistic_lbfgs_s": logistic,
+                "ratio_to_logistic": learner / logistic,
             }
-        )  # fmt: skip
+        )
     fit = fit_linear_model(rows)
     targets, met = evaluate_targets(TARGETS, {"max_rel_residual": fit["max_rel_residual"]})
     return {
         "benchmark": "halfspace",
-        "protocol": {"noise_rate": NOISE_RATE, "margin": "0.5 / sqrt(d)", "repeats": repeats, "seed": seed,
-                     "quick": quick, "grid": {k: list(v) for k, v in grid.items()}},
+        "protocol": {
+            "noise_rate": NOISE_RATE,
+            "margin": "0.5 / sqrt(d)",
+            "repeats": repeats,
+            "seed": seed,
+            "quick": quick,
+            "grid": {k: list(v) for k, v in grid.items()},
+        },
         "rows": rows,
         "fit": fit,
         "targets": targets,
         "targets_met": met,
         "seconds": time.perf_counter() - started,
         "environment": environment_info(),
-    }  # fmt: skip
+    }
 
 
 def table(result: dict[str, Any]) -> str:

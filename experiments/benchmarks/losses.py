@@ -138,14 +138,12 @@ def _time_interleaved(
     names = list(cases)
     best = {name: float("inf") for name in names}
     for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             best[name] = min(best[name], _time_once(cases[name], logits))
     return best
 
 
-def make_teacher_data(
-    n: int, num_classes: int = TEACHER_QUALITY_K, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def make_teacher_data(n: int, num_classes: int = TEACHER_QUALITY_K, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic teacher outputs and labels: ``Dirichlet(0.3)`` probabilities; the label is the teacher's
     argmax with probability ``0.3 + 0.65 * margin^0.7`` (the margin teacher of docs/theory/noise.md#noise-margin-teacher), else uniform over
     the other classes."""
@@ -360,16 +358,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10, help="interleaved timed rounds (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--threads", type=int, action="append", default=None,
+        "--threads",
+        type=int,
+        action="append",
+        default=None,
         help="torch threads; repeat to measure several counts in one run (default: as is)",
-    )  # fmt: skip
+    )
     parser.add_argument("--device", action="append", default=None, help="cpu or cuda; repeat for several")
     args = parser.parse_args(argv)
     try:
         result = run(
-            repeats=args.repeats, seed=args.seed, quick=args.quick, progress=None if not args.quiet else False,
-            devices=args.device, threads=args.threads,
-        )  # fmt: skip
+            repeats=args.repeats,
+            seed=args.seed,
+            quick=args.quick,
+            progress=None if not args.quiet else False,
+            devices=args.device,
+            threads=args.threads,
+        )
     except (ValueError, TypeError) as exc:
         print(f"bench_losses: {exc}", file=sys.stderr)
         return 2

@@ -51,9 +51,22 @@ from .distill import rank_rows
 from .reporting import bench_parser, finish_bench, format_markdown_table, format_table
 
 __all__ = [
-    "ACTIVE_MISTAKES", "ACTIVE_SELECTORS", "BASELINE", "CNN_ROWS", "RANKED_GROUPS", "ROWS", "STUDENTS", "TEACHER",
-    "page", "paired", "ranks", "run", "table", "teacher_epochs", "winners",
-]  # fmt: skip
+    "ACTIVE_MISTAKES",
+    "ACTIVE_SELECTORS",
+    "BASELINE",
+    "CNN_ROWS",
+    "RANKED_GROUPS",
+    "ROWS",
+    "STUDENTS",
+    "TEACHER",
+    "page",
+    "paired",
+    "ranks",
+    "run",
+    "table",
+    "teacher_epochs",
+    "winners",
+]
 
 DATASET = "fashion_mnist"
 SIZES = (100, 300, 1000)
@@ -78,8 +91,11 @@ ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("teacher", "teacher", {}),
     ("vanilla (soft)", "vanilla", {"targets": "soft"}),
     ("vanilla (hard)", "vanilla", {"targets": "hard"}),
-    *[(f"weighted {scheme} ({targets})", "weighted", {"scheme": scheme, "targets": targets})
-      for scheme in WEIGHTED_SCHEMES for targets in ("soft", "hard")],
+    *[
+        (f"weighted {scheme} ({targets})", "weighted", {"scheme": scheme, "targets": targets})
+        for scheme in WEIGHTED_SCHEMES
+        for targets in ("soft", "hard")
+    ],
     ("weighted debiased (soft)", "weighted", {"targets": "debiased"}),
     ("slam (2') soft, floor 0.6", "slam", {"normalize": False, "targets": "soft", "alpha_floor": 0.6}),
     ("slam (2') top-k", "slam", {"normalize": False, "targets": "topk"}),
@@ -91,16 +107,29 @@ ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("confidence threshold", "confidence_threshold", {}),
     ("ups", "ups", {}),
     ("vid", "vid", {}),
-)  # fmt: skip
+)
 #: The rows of the CNN student in the default grid (every row with ``full``).
 CNN_ROWS = (
-    "teacher", "vanilla (soft)", "vanilla (hard)", "weighted accuracy (soft)", "weighted signal (soft)",
-    "slam (2') soft, floor 0.6", "slam (2') top-k", "forward", "confidence threshold",
-)  # fmt: skip
+    "teacher",
+    "vanilla (soft)",
+    "vanilla (hard)",
+    "weighted accuracy (soft)",
+    "weighted signal (soft)",
+    "slam (2') soft, floor 0.6",
+    "slam (2') top-k",
+    "forward",
+    "confidence threshold",
+)
 #: Labeled-set sizes of the CNN student in the default grid (the weakest teacher).
 CNN_SIZES = (100,)
 #: The rows of ``quick`` (MLP student only).
-QUICK_ROWS = ("teacher", "vanilla (soft)", f"weighted {DEFAULT_SCHEME} (soft)", "slam (2') top-k", "slam (2') soft, floor 0.6")
+QUICK_ROWS = (
+    "teacher",
+    "vanilla (soft)",
+    f"weighted {DEFAULT_SCHEME} (soft)",
+    "slam (2') top-k",
+    "slam (2') soft, floor 0.6",
+)
 
 ACTIVE_SELECTORS = ("rad", "margin", "entropy", "random")
 #: RAD's estimate of the teacher's mistakes (the active loop's ``mistakes`` key).
@@ -138,19 +167,36 @@ def paired(values: dict[str, Sequence[float]], baseline: str = BASELINE) -> dict
         n = d.size
         half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)) if n >= 2 else math.nan
         mean = float(d.mean())
-        out[row] = {"diff": d.tolist(), "mean": mean, "low": mean - half, "high": mean + half,
-                    "wins": int((d > 0).sum()), "seeds": n}  # fmt: skip
+        out[row] = {
+            "diff": d.tolist(),
+            "mean": mean,
+            "low": mean - half,
+            "high": mean + half,
+            "wins": int((d > 0).sum()),
+            "seeds": n,
+        }
     return out
 
 
-def _base_config(labeled: int, student: str, *, quick: bool, full: bool, seeds: Sequence[int], out: str, cache: str,
-                 device: str) -> dict[str, Any]:  # fmt: skip
+def _base_config(
+    labeled: int, student: str, *, quick: bool, full: bool, seeds: Sequence[int], out: str, cache: str, device: str
+) -> dict[str, Any]:
     model, epochs = STUDENTS[student]
     cfg = {
-        "dataset": DATASET, "labeled": labeled, "validation": VALIDATION, "teacher": TEACHER, "student": model,
-        "epochs": epochs, "teacher_epochs": teacher_epochs(labeled), "train": TRAIN, "seeds": list(seeds), "out": out,
-        "cache": cache, "device": device, "overwrite": True,  # the grid owns its rows: a rerun replaces them
-    }  # fmt: skip
+        "dataset": DATASET,
+        "labeled": labeled,
+        "validation": VALIDATION,
+        "teacher": TEACHER,
+        "student": model,
+        "epochs": epochs,
+        "teacher_epochs": teacher_epochs(labeled),
+        "train": TRAIN,
+        "seeds": list(seeds),
+        "out": out,
+        "cache": cache,
+        "device": device,
+        "overwrite": True,  # the grid owns its rows: a rerun replaces them
+    }
     if quick:
         cfg.update(validation=100, epochs=1, teacher_epochs=2, unlabeled=200)
     else:
@@ -181,21 +227,28 @@ def _epoch_time(record: dict[str, Any]) -> float | None:
 
 def _distill(jobs, seeds, ds, args, progress) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     rows = []
-    for student, labeled, (label, method, options) in tqdm(jobs, desc="bench realdata", disable=not progress,
-                                                           file=sys.stderr):  # fmt: skip
+    for student, labeled, (label, method, options) in tqdm(
+        jobs, desc="bench realdata", disable=not progress, file=sys.stderr
+    ):
         cfg = _base_config(labeled, student, seeds=seeds, **args)
         cfg.update(name=f"fmnist-{student}-{labeled}-{_slug(label)}", method=method, method_options=options)
         per_seed = run_distillation(cfg, ds, progress=False).per_seed
-        rows.append({
-            "student": student, "labeled": labeled, "method": label, "name": method, "options": options,
-            "student_accuracy": [r["student_accuracy"] for r in per_seed],
-            "teacher_accuracy": [r["teacher_accuracy"] for r in per_seed],
-            "pool_fit": [r.get("pool_fit") for r in per_seed],
-            "minimiser_leaves_topk": [r.get("minimiser_leaves_topk") for r in per_seed],
-            "epoch_seconds": [_epoch_time(r) for r in per_seed],
-            "teacher_queries": [r["teacher_queries"] for r in per_seed],
-            "seconds": [r["seconds"] for r in per_seed],
-        })  # fmt: skip
+        rows.append(
+            {
+                "student": student,
+                "labeled": labeled,
+                "method": label,
+                "name": method,
+                "options": options,
+                "student_accuracy": [r["student_accuracy"] for r in per_seed],
+                "teacher_accuracy": [r["teacher_accuracy"] for r in per_seed],
+                "pool_fit": [r.get("pool_fit") for r in per_seed],
+                "minimiser_leaves_topk": [r.get("minimiser_leaves_topk") for r in per_seed],
+                "epoch_seconds": [_epoch_time(r) for r in per_seed],
+                "teacher_queries": [r["teacher_queries"] for r in per_seed],
+                "seconds": [r["seconds"] for r in per_seed],
+            }
+        )
     return rows
 
 
@@ -207,9 +260,13 @@ def _cells(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         accs = {r["method"]: r["student_accuracy"] for r in group if r["student_accuracy"][0] is not None}
         teacher = next((r["teacher_accuracy"] for r in group if r["teacher_accuracy"][0] is not None), None)
         base = next((r for r in group if r["method"] == BASELINE), None)
-        cell: dict[str, Any] = {"student": key[0], "labeled": key[1], "teacher": teacher,
-                                "mean": {m: float(np.mean(a)) for m, a in accs.items()},
-                                "std": {m: float(np.std(a, ddof=1)) if len(a) > 1 else 0.0 for m, a in accs.items()}}  # fmt: skip
+        cell: dict[str, Any] = {
+            "student": key[0],
+            "labeled": key[1],
+            "teacher": teacher,
+            "mean": {m: float(np.mean(a)) for m, a in accs.items()},
+            "std": {m: float(np.std(a, ddof=1)) if len(a) > 1 else 0.0 for m, a in accs.items()},
+        }
         if base is not None:
             cell["paired"] = paired(accs)
             ratios = {}
@@ -220,19 +277,24 @@ def _cells(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             cell["overhead"] = ratios
         cell["fits_teacher_mistakes"] = {
             r["method"]: float(np.mean([p["fits_teacher_mistakes"] for p in r["pool_fit"]]))
-            for r in group if r["pool_fit"][0] is not None and r["pool_fit"][0]["fits_teacher_mistakes"] is not None
-        }  # fmt: skip
+            for r in group
+            if r["pool_fit"][0] is not None and r["pool_fit"][0]["fits_teacher_mistakes"] is not None
+        }
         cell["minimiser_leaves_topk"] = {
             r["method"]: float(np.mean(r["minimiser_leaves_topk"]))
-            for r in group if r.get("minimiser_leaves_topk") and r["minimiser_leaves_topk"][0] is not None
-        }  # fmt: skip
+            for r in group
+            if r.get("minimiser_leaves_topk") and r["minimiser_leaves_topk"][0] is not None
+        }
         cells[f"{key[0]}-{key[1]}"] = cell
     return cells
 
 
 #: Row groups whose ablation chooses a method's defaults: group -> (rows ranked, rows that can win).
 RANKED_GROUPS: dict[str, tuple[Any, Any]] = {
-    "weighted": (lambda m: m.startswith("weighted") or m in (BASELINE, "vanilla (hard)"), lambda m: m.startswith("weighted")),
+    "weighted": (
+        lambda m: m.startswith("weighted") or m in (BASELINE, "vanilla (hard)"),
+        lambda m: m.startswith("weighted"),
+    ),
     "slam": (lambda m: m.startswith("slam"), lambda m: m.startswith("slam")),
 }
 
@@ -271,22 +333,32 @@ def _active(seeds, ds, args, progress) -> list[dict[str, Any]]:  # type: ignore[
     for selector, loss, mistakes in tqdm(plan, desc="bench realdata: active", disable=not progress, file=sys.stderr):
         cfg = _base_config(ACTIVE["labeled"], "mlp", seeds=seeds, **args)
         cfg.update(
-            name=f"fmnist-active-{selector}-{loss}-{mistakes}", selector=selector, loss=loss,
-            rounds=2 if quick else ACTIVE["rounds"], budget=20 if quick else ACTIVE["budget"],
-            unlabeled=200 if quick else ACTIVE["pool"], epochs=1 if quick else ACTIVE["epochs"],
-        )  # fmt: skip
+            name=f"fmnist-active-{selector}-{loss}-{mistakes}",
+            selector=selector,
+            loss=loss,
+            rounds=2 if quick else ACTIVE["rounds"],
+            budget=20 if quick else ACTIVE["budget"],
+            unlabeled=200 if quick else ACTIVE["pool"],
+            epochs=1 if quick else ACTIVE["epochs"],
+        )
         if selector == "rad":
             cfg["mistakes"] = mistakes
         result = run_active_distillation(cfg, ds, progress=False)
         rounds = [r.get("rounds", []) for r in result.per_seed]
-        out.append({
-            "selector": selector, "loss": loss, "mistakes": mistakes if selector == "rad" else None,
-            "queries": list(result.queries), "accuracy": [list(a) for a in result.accuracy],
-            "accuracy_mean": list(result.mean), "accuracy_std": list(result.std),
-            "teacher_queries": list(result.teacher_queries),
-            "mistakes_per_round": [[x.get("mistakes") for x in rs] for rs in rounds],
-            "near_uniform": [[x.get("near_uniform") for x in rs] for rs in rounds],
-        })  # fmt: skip
+        out.append(
+            {
+                "selector": selector,
+                "loss": loss,
+                "mistakes": mistakes if selector == "rad" else None,
+                "queries": list(result.queries),
+                "accuracy": [list(a) for a in result.accuracy],
+                "accuracy_mean": list(result.mean),
+                "accuracy_std": list(result.std),
+                "teacher_queries": list(result.teacher_queries),
+                "mistakes_per_round": [[x.get("mistakes") for x in rs] for rs in rounds],
+                "near_uniform": [[x.get("near_uniform") for x in rs] for rs in rounds],
+            }
+        )
     return out
 
 
@@ -294,18 +366,29 @@ def _active_paired(curves: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Final-round accuracy of every curve minus margin sampling's with the same loss, paired by seed."""
     out = {}
     for loss in dict.fromkeys(c["loss"] for c in curves):
-        group = {(c["selector"] + (f" (m: {c['mistakes']})" if c["mistakes"] else "")): [a[-1] for a in c["accuracy"]]
-                 for c in curves if c["loss"] == loss}  # fmt: skip
+        group = {
+            (c["selector"] + (f" (m: {c['mistakes']})" if c["mistakes"] else "")): [a[-1] for a in c["accuracy"]]
+            for c in curves
+            if c["loss"] == loss
+        }
         if "margin" in group:
             out[loss] = paired(group, baseline="margin")
     return out
 
 
 def run(
-    *, seed: int = 0, quick: bool = False, full: bool = False, progress: bool | None = None, seeds: int | None = None,
-    root: str | None = None, active: bool = True, out: str = "reports/realdata", cache: str = "reports/cache",
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    full: bool = False,
+    progress: bool | None = None,
+    seeds: int | None = None,
+    root: str | None = None,
+    active: bool = True,
+    out: str = "reports/realdata",
+    cache: str = "reports/cache",
     device: str = "auto",
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Run the grid (module docstring); returns a JSON-ready dict. ``seeds``: how many (default 3, 5 with
     ``full``, 2 with ``quick``), starting at ``seed``; ``root``: the folder of the IDX files (default: the
     Debian package's). Raises :class:`BenchmarkSkipped` when the files are missing."""
@@ -324,18 +407,32 @@ def run(
     cells = _cells(rows)
     curves = _active(seed_list, ds, args, progress) if active else []
     return {
-        "benchmark": "realdata", "dataset": DATASET, "quick": quick, "full": full, "seeds": seed_list, "rows": rows,
-        "cells": cells, "ranks": ranks(cells), "active": curves, "active_paired": _active_paired(curves) if curves else {},
+        "benchmark": "realdata",
+        "dataset": DATASET,
+        "quick": quick,
+        "full": full,
+        "seeds": seed_list,
+        "rows": rows,
+        "cells": cells,
+        "ranks": ranks(cells),
+        "active": curves,
+        "active_paired": _active_paired(curves) if curves else {},
         "baseline": BASELINE,
         "defaults": {"slam_targets": DEFAULT_TARGETS, "weighted_scheme": DEFAULT_SCHEME},
-        "protocol": {"sizes": sorted({r["labeled"] for r in rows}), "validation": VALIDATION,
-                     "pool": None if full else POOL, "teacher": TEACHER, "teacher_epochs": {
-                         str(n): teacher_epochs(n) for n in sorted({r["labeled"] for r in rows})},
-                     "students": {k: {"model": v[0], "epochs": v[1]} for k, v in STUDENTS.items()}, "train": TRAIN,
-                     "active": ACTIVE},
-        "seconds": time.perf_counter() - started, "distill_seconds": distill_seconds,
+        "protocol": {
+            "sizes": sorted({r["labeled"] for r in rows}),
+            "validation": VALIDATION,
+            "pool": None if full else POOL,
+            "teacher": TEACHER,
+            "teacher_epochs": {str(n): teacher_epochs(n) for n in sorted({r["labeled"] for r in rows})},
+            "students": {k: {"model": v[0], "epochs": v[1]} for k, v in STUDENTS.items()},
+            "train": TRAIN,
+            "active": ACTIVE,
+        },
+        "seconds": time.perf_counter() - started,
+        "distill_seconds": distill_seconds,
         "environment": environment_info(),
-    }  # fmt: skip
+    }
 
 
 def _pct(x: float | None) -> str:
@@ -347,8 +444,15 @@ def _ci(p: dict[str, Any]) -> str:
 
 
 #: The columns of a cell's table (text and Markdown).
-CELL_COLUMNS = ("method", "accuracy %", "diff to vanilla, 95% CI", "won", "fits teacher mistakes %", "epoch time x",
-                "SLaM minimiser off top-k %")  # fmt: skip
+CELL_COLUMNS = (
+    "method",
+    "accuracy %",
+    "diff to vanilla, 95% CI",
+    "won",
+    "fits teacher mistakes %",
+    "epoch time x",
+    "SLaM minimiser off top-k %",
+)
 
 
 def _cell_rows(cell: dict[str, Any]) -> list[dict[str, str]]:
@@ -361,9 +465,15 @@ def _cell_rows(cell: dict[str, Any]) -> list[dict[str, str]]:
         fits = cell["fits_teacher_mistakes"].get(method)
         ratio = cell.get("overhead", {}).get(method)
         off = cell.get("minimiser_leaves_topk", {}).get(method)
-        values = (method, f"{100 * mean:.1f} +- {100 * cell['std'][method]:.1f}", "-" if p is None else _ci(p),
-                  "-" if p is None else f"{p['wins']}/{p['seeds']}", "-" if fits is None else f"{100 * fits:.0f}",
-                  "-" if ratio is None else f"{ratio:.2f}", "-" if off is None else f"{100 * off:.1f}")  # fmt: skip
+        values = (
+            method,
+            f"{100 * mean:.1f} +- {100 * cell['std'][method]:.1f}",
+            "-" if p is None else _ci(p),
+            "-" if p is None else f"{p['wins']}/{p['seeds']}",
+            "-" if fits is None else f"{100 * fits:.0f}",
+            "-" if ratio is None else f"{ratio:.2f}",
+            "-" if off is None else f"{100 * off:.1f}",
+        )
         rows.append(dict(zip(CELL_COLUMNS, values)))
     return rows
 
@@ -373,16 +483,25 @@ def _rank_rows(group_ranks: dict[str, float]) -> list[dict[str, str]]:
 
 
 def _active_rows(result: dict[str, Any]) -> list[dict[str, str]]:
-    return [{"selector": c["selector"] + (f" (m: {c['mistakes']})" if c["mistakes"] else ""), "loss": c["loss"],
-             "pool queries": " ".join(map(str, c["queries"])),
-             "accuracy % per round": " ".join(f"{100 * a:.1f}" for a in c["accuracy_mean"]),
-             "labels paid": str(c["teacher_queries"][0])} for c in result["active"]]  # fmt: skip
+    return [
+        {
+            "selector": c["selector"] + (f" (m: {c['mistakes']})" if c["mistakes"] else ""),
+            "loss": c["loss"],
+            "pool queries": " ".join(map(str, c["queries"])),
+            "accuracy % per round": " ".join(f"{100 * a:.1f}" for a in c["accuracy_mean"]),
+            "labels paid": str(c["teacher_queries"][0]),
+        }
+        for c in result["active"]
+    ]
 
 
 def _active_paired_rows(result: dict[str, Any]) -> list[dict[str, str]]:
-    return [{"loss": loss, "selector": sel, "final diff to margin, 95% CI": _ci(p), "won": f"{p['wins']}/{p['seeds']}"}
-            for loss, group in result.get("active_paired", {}).items() for sel, p in group.items()
-            if sel != "margin"]  # fmt: skip
+    return [
+        {"loss": loss, "selector": sel, "final diff to margin, 95% CI": _ci(p), "won": f"{p['wins']}/{p['seeds']}"}
+        for loss, group in result.get("active_paired", {}).items()
+        for sel, p in group.items()
+        if sel != "margin"
+    ]
 
 
 def _markdown(rows: list[dict[str, str]]) -> str:
@@ -401,15 +520,19 @@ def table(result: dict[str, Any]) -> str:
     best = winners(result)
     for group, group_ranks in ranks(result["cells"]).items():
         if group_ranks:
-            parts.append(f"{group}: mean rank over the cells where every row ran (1 = best); winner: "
-                         f"{best.get(group, {}).get('row')}\n" + format_table(_rank_rows(group_ranks), ["row", "mean rank"]))
+            parts.append(
+                f"{group}: mean rank over the cells where every row ran (1 = best); winner: "
+                f"{best.get(group, {}).get('row')}\n" + format_table(_rank_rows(group_ranks), ["row", "mean rank"])
+            )
     if result["active"]:
         rows = _active_rows(result)
         parts.append("active distillation (mlp student)\n" + format_table(rows, list(rows[0])))
         rows = _active_paired_rows(result)
         if rows:
-            parts.append("active distillation, final round against margin sampling (paired by seed)\n"
-                         + format_table(rows, list(rows[0])))
+            parts.append(
+                "active distillation, final round against margin sampling (paired by seed)\n"
+                + format_table(rows, list(rows[0]))
+            )
     return "\n\n".join(parts)
 
 
@@ -464,15 +587,28 @@ def page(result: dict[str, Any], figure: str | None = None) -> str:
     best = winners(result)
     for group, group_ranks in ranks(result["cells"]).items():
         if group in best:
-            lines += [f"Mean rank of the {group} rows over the cells where every row ran (1 = best). The winner, "
-                      f"`{best[group]['row']}` (options {best[group]['options']}), is the method's default.", "",
-                      _markdown(_rank_rows(group_ranks)), ""]  # fmt: skip
+            lines += [
+                f"Mean rank of the {group} rows over the cells where every row ran (1 = best). The winner, "
+                f"`{best[group]['row']}` (options {best[group]['options']}), is the method's default.",
+                "",
+                _markdown(_rank_rows(group_ranks)),
+                "",
+            ]
     for cell in result["cells"].values():
         teacher = f", teacher {100 * float(np.mean(cell['teacher'])):.1f}%" if cell.get("teacher") else ""
-        lines += [f"## {cell['student']} student, {cell['labeled']} labels{teacher}", "", _markdown(_cell_rows(cell)), ""]
+        lines += [
+            f"## {cell['student']} student, {cell['labeled']} labels{teacher}",
+            "",
+            _markdown(_cell_rows(cell)),
+            "",
+        ]
     if result.get("active"):
-        lines += ["## Active distillation (MLP student, teacher queried on demand)", "", _markdown(_active_rows(result)),
-                  ""]  # fmt: skip
+        lines += [
+            "## Active distillation (MLP student, teacher queried on demand)",
+            "",
+            _markdown(_active_rows(result)),
+            "",
+        ]
         rows = _active_paired_rows(result)
         if rows:
             lines += ["Final round minus margin sampling, paired by seed:", "", _markdown(rows), ""]
@@ -493,20 +629,33 @@ def headline(result: dict[str, Any]) -> str:
     with the 95% interval, per cell of the grid; RAD against margin sampling after the last active round."""
     cells = list(result["cells"].items())
     header = ["method", *(f"{c['student']}, {c['labeled']} labels" for _, c in cells)]
-    rows = [["teacher accuracy %", *(f"{100 * np.mean(c['teacher']):.1f}" if c["teacher"] else "-" for _, c in cells)],
-            ["vanilla (soft) accuracy %", *(f"{100 * c['mean'][BASELINE]:.1f}" for _, c in cells)]]  # fmt: skip
+    rows = [
+        ["teacher accuracy %", *(f"{100 * np.mean(c['teacher']):.1f}" if c["teacher"] else "-" for _, c in cells)],
+        ["vanilla (soft) accuracy %", *(f"{100 * c['mean'][BASELINE]:.1f}" for _, c in cells)],
+    ]
     for label, row in HEADLINE:
-        rows.append([f"{label}: diff to vanilla", *(_ci(c["paired"][row]) if row in c.get("paired", {}) else "-"
-                                                    for _, c in cells)])  # fmt: skip
+        rows.append(
+            [
+                f"{label}: diff to vanilla",
+                *(_ci(c["paired"][row]) if row in c.get("paired", {}) else "-" for _, c in cells),
+            ]
+        )
     text = format_markdown_table(header, rows)
-    active = [(loss, group["rad (m: pool)"]) for loss, group in result.get("active_paired", {}).items()
-              if "rad (m: pool)" in group]  # fmt: skip
+    active = [
+        (loss, group["rad (m: pool)"])
+        for loss, group in result.get("active_paired", {}).items()
+        if "rad (m: pool)" in group
+    ]
     if active:
         protocol = result["protocol"]["active"]
-        text += (f"\n\nRobust Active Distillation against margin sampling: mlp student, {protocol['labeled']} labels, "
-                 f"{protocol['rounds']} rounds of {protocol['budget']} teacher labels, accuracy after the last round.\n\n")
-        text += format_markdown_table(["student loss", "RAD: diff to margin sampling", "seeds won"],
-                                      [[loss, _ci(p), f"{p['wins']}/{p['seeds']}"] for loss, p in active])  # fmt: skip
+        text += (
+            f"\n\nRobust Active Distillation against margin sampling: mlp student, {protocol['labeled']} labels, "
+            f"{protocol['rounds']} rounds of {protocol['budget']} teacher labels, accuracy after the last round.\n\n"
+        )
+        text += format_markdown_table(
+            ["student loss", "RAD: diff to margin sampling", "seeds won"],
+            [[loss, _ci(p), f"{p['wins']}/{p['seeds']}"] for loss, p in active],
+        )
     return text
 
 

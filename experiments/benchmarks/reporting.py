@@ -41,9 +41,7 @@ def format_value(value: Any) -> str:
 def _is_numeric_column(values: Sequence[Any]) -> bool:
     """True when every non-None value is a real number (not a bool) and there is at least one."""
     present = [v for v in values if v is not None]
-    return bool(present) and all(
-        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in present
-    )
+    return bool(present) and all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in present)
 
 
 def markdown_cell(value: Any) -> str:
@@ -68,9 +66,7 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     numeric = [_is_numeric_column([row.get(col) for row in rows]) for col in columns]
 
     def line(values: Sequence[str]) -> str:
-        parts = [
-            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)
-        ]
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
         return "  ".join(parts).rstrip()
 
     out = [line(columns), "  ".join("-" * w for w in widths)]
@@ -111,8 +107,9 @@ def bench_parser(module: str, description: str, quick_help: str) -> argparse.Arg
     """The command line every benchmark module shares, ``python -m robustdistill.experiments.benchmarks.MODULE``:
     ``--quick`` (helped by ``quick_help``), ``--json F`` and ``--quiet``; the module adds its own options.
     ``description``: the module docstring (its first line is used)."""
-    parser = argparse.ArgumentParser(prog=f"python -m robustdistill.experiments.benchmarks.{module}",
-                                     description=description.split("\n")[0])  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog=f"python -m robustdistill.experiments.benchmarks.{module}", description=description.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--json", default=None, help="also write the result to this JSON file (atomically)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

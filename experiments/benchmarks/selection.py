@@ -70,9 +70,17 @@ from ..pipeline.files import environment_info
 from .reporting import bench_parser, evaluate_targets, finish_bench, format_table, format_targets
 
 __all__ = [
-    "DEFAULT_SIZES", "PEER_LIBRARIES", "PEER_SNIPPET", "QUICK_SIZES", "TARGETS", "make_pool", "one_core",
-    "run", "run_peer", "table",
-]  # fmt: skip
+    "DEFAULT_SIZES",
+    "PEER_LIBRARIES",
+    "PEER_SNIPPET",
+    "QUICK_SIZES",
+    "TARGETS",
+    "make_pool",
+    "one_core",
+    "run",
+    "run_peer",
+    "table",
+]
 
 #: name -> (description, bound, "max" or "min").
 TARGETS: dict[str, tuple[str, float, str]] = {
@@ -198,9 +206,7 @@ def one_core(cpu: int | None) -> Iterator[dict[str, Any]]:
         yield info
 
 
-def _time_calls(
-    call: Callable[..., Any], n: int, seed: int, repeats: int
-) -> tuple[float, float, Any]:  # fmt: skip
+def _time_calls(call: Callable[..., Any], n: int, seed: int, repeats: int) -> tuple[float, float, Any]:
     """One warm-up ``call(rng=...)``, then ``repeats`` timed calls, each with a fresh ``default_rng([seed, n,
     call])`` made before the clock starts; returns (best, median, last result)."""
     times = []
@@ -214,7 +220,7 @@ def _time_calls(
 
 def run_peer(
     peer_python: str, probs: np.ndarray | None, budget: int, repeats: int, *, library: str = "scikit-activeml"
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Run :data:`PEER_SNIPPET` in ``peer_python`` with one BLAS/OpenMP thread: with ``probs``, time the
     library's margin top-``budget`` on them (``{"library", "version", "best_s", "median_s", "indices"}``); with
     ``probs=None`` only import it (``{"library", "version"}``). A failure raises ``RuntimeError`` with the
@@ -242,7 +248,7 @@ def _row(selector: str, n: int, b: int, best: float, median: float, note: str = 
 
 def _peer_row(
     peer: tuple[str, str], probs: np.ndarray, b: int, repeats: int, margin_picks: np.ndarray | None
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The peer's row at this size; its note says whether its picks equal the ``margin`` selector's."""
     out = run_peer(peer[0], probs, b, repeats, library=peer[1])
     same = margin_picks is not None and np.array_equal(np.sort(out["indices"]), np.sort(margin_picks))
@@ -252,13 +258,15 @@ def _peer_row(
 
 def _time_size(
     n: int, b: int, seed: int, repeats: int, peer: tuple[str, str] | None, bar: tqdm
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """The rows of one pool size: every selector, cluster_assignments (n <= 10^5) and the peer."""
     pool = make_pool(n, b, seed)
     probs = pool["probs"]
     kwargs: dict[str, Any] = {
-        "mistakes": n // 10, "embeddings": pool["embeddings"], "center_embeddings": pool["center_embeddings"],
-    }  # fmt: skip
+        "mistakes": n // 10,
+        "embeddings": pool["embeddings"],
+        "center_embeddings": pool["center_embeddings"],
+    }
     once: list[dict[str, Any]] = []
     if n <= MAX_QUADRATIC_N:  # computed first: cluster_margin needs the clusters; its row goes after the selectors
         bar.set_postfix(n=n, selector="cluster_assignments")
@@ -285,10 +293,17 @@ def _time_size(
 
 
 def run(
-    seed: int = 0, quick: bool = False, progress: bool | None = None, *, sizes: Sequence[int] | None = None,
-    budget: int | None = None, repeats: int = 3, cpu: int | None = 0, peer_python: str | None = None,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool | None = None,
+    *,
+    sizes: Sequence[int] | None = None,
+    budget: int | None = None,
+    repeats: int = 3,
+    cpu: int | None = 0,
+    peer_python: str | None = None,
     peer_library: str = "scikit-activeml",
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Time every selector at every size and return a JSON-ready dict.
 
     Args:
@@ -335,15 +350,25 @@ def run(
         "targets": targets,
         "targets_met": met,
         "protocol": {
-            "dtype": "float64", "warmup_calls": 1, "repeats": repeats, "timer": "time.perf_counter",
-            "statistics": "best (minimum) and median of the timed calls", "rng": "default_rng([seed, n, call])",
-        },  # fmt: skip
+            "dtype": "float64",
+            "warmup_calls": 1,
+            "repeats": repeats,
+            "timer": "time.perf_counter",
+            "statistics": "best (minimum) and median of the timed calls",
+            "rng": "default_rng([seed, n, call])",
+        },
         "instances": {
-            "sizes": list(sizes), "budget": budget, "num_classes": NUM_CLASSES, "embedding_dim": EMBEDDING_DIM,
-            "mistakes": "n // 10", "probs": "softmax(3 N(0, 1)) from default_rng([seed, n])",
-            "embeddings": "3 mu[argmax] + N(0, I), float64", "center_embeddings": "budget points drawn alike",
-            "quadratic_max_n": MAX_QUADRATIC_N, "quadratic": sorted(QUADRATIC),
-        },  # fmt: skip
+            "sizes": list(sizes),
+            "budget": budget,
+            "num_classes": NUM_CLASSES,
+            "embedding_dim": EMBEDDING_DIM,
+            "mistakes": "n // 10",
+            "probs": "softmax(3 N(0, 1)) from default_rng([seed, n])",
+            "embeddings": "3 mu[argmax] + N(0, I), float64",
+            "center_embeddings": "budget points drawn alike",
+            "quadratic_max_n": MAX_QUADRATIC_N,
+            "quadratic": sorted(QUADRATIC),
+        },
         "pinning": pinning,
         "peer": peer_info,
         "seed": seed,
@@ -395,9 +420,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = run(
-            seed=args.seed, quick=args.quick, progress=False if args.quiet else None, repeats=args.repeats,
-            cpu=args.cpu, peer_python=args.peer_python, peer_library=args.peer_library,
-        )  # fmt: skip
+            seed=args.seed,
+            quick=args.quick,
+            progress=False if args.quiet else None,
+            repeats=args.repeats,
+            cpu=args.cpu,
+            peer_python=args.peer_python,
+            peer_library=args.peer_library,
+        )
     except (ValueError, TypeError, RuntimeError, OSError) as exc:
         print(f"bench_selection: {exc}", file=sys.stderr)
         return 2

@@ -50,10 +50,18 @@ from tqdm import tqdm
 from robustdistill.algorithms.losses import soft_cross_entropy
 from robustdistill.algorithms.validation import check_int
 
-from ..pipeline.models import build_model, count_parameters
 from ..pipeline.files import environment_info
+from ..pipeline.models import build_model, count_parameters
+from ..pipeline.training import (
+    CROP_PADDING,
+    ResidentInputs,
+    TrainConfig,
+    image_stats,
+    make_optimizer,
+    resolve_device,
+    train,
+)
 from .reporting import bench_parser, evaluate_targets, finish_bench, format_table, format_targets
-from ..pipeline.training import CROP_PADDING, ResidentInputs, TrainConfig, image_stats, make_optimizer, resolve_device, train
 
 __all__ = ["MODEL_CHOICES", "TARGETS", "make_data", "run", "table"]
 
@@ -179,9 +187,12 @@ def _plain(
     mean, std = image_stats(images)
     dataset = PlainImages(images, teacher, mean, std, torch.Generator().manual_seed(config.seed + 1))
     loader = DataLoader(
-        dataset, batch_size=config.batch_size, shuffle=True, num_workers=0,
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        num_workers=0,
         generator=torch.Generator().manual_seed(config.seed),
-    )  # fmt: skip
+    )
     optimizer = make_optimizer(model, config)
     autocast_dtype = config.autocast_dtype(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -297,9 +308,16 @@ def run(
         progress = sys.stderr.isatty()
     device_list = _devices(devices)
     config = TrainConfig(
-        epochs=1 + epochs, batch_size=batch_size, optimizer="sgd", lr=LR, weight_decay=5e-4,
-        schedule="constant", augment=True, amp="auto", seed=seed,
-    )  # fmt: skip
+        epochs=1 + epochs,
+        batch_size=batch_size,
+        optimizer="sgd",
+        lr=LR,
+        weight_decay=5e-4,
+        schedule="constant",
+        augment=True,
+        amp="auto",
+        seed=seed,
+    )
     images, teacher = make_data(n, seed)
 
     started = time.perf_counter()
@@ -371,9 +389,17 @@ def table(result: dict[str, Any]) -> str:
             f"torch threads {proto['torch_threads']}, seed {result['seed']}",
             format_table(
                 rows,
-                ["device", "loop", "images", "seconds", "images_per_s", "mean_images_per_s", "peak_memory_MiB",
-                 "memory"],
-            ),  # fmt: skip
+                [
+                    "device",
+                    "loop",
+                    "images",
+                    "seconds",
+                    "images_per_s",
+                    "mean_images_per_s",
+                    "peak_memory_MiB",
+                    "memory",
+                ],
+            ),
             "",
             format_table(result["ratios"], ["device", "resident_images_per_s", "plain_images_per_s", "ratio"]),
             "",
@@ -395,10 +421,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = run(
-            n=args.n, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, quick=args.quick,
-            model=args.model, devices=args.device, threads=args.threads,
+            n=args.n,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            seed=args.seed,
+            quick=args.quick,
+            model=args.model,
+            devices=args.device,
+            threads=args.threads,
             progress=None if not args.quiet else False,
-        )  # fmt: skip
+        )
     except (ValueError, TypeError) as exc:
         print(f"bench_throughput: {exc}", file=sys.stderr)
         return 2

@@ -90,8 +90,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     benchmark whose input the user must supply (a dataset's files) says so and exits 3."""
     full = BENCHMARKS[args.target].full_options if getattr(args, "full", False) else {}
     try:
-        _, table, path = run_bench(args.target, args.out, seed=args.seed, quick=args.quick,
-                                   progress=_show_progress(args.quiet), **full)  # fmt: skip
+        _, table, path = run_bench(
+            args.target, args.out, seed=args.seed, quick=args.quick, progress=_show_progress(args.quiet), **full
+        )
     except BenchmarkSkipped as exc:
         print(f"{PROG}: bench {args.target} skipped: {exc}", file=sys.stderr)
         return 3
@@ -129,8 +130,13 @@ def _mean(mean: float | None, std: float | None) -> str:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     """``robustdistill distill CONFIG``: run the config (with the command line's overrides), print a summary."""
-    overrides = {"seeds": args.seeds or None, "out": args.out, "device": args.device,
-                 "name": _run_name(args, args.method), "overwrite": args.overwrite or None}  # fmt: skip
+    overrides = {
+        "seeds": args.seeds or None,
+        "out": args.out,
+        "device": args.device,
+        "name": _run_name(args, args.method),
+        "overwrite": args.overwrite or None,
+    }
     if args.method is not None:
         overrides.update(method=args.method, method_options={})
     config = _read_config(args.config, overrides, active=False)
@@ -154,16 +160,23 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_active(args: argparse.Namespace) -> int:
     """``robustdistill active CONFIG``: the active distillation loop; print accuracy against teacher labels."""
-    overrides = {"seeds": args.seeds or None, "out": args.out, "selector": args.selector,
-                 "name": _run_name(args, args.selector), "overwrite": args.overwrite or None}  # fmt: skip
+    overrides = {
+        "seeds": args.seeds or None,
+        "out": args.out,
+        "selector": args.selector,
+        "name": _run_name(args, args.selector),
+        "overwrite": args.overwrite or None,
+    }
     config = _read_config(args.config, overrides, active=True)
     from ..pipeline.active import run_active_distillation
 
     result = run_active_distillation(config, progress=_show_progress(args.quiet))
     rows = [{"queries": q, "mean_acc": m, "std": s} for q, m, s in zip(result.queries, result.mean, result.std)]
     print(format_table(rows, ["queries", "mean_acc", "std"]))
-    print(f"{result.name}: selector {result.selector}, loss {result.loss}, seeds {list(result.seeds)}, teacher labels "
-          f"per seed {list(result.teacher_queries)} (validation set + rounds x budget), {result.wall_time_s:.1f} s")  # fmt: skip
+    print(
+        f"{result.name}: selector {result.selector}, loss {result.loss}, seeds {list(result.seeds)}, teacher labels "
+        f"per seed {list(result.teacher_queries)} (validation set + rounds x budget), {result.wall_time_s:.1f} s"
+    )
     if not args.quiet:
         print(f"wrote {result.path}", file=sys.stderr)
     return 0
@@ -173,8 +186,13 @@ def cmd_figures(args: argparse.Namespace) -> int:
     """``robustdistill figures [NAME ...]``: make the figures; print one line per figure (name, source, files)."""
     from robustdistill.paper_figures import make_figures
 
-    figures = make_figures(args.names or None, out=args.out, results=args.results, quick=not args.stored_only,
-                           progress=_show_progress(args.quiet))  # fmt: skip
+    figures = make_figures(
+        args.names or None,
+        out=args.out,
+        results=args.results,
+        quick=not args.stored_only,
+        progress=_show_progress(args.quiet),
+    )
     for fig in figures:
         print(f"{fig.name}  {fig.source}  " + "  ".join(str(p) for p in [*fig.files, fig.data_path]))
     return 0
@@ -187,8 +205,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     result = reproduce(args.out, full=args.full, progress=_show_progress(args.quiet), steps=args.only, seed=args.seed)
     if not args.quiet:
-        print(f"{len(result.steps)} step(s) in {result.seconds / 60:.1f} min; wrote {Path(args.out) / 'index.html'} "
-              f"and {Path(args.out) / 'summary.md'}", file=sys.stderr)  # fmt: skip
+        print(
+            f"{len(result.steps)} step(s) in {result.seconds / 60:.1f} min; wrote {Path(args.out) / 'index.html'} "
+            f"and {Path(args.out) / 'summary.md'}",
+            file=sys.stderr,
+        )
     for step in result.steps:
         if step.status == "skipped":
             print(f"{PROG}: reproduce: {step.name} skipped: {step.note}", file=sys.stderr)
@@ -247,8 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
         command = targets.add_parser(name, help=spec.help, description=f"{spec.help}; write DIR/bench_{name}.json.")
         command.add_argument("--quick", action="store_true", help="small sizes, one repeat (seconds; for tests)")
         if spec.full_options:
-            command.add_argument("--full", action="store_true",
-                                 help=f"the larger grid of reproduce --full ({_options_text(spec.full_options)})")
+            command.add_argument(
+                "--full",
+                action="store_true",
+                help=f"the larger grid of reproduce --full ({_options_text(spec.full_options)})",
+            )
         _add_common_options(command)
         command.set_defaults(func=cmd_bench)
 
@@ -263,10 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None, help="override the seeds")
     distill.add_argument("--device", default=None, help="auto, cpu or cuda")
     distill.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the config's out)")
-    distill.add_argument("--name", default=None, help="the run's name (default: the config's, with the overridden "
-                       "method appended)")
-    distill.add_argument("--overwrite", action="store_true",
-                       help="replace another configuration's results under the same out and name")
+    distill.add_argument(
+        "--name", default=None, help="the run's name (default: the config's, with the overridden method appended)"
+    )
+    distill.add_argument(
+        "--overwrite", action="store_true", help="replace another configuration's results under the same out and name"
+    )
     distill.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
     distill.set_defaults(func=cmd_distill)
 
@@ -280,10 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     active.add_argument("--selector", default=None, help="override the selector (a name of SELECTORS)")
     active.add_argument("--seeds", type=_non_negative_int, nargs="+", default=None, help="override the seeds")
     active.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the config's out)")
-    active.add_argument("--name", default=None, help="the run's name (default: the config's, with the overridden "
-                       "selector appended)")
-    active.add_argument("--overwrite", action="store_true",
-                       help="replace another configuration's results under the same out and name")
+    active.add_argument(
+        "--name", default=None, help="the run's name (default: the config's, with the overridden selector appended)"
+    )
+    active.add_argument(
+        "--overwrite", action="store_true", help="replace another configuration's results under the same out and name"
+    )
     active.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
     active.set_defaults(func=cmd_active)
 
@@ -297,12 +325,23 @@ def build_parser() -> argparse.ArgumentParser:
         "data/*.json) and runs its quick experiment when they are missing. One line per figure: name, source "
         "(stored or quick), files.",
     )
-    figures.add_argument("names", nargs="*", metavar="NAME", help=f"figures to make (default all): {', '.join(FIGURES)}")
-    figures.add_argument("--out", default="reports/figures", metavar="DIR", help="output folder (default: reports/figures)")
-    figures.add_argument("--results", default="reports", metavar="DIR",
-                         help="stored results: bench_*.json and data/*.json (default: reports)")  # fmt: skip
-    figures.add_argument("--stored-only", action="store_true",
-                         help="fail instead of running the quick experiment when a stored result is missing")  # fmt: skip
+    figures.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"figures to make (default all): {', '.join(FIGURES)}"
+    )
+    figures.add_argument(
+        "--out", default="reports/figures", metavar="DIR", help="output folder (default: reports/figures)"
+    )
+    figures.add_argument(
+        "--results",
+        default="reports",
+        metavar="DIR",
+        help="stored results: bench_*.json and data/*.json (default: reports)",
+    )
+    figures.add_argument(
+        "--stored-only",
+        action="store_true",
+        help="fail instead of running the quick experiment when a stored result is missing",
+    )
     figures.add_argument("--quiet", action="store_true", help="no progress bar")
     figures.set_defaults(func=cmd_figures)
 
@@ -315,13 +354,21 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/index.html (self-contained: figures inline) and DIR/summary.md. About 70 minutes on 2 CPU cores (30 of them the Fashion-MNIST benchmark). "
         "Exit 0 when every check holds and every step ran, 1 when a check failed, 2 when a step raised.",
     )
-    reproduce.add_argument("--full", action="store_true", help="the full simulator sizes, the accuracy grids with "
-                           "10 seeds (GPU recommended) and figures without quick fallbacks; the speed benchmarks run "
-                           "their default")
     reproduce.add_argument(
-        "--only", nargs="+", choices=STEPS, metavar="STEP", default=None,
+        "--full",
+        action="store_true",
+        help="the full simulator sizes, the accuracy grids with "
+        "10 seeds (GPU recommended) and figures without quick fallbacks; the speed benchmarks run "
+        "their default",
+    )
+    reproduce.add_argument(
+        "--only",
+        nargs="+",
+        choices=STEPS,
+        metavar="STEP",
+        default=None,
         help=f"run only these steps (in the job's order): {', '.join(STEPS)}",
-    )  # fmt: skip
+    )
     _add_common_options(reproduce)
     reproduce.set_defaults(func=cmd_reproduce)
     return parser

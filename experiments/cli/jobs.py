@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..benchmarks import BENCHMARKS
-from ..benchmarks.reporting import format_markdown_table, format_table
+from ..benchmarks.reporting import format_markdown_table, format_table, format_value
 from ..pipeline.files import environment_info, write_atomic, write_json_atomic
 
-__all__ = ["PROG", "checks_page", "run_bench", "run_verify", "verify_table"]
+__all__ = ["PROG", "check_test", "checks_page", "run_bench", "run_verify", "verify_table"]
 
 PROG = "robustdistill"
 CLAIM_WIDTH = 60
@@ -57,25 +57,48 @@ def run_verify(
     return report, path
 
 
+#: The comparators that read ``measured OP bound`` (see ``CheckResult.comparator``).
+_OPERATORS = ("<=", ">=", "<", ">", "==")
+
+
+def check_test(record: dict[str, Any], fmt: Callable[[Any], str] = format_value) -> str:
+    """What a check record's ``holds`` tests, with the bound written by ``fmt``: ``measured <= 1e-09`` for an
+    operator, ``0.798 in interval`` for ``in`` (the bound lies in the interval), ``TEXT 0.05`` for a free-text
+    comparator (written to be read before the bound), and the bare bound for a record without a comparator."""
+    comparator, bound = record.get("comparator"), fmt(record["bound"])
+    if not comparator:
+        return bound
+    if comparator in _OPERATORS:
+        return f"measured {comparator} {bound}"
+    if comparator == "in":
+        return f"{bound} in interval"
+    return f"{comparator} {bound}"
+
+
 def verify_table(records: Sequence[dict[str, Any]]) -> str:
-    """The text table of ``verify``: one row per check record (claims shortened to one line)."""
+    """The text table of ``verify``: one row per check record (claims shortened to one line); ``test`` puts
+    the comparator between the measurement and the bound (:func:`check_test`)."""
     rows = [
         {
             "check": r["name"],
             "claim": _shorten(str(r["claim"])),
-            "bound": r["bound"],
             "measured": r["measured"],
+            "test": check_test(r),
             "interval": r["interval"],
             "holds": r["holds"],
         }
         for r in records
     ]
-    return format_table(rows, ["check", "claim", "bound", "measured", "interval", "holds"])
+    return format_table(rows, ["check", "claim", "measured", "test", "interval", "holds"])
+
+
+def _g3(value: Any) -> str:
+    return f"{value:.3g}"
 
 
 def checks_page(report: dict[str, Any]) -> str:
-    """The results page of a ``verify`` report (Markdown): every check with its full claim, bound, measured
-    value and interval. The claim says which side of the bound is checked."""
+    """The results page of a ``verify`` report (Markdown): every check with its full claim, measured value,
+    test (the comparator between the measurement and the bound, :func:`check_test`) and interval."""
     mode = "quick sizes" if report.get("quick", True) else "full sizes"
     held = sum(bool(r["holds"]) for r in report["checks"])
     lines = [
@@ -86,15 +109,26 @@ def checks_page(report: dict[str, Any]) -> str:
         "say which check verifies it.",
         "",
         f"**{held} of {len(report['checks'])} checks hold.** Exact checks report the worst case over random "
-        "instances; Monte-Carlo checks give an interval and state their false-failure probability in the claim.",
+        "instances; Monte-Carlo checks give an interval and state their false-failure probability in the claim. "
+        "The test column is the comparison behind holds: `measured <= b` holds the measurement to the bound b, "
+        "`b in interval` asks the bound to lie in the interval, and a longer test names the other conditions the "
+        "claim needs.",
         "",
         format_markdown_table(
-            ["check", "claim", "bound", "measured", "interval", "holds"],
-            [[r["name"], r["claim"], f"{r['bound']:.3g}",
-              f"{r['measured']:.3g}", "[" + ", ".join(f"{v:.3g}" for v in r["interval"]) + "]" if r["interval"] else "-",
-              "yes" if r["holds"] else "**no**"] for r in report["checks"]],
+            ["check", "claim", "measured", "test", "interval", "holds"],
+            [
+                [
+                    r["name"],
+                    r["claim"],
+                    f"{r['measured']:.3g}",
+                    check_test(r, _g3),
+                    "[" + ", ".join(f"{v:.3g}" for v in r["interval"]) + "]" if r["interval"] else "-",
+                    "yes" if r["holds"] else "**no**",
+                ]
+                for r in report["checks"]
+            ],
         ),
-    ]  # fmt: skip
+    ]
     return "\n".join(lines) + "\n"
 
 

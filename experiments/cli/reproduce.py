@@ -82,14 +82,21 @@ STEPS: tuple[str, ...] = ("verify", *MAIN_BENCHES, "figures")
 #: Larger settings for ``--full``: benchmark -> extra keyword arguments of its ``run`` (``Benchmark.full_options``:
 #: the accuracy grids with 10 seeds, tighter bands at about 3x their default time, so a GPU is recommended). The
 #: speed benchmarks have no larger grid: with ``--full`` they run their default and the report says so.
-FULL_BENCH_OPTIONS: dict[str, dict[str, Any]] = {name: b.full_options for name, b in BENCHMARKS.items() if b.full_options}
+FULL_BENCH_OPTIONS: dict[str, dict[str, Any]] = {
+    name: b.full_options for name, b in BENCHMARKS.items() if b.full_options
+}
 #: Wall seconds per step on the 2-core reference machine (default sizes, empty ``reports/``); ``verify`` with
 #: ``full=True`` takes about 400 s instead. They weight the progress bar.
-EXPECTED_SECONDS: dict[str, float] = {"verify": 15, **{n: b.expected_seconds for n, b in BENCHMARKS.items()},
-                                      "figures": 60}  # fmt: skip
+EXPECTED_SECONDS: dict[str, float] = {
+    "verify": 15,
+    **{n: b.expected_seconds for n, b in BENCHMARKS.items()},
+    "figures": 60,
+}
 FULL_VERIFY_SECONDS = 400.0
-QUICK_FIGURE_NOTE = "made from a quick smoke run (seconds-long, not the benchmark's grid): the stored result it " \
+QUICK_FIGURE_NOTE = (
+    "made from a quick smoke run (seconds-long, not the benchmark's grid): the stored result it "
     "plots was missing (its step failed or was left out)."
+)
 
 
 @dataclass(frozen=True)
@@ -233,8 +240,13 @@ def _distinct(rows: list[Any], column: str, limit: int = 8) -> str | None:
 
 def _bench_sizes(path: Path, result: dict[str, Any]) -> str:
     """``bench_distill.json: default grid, 3 seeds, dataset digits, ..., 39 rows``."""
-    grid = "quick grid (quick=True)" if _is_quick(result) else "full setting (--full)" if result.get("full") \
-        else "default grid"  # fmt: skip
+    grid = (
+        "quick grid (quick=True)"
+        if _is_quick(result)
+        else "full setting (--full)"
+        if result.get("full")
+        else "default grid"
+    )
     parts = [f"{path.name}: {grid}"]
     seeds = result.get("seeds")
     if isinstance(seeds, (list, int)) and not isinstance(seeds, bool):
@@ -294,10 +306,17 @@ def _figure_record(fig: Any, description: str) -> dict[str, Any]:
     files = [str(p) for p in fig.files]
     raw = _raw_inputs(Path(fig.data_path))
     made_from, quick_grid = _made_from(raw)
-    return {"name": str(fig.name), "description": description, "files": files,
-            "png": next((p for p in files if p.lower().endswith(".png")), None), "data_path": str(fig.data_path),
-            "source": str(fig.source), "inputs": _figure_inputs(Path(fig.data_path)), "made_from": made_from,
-            "quick_grid": quick_grid}  # fmt: skip
+    return {
+        "name": str(fig.name),
+        "description": description,
+        "files": files,
+        "png": next((p for p in files if p.lower().endswith(".png")), None),
+        "data_path": str(fig.data_path),
+        "source": str(fig.source),
+        "inputs": _figure_inputs(Path(fig.data_path)),
+        "made_from": made_from,
+        "quick_grid": quick_grid,
+    }
 
 
 def _run_figures(out: Path, full: bool, on_figure: Callable[[str], None]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -389,8 +408,9 @@ def _json_facts(result: dict[str, Any]) -> list[dict[str, Any]]:
     return facts
 
 
-def _bench_record(name: str, result: dict[str, Any], table: str, path: Path, options: dict[str, Any],
-                  note: str | None) -> dict[str, Any]:  # fmt: skip
+def _bench_record(
+    name: str, result: dict[str, Any], table: str, path: Path, options: dict[str, Any], note: str | None
+) -> dict[str, Any]:
     return {
         "description": BENCHMARKS[name].help,
         "json": str(path),
@@ -442,16 +462,28 @@ def reproduce(
 
     def snapshot(finished: bool) -> ReproduceResult:
         return ReproduceResult(
-            out=str(out), full=full, seed=seed, command=command, started_utc=started_utc,
-            seconds=time.perf_counter() - started, steps=tuple(state["steps"]),
-            checks=None if state["checks"] is None else tuple(state["checks"]), benchmarks=dict(state["benchmarks"]),
-            figures=tuple(state["figures"]), environment=environment, finished=finished,
-        )  # fmt: skip
+            out=str(out),
+            full=full,
+            seed=seed,
+            command=command,
+            started_utc=started_utc,
+            seconds=time.perf_counter() - started,
+            steps=tuple(state["steps"]),
+            checks=None if state["checks"] is None else tuple(state["checks"]),
+            benchmarks=dict(state["benchmarks"]),
+            figures=tuple(state["figures"]),
+            environment=environment,
+            finished=finished,
+        )
 
     bar = tqdm(
-        total=sum(expected.values()), desc="reproduce", file=sys.stderr, disable=not progress, leave=True,
+        total=sum(expected.values()),
+        desc="reproduce",
+        file=sys.stderr,
+        disable=not progress,
+        leave=True,
         bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed, ~{remaining} left",
-    )  # fmt: skip
+    )
     stop = threading.Event()
 
     def tick() -> None:  # keeps the elapsed time moving during a long step
@@ -478,8 +510,9 @@ def reproduce(
                     options = FULL_BENCH_OPTIONS.get(name, {}) if full else {}
                     if full and not options:
                         note = "no larger grid than the default exists for this benchmark; ran the default"
-                    result, table, path = jobs.run_bench(name, out_dir, seed=seed, quick=False, progress=False,
-                                                        **options)  # fmt: skip
+                    result, table, path = jobs.run_bench(
+                        name, out_dir, seed=seed, quick=False, progress=False, **options
+                    )
                     state["benchmarks"][name] = _bench_record(name, result, table, path, options, note)
                 else:
                     made, failed = _run_figures(
@@ -544,8 +577,9 @@ HEADLINE_FIGURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Weighted", "weighted_", ("weighted_ablation", "weighted_weights")),
     ("SLaM", "slam_", ("slam_accuracy_vs_labels", "slam_sample_complexity")),
 )
-STORED_QUICK_NOTE = "made from a stored quick-grid result (quick=True: a seconds-long smoke run, not the " \
-    "benchmark's default grid)."
+STORED_QUICK_NOTE = (
+    "made from a stored quick-grid result (quick=True: a seconds-long smoke run, not the benchmark's default grid)."
+)
 #: A table of a benchmark's JSON with more rows starts folded.
 FOLD_ROWS = 30
 
@@ -625,19 +659,26 @@ def _targets_line(outcomes: dict[str, list[Any]]) -> str:
     if not (met or missed or unmeasured):
         return "benchmark targets: none (no benchmark with targets ran)"
     line = f"benchmark targets: {len(met)} met, {len(missed)} missed, {len(unmeasured)} not measured"
-    named = [f"{label}: " + ", ".join(f"{b}/{t}" for b, t, _ in group)
-             for label, group in (("missed", missed), ("not measured", unmeasured)) if group]  # fmt: skip
+    named = [
+        f"{label}: " + ", ".join(f"{b}/{t}" for b, t, _ in group)
+        for label, group in (("missed", missed), ("not measured", unmeasured))
+        if group
+    ]
     return line + (f" ({'; '.join(named)})" if named else "")
 
 
 def _summary_lines(result: dict[str, Any], outcomes: dict[str, list[Any]]) -> list[str]:
     """The summary's count lines: checks, targets, steps, each skipped step with its reason, the exit code."""
     steps, errored = result.get("steps", []), result.get("errored_steps") or []
-    lines = [_checks_line(result), _targets_line(outcomes),
-             f"{len(steps) - len(errored)} of {len(steps)} steps ran without error"
-             + (f" (raised: {', '.join(errored)})" if errored else "")]  # fmt: skip
-    lines += [f"skipped: {s['name']}: {s.get('note') or 'no reason recorded'}" for s in steps
-              if s["status"] == "skipped"]  # fmt: skip
+    lines = [
+        _checks_line(result),
+        _targets_line(outcomes),
+        f"{len(steps) - len(errored)} of {len(steps)} steps ran without error"
+        + (f" (raised: {', '.join(errored)})" if errored else ""),
+    ]
+    lines += [
+        f"skipped: {s['name']}: {s.get('note') or 'no reason recorded'}" for s in steps if s["status"] == "skipped"
+    ]
     if not result.get("finished", True):
         lines.append("still running (partial report)")
     code = result.get("exit_code", "?")
@@ -650,15 +691,19 @@ def _verdict(result: dict[str, Any], outcomes: dict[str, list[Any]]) -> tuple[st
     else ``ok``."""
     failed, errored = result.get("failed_checks") or [], result.get("errored_steps") or []
     skipped = [s for s in result.get("steps", []) if s["status"] == "skipped"]
-    problems = [f"{len(failed)} check(s) failed" if failed else "",
-                f"{len(outcomes['missed'])} benchmark target(s) missed" if outcomes["missed"] else "",
-                f"{len(errored)} step(s) raised" if errored else ""]  # fmt: skip
+    problems = [
+        f"{len(failed)} check(s) failed" if failed else "",
+        f"{len(outcomes['missed'])} benchmark target(s) missed" if outcomes["missed"] else "",
+        f"{len(errored)} step(s) raised" if errored else "",
+    ]
     if any(problems):
         return "fail", "FAILED: " + "; ".join(p for p in problems if p)
-    gaps = [f"{len(skipped)} step(s) skipped" if skipped else "",
-            f"{len(outcomes['unmeasured'])} target(s) not measured" if outcomes["unmeasured"] else "",
-            "checks not run" if result.get("checks") is None else "",
-            "partial report" if not result.get("finished", True) else ""]  # fmt: skip
+    gaps = [
+        f"{len(skipped)} step(s) skipped" if skipped else "",
+        f"{len(outcomes['unmeasured'])} target(s) not measured" if outcomes["unmeasured"] else "",
+        "checks not run" if result.get("checks") is None else "",
+        "partial report" if not result.get("finished", True) else "",
+    ]
     if any(gaps):
         return "incomplete", "INCOMPLETE: nothing failed, but " + "; ".join(g for g in gaps if g)
     return "ok", "OK: every check holds, every benchmark target is met and every step ran"
@@ -676,12 +721,17 @@ def _target_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for name, t in (bench.get("targets") or {}).items():
         bound = t.get("bound")
-        rows.append({
-            "target": name, "description": t.get("description", ""),
-            "bound": ("<= " if t.get("kind") == "max" else ">= ") + format_value(bound) if bound is not None else "-",
-            "measured": t.get("measured"),
-            "met": {True: "met", False: "MISSED", None: "not measured"}[met.get(name)],
-        })  # fmt: skip
+        rows.append(
+            {
+                "target": name,
+                "description": t.get("description", ""),
+                "bound": ("<= " if t.get("kind") == "max" else ">= ") + format_value(bound)
+                if bound is not None
+                else "-",
+                "measured": t.get("measured"),
+                "met": {True: "met", False: "MISSED", None: "not measured"}[met.get(name)],
+            }
+        )
     return rows
 
 
@@ -689,8 +739,10 @@ def _target_counts(bench: dict[str, Any]) -> str:
     met = bench.get("targets_met") or {}
     if not met:
         return "no targets"
-    return (f"targets: {sum(v is True for v in met.values())} met, {sum(v is False for v in met.values())} missed, "
-            f"{sum(v is None for v in met.values())} not measured")  # fmt: skip
+    return (
+        f"targets: {sum(v is True for v in met.values())} met, {sum(v is False for v in met.values())} missed, "
+        f"{sum(v is None for v in met.values())} not measured"
+    )
 
 
 def _missed_lines(result: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -724,8 +776,10 @@ def _comparator_note(checks: Sequence[dict[str, Any]]) -> str | None:
     missing = sum(not c.get("comparator") for c in checks)
     if not missing:
         return None
-    return (f"{missing} of {len(checks)} check records carry no comparator: their bound is shown bare, and the claim "
-            "beside it says which side of the bound the measurement is held to.")  # fmt: skip
+    return (
+        f"{missing} of {len(checks)} check records carry no comparator: their bound is shown bare, and the claim "
+        "beside it says which side of the bound the measurement is held to."
+    )
 
 
 # Figures: where each one's data came from, and the headline figure of each method.
@@ -739,9 +793,12 @@ def _provenance(fig: dict[str, Any]) -> dict[str, Any]:
     names = {"stored": "stored results", "quick": "computed by the figure script"}
     fallback = any("quick=True" in str(v) for v in inputs.values())
     note = QUICK_FIGURE_NOTE if fallback else STORED_QUICK_NOTE if fig.get("quick_grid") else None
-    return {"source": names.get(str(fig.get("source", "")), str(fig.get("source", ""))),
-            "inputs": "; ".join(f"{k}: {v}" for k, v in inputs.items()),
-            "made_from": list(fig.get("made_from") or []), "note": note}  # fmt: skip
+    return {
+        "source": names.get(str(fig.get("source", "")), str(fig.get("source", ""))),
+        "inputs": "; ".join(f"{k}: {v}" for k, v in inputs.items()),
+        "made_from": list(fig.get("made_from") or []),
+        "note": note,
+    }
 
 
 def _data_line(fig: dict[str, Any]) -> str:
@@ -779,18 +836,27 @@ def _html_problems(result: dict[str, Any]) -> list[str]:
     if not (failed or errored or missed):
         return []
     items = [f'<li>check <a href="#check-{_e(n)}"><strong>{_e(n)}</strong></a> failed</li>' for n in failed]
-    items += [f'<li>benchmark target <strong>{_e(t)}</strong> of <a href="#bench-{_e(b)}">{_e(b)}</a> missed: '
-              f"{_e(detail)}</li>" for b, t, detail in missed]  # fmt: skip
+    items += [
+        f'<li>benchmark target <strong>{_e(t)}</strong> of <a href="#bench-{_e(b)}">{_e(b)}</a> missed: '
+        f"{_e(detail)}</li>"
+        for b, t, detail in missed
+    ]
     by_name = {s["name"]: s for s in result.get("steps", [])}
-    items += [f"<li>step <strong>{_e(n)}</strong> raised: <code>{_e(by_name[n].get('error'))}</code></li>"
-              for n in errored]  # fmt: skip
+    items += [
+        f"<li>step <strong>{_e(n)}</strong> raised: <code>{_e(by_name[n].get('error'))}</code></li>" for n in errored
+    ]
     return ['<div class="problems"><h2 id="problems">Failures</h2>', "<ul>", *items, "</ul></div>"]
 
 
 def _html_nav(headlines: bool) -> str:
     links = [("headlines", "Headline figures")] if headlines else []
-    links += [("steps", "Steps"), ("checks", "Checks"), ("benchmarks", "Benchmarks"), ("figures", "Figures"),
-              ("environment", "Environment")]  # fmt: skip
+    links += [
+        ("steps", "Steps"),
+        ("checks", "Checks"),
+        ("benchmarks", "Benchmarks"),
+        ("figures", "Figures"),
+        ("environment", "Environment"),
+    ]
     return "<p>" + " &middot; ".join(f'<a href="#{a}">{t}</a>' for a, t in links) + "</p>"
 
 
@@ -798,14 +864,23 @@ def _html_steps(result: dict[str, Any]) -> list[str]:
     steps, rows = result.get("steps", []), []
     for s in steps:
         detail = s.get("error") or s.get("note") or ""
-        rows.append(([_e(s["name"]), _e(s["status"]), _e(_duration(float(s["seconds"]))), _e(detail)],
-                     {"error": "error", "failed": "fail", "skipped": "notmet"}.get(s["status"], "")))  # fmt: skip
+        rows.append(
+            (
+                [_e(s["name"]), _e(s["status"]), _e(_duration(float(s["seconds"]))), _e(detail)],
+                {"error": "error", "failed": "fail", "skipped": "notmet"}.get(s["status"], ""),
+            )
+        )
     total = _e(_duration(float(result.get("seconds", 0))))
     rows.append((["<strong>total</strong>", "", f"<strong>{total}</strong>", ""], ""))
-    parts = ['<h2 id="steps">Steps and timings</h2>',
-             _html_table(["step", "status", "wall time", "detail"], rows, [False, False, True])]  # fmt: skip
-    parts += [f"<details><summary>traceback of {_e(s['name'])}</summary><pre>{_e(s['traceback'])}</pre></details>"
-              for s in steps if s.get("traceback")]  # fmt: skip
+    parts = [
+        '<h2 id="steps">Steps and timings</h2>',
+        _html_table(["step", "status", "wall time", "detail"], rows, [False, False, True]),
+    ]
+    parts += [
+        f"<details><summary>traceback of {_e(s['name'])}</summary><pre>{_e(s['traceback'])}</pre></details>"
+        for s in steps
+        if s.get("traceback")
+    ]
     return parts
 
 
@@ -814,16 +889,29 @@ def _html_checks(result: dict[str, Any]) -> list[str]:
     if checks is None:
         return parts + ['<p class="muted">verify did not run or did not finish.</p>']
     failed = result.get("failed_checks") or []
-    rows = [([f'<span id="check-{_e(c["name"])}">{_e(c["name"])}</span>', _e(c.get("claim", "")),
-              _e(_requirement(c) or format_value(c.get("bound"))), _cell(c.get("measured")), _cell(c.get("interval")),
-              "yes" if c.get("holds") else "<strong>NO</strong>"], "" if c.get("holds") else "fail")
-             for c in checks]  # fmt: skip
+    rows = [
+        (
+            [
+                f'<span id="check-{_e(c["name"])}">{_e(c["name"])}</span>',
+                _e(c.get("claim", "")),
+                _e(_requirement(c) or format_value(c.get("bound"))),
+                _cell(c.get("measured")),
+                _cell(c.get("interval")),
+                "yes" if c.get("holds") else "<strong>NO</strong>",
+            ],
+            "" if c.get("holds") else "fail",
+        )
+        for c in checks
+    ]
     parts.append(f"<p>{len(checks) - len(failed)} of {len(checks)} hold.</p>")
     note = _comparator_note(checks)
     if note:
         parts.append(f'<p class="muted">{_e(note)}</p>')
-    parts.append(_html_table(["check", "claim", "bound", "measured", "interval", "holds"], rows,
-                             [False, False, True, True, False, False]))  # fmt: skip
+    parts.append(
+        _html_table(
+            ["check", "claim", "bound", "measured", "interval", "holds"], rows, [False, False, True, True, False, False]
+        )
+    )
     return parts
 
 
@@ -858,21 +946,31 @@ def _html_bench(name: str, bench: dict[str, Any] | None, step: dict[str, Any], o
             return parts + [f'<p class="note">skipped: {_e(step.get("note"))}</p>']
         return parts + [f'<p class="note">did not finish: <code>{_e(step.get("error"))}</code></p>']
     json_path = bench.get("json", "")
-    parts.append(f"<p>{_e(bench.get('description', ''))}. {_e(_target_counts(bench))}; wall time "
-                 f"{_e(_duration(float(step['seconds'])))}; result <a href=\"{_e(_relative(json_path, out))}\">"
-                 f"<code>{_e(Path(json_path).name)}</code></a>.</p>")  # fmt: skip
+    parts.append(
+        f"<p>{_e(bench.get('description', ''))}. {_e(_target_counts(bench))}; wall time "
+        f'{_e(_duration(float(step["seconds"])))}; result <a href="{_e(_relative(json_path, out))}">'
+        f"<code>{_e(Path(json_path).name)}</code></a>.</p>"
+    )
     if bench.get("note"):
         parts.append(f'<p class="note">{_e(bench["note"])}</p>')
-    rows = [([_e(r["target"]), _e(r["description"]), _e(r["bound"]), _cell(r["measured"]), _e(r["met"])],
-             {"MISSED": "fail", "not measured": "notmet"}.get(r["met"], "")) for r in _target_rows(bench)]  # fmt: skip
+    rows = [
+        (
+            [_e(r["target"]), _e(r["description"]), _e(r["bound"]), _cell(r["measured"]), _e(r["met"])],
+            {"MISSED": "fail", "not measured": "notmet"}.get(r["met"], ""),
+        )
+        for r in _target_rows(bench)
+    ]
     if rows:
-        parts.append(_html_table(["target", "description", "bound", "measured", "met"], rows,
-                                 [False, False, False, True, False]))  # fmt: skip
+        parts.append(
+            _html_table(["target", "description", "bound", "measured", "met"], rows, [False, False, False, True, False])
+        )
     parts += _html_facts(bench.get("facts") or [])
     parts += [_html_json_table(t) for t in bench.get("tables") or []]
     opened = "" if bench.get("tables") else " open"
-    parts.append(f"<details{opened}><summary>console output (<code>{_e(jobs.PROG)} bench {_e(name)}</code>)</summary>"
-                 f"<pre>{_e(bench.get('table', ''))}</pre></details>")  # fmt: skip
+    parts.append(
+        f"<details{opened}><summary>console output (<code>{_e(jobs.PROG)} bench {_e(name)}</code>)</summary>"
+        f"<pre>{_e(bench.get('table', ''))}</pre></details>"
+    )
     return parts
 
 
@@ -897,15 +995,20 @@ def _html_figure(fig: dict[str, Any], out: str, method: str | None = None) -> st
     else:
         parts.append(f'<p class="note">PNG missing: {_e(png)}</p>')
     title = f"{method}: {name}" if method else name
-    caption = [f"<div><strong>{_e(title)}</strong>" + (f" &middot; {_e(fig['description'])}" if fig.get("description")
-                                                          else "") + "</div>"]  # fmt: skip
+    caption = [
+        f"<div><strong>{_e(title)}</strong>"
+        + (f" &middot; {_e(fig['description'])}" if fig.get("description") else "")
+        + "</div>"
+    ]
     note = _provenance(fig)["note"]
     if note:
         caption.append(f'<div class="note">{_e(note)}</div>')
     files = ", ".join(f"<code>{_e(_relative(f, out))}</code>" for f in fig.get("files", []))
     caption.append(f"<div>data: {_e(_data_line(fig))}</div>")
-    caption.append(f'<div class="muted">files {files} &middot; data file '
-                   f'<code>{_e(_relative(fig.get("data_path", ""), out))}</code></div>')  # fmt: skip
+    caption.append(
+        f'<div class="muted">files {files} &middot; data file '
+        f"<code>{_e(_relative(fig.get('data_path', ''), out))}</code></div>"
+    )
     return "\n".join(parts) + "<figcaption>" + "".join(caption) + "</figcaption></figure>"
 
 
@@ -914,8 +1017,12 @@ def _html_headlines(result: dict[str, Any]) -> list[str]:
     if not headlines:
         return []
     out = result.get("out", ".")
-    return ['<h2 id="headlines">Headline figures</h2>', '<div class="headlines">',
-            *[_html_figure(fig, out, method) for method, fig in headlines], "</div>"]  # fmt: skip
+    return [
+        '<h2 id="headlines">Headline figures</h2>',
+        '<div class="headlines">',
+        *[_html_figure(fig, out, method) for method, fig in headlines],
+        "</div>",
+    ]
 
 
 def _html_figures(result: dict[str, Any]) -> list[str]:
@@ -932,8 +1039,10 @@ def _html_figures(result: dict[str, Any]) -> list[str]:
 
 def _html_environment(result: dict[str, Any]) -> list[str]:
     env = result.get("environment") or {}
-    rows = [([_e(k), _e(format_value(env.get(k)))], "") for k in
-            ("python", "implementation", "platform", "machine", "cpu_count", "timestamp_utc")]  # fmt: skip
+    rows = [
+        ([_e(k), _e(format_value(env.get(k)))], "")
+        for k in ("python", "implementation", "platform", "machine", "cpu_count", "timestamp_utc")
+    ]
     rows += [([_e(k), _e(format_value(v))], "") for k, v in (env.get("versions") or {}).items()]
     return ['<h2 id="environment">Environment</h2>', _html_table(["", "version / value"], rows)]
 
@@ -960,8 +1069,8 @@ def render_html(result: dict[str, Any]) -> str:
         "</head><body>",
         "<h1>robustdistill: reproduce</h1>",
         f'<p class="muted">Command: <code>{_e(result.get("command", ""))}</code> &middot; started '
-        f'{_e(result.get("started_utc", "?"))} (UTC) &middot; total {_e(_duration(float(result.get("seconds", 0))))}'
-        f'{" &middot; full sizes (--full)" if result.get("full") else " &middot; default sizes"}</p>',
+        f"{_e(result.get('started_utc', '?'))} (UTC) &middot; total {_e(_duration(float(result.get('seconds', 0))))}"
+        f"{' &middot; full sizes (--full)' if result.get('full') else ' &middot; default sizes'}</p>",
         *_html_summary(result),
         *_html_problems(result),
         _html_nav(bool(_headlines(result.get("figures") or []))),
@@ -1020,8 +1129,10 @@ def _md_headlines(result: dict[str, Any]) -> list[str]:
 
 
 def _md_steps(result: dict[str, Any]) -> list[str]:
-    rows = [(s["name"], s["status"], _duration(float(s["seconds"])), s.get("error") or s.get("note") or "")
-            for s in result.get("steps", [])]  # fmt: skip
+    rows = [
+        (s["name"], s["status"], _duration(float(s["seconds"])), s.get("error") or s.get("note") or "")
+        for s in result.get("steps", [])
+    ]
     rows.append(("**total**", "", f"**{_duration(float(result.get('seconds', 0)))}**", ""))
     return ["## Steps and timings", "", format_markdown_table(["step", "status", "wall time", "detail"], rows), ""]
 
@@ -1034,9 +1145,17 @@ def _md_checks(result: dict[str, Any]) -> list[str]:
     note = _comparator_note(checks)
     if note:
         lines += [note, ""]
-    rows = [(c["name"], c.get("claim", ""), _requirement(c) or format_value(c.get("bound")),
-             format_value(c.get("measured")), format_value(c.get("interval")), "yes" if c.get("holds") else "**NO**")
-            for c in checks]  # fmt: skip
+    rows = [
+        (
+            c["name"],
+            c.get("claim", ""),
+            _requirement(c) or format_value(c.get("bound")),
+            format_value(c.get("measured")),
+            format_value(c.get("interval")),
+            "yes" if c.get("holds") else "**NO**",
+        )
+        for c in checks
+    ]
     return lines + [format_markdown_table(["check", "claim", "bound", "measured", "interval", "holds"], rows), ""]
 
 
@@ -1054,9 +1173,13 @@ def _md_bench(name: str, bench: dict[str, Any] | None, step: dict[str, Any], out
         lines += [f"Note: {bench['note']}.", ""]
     targets = _target_rows(bench)
     if targets:
-        lines += [format_markdown_table(["target", "description", "bound", "measured", "met"],
-                                        [(r["target"], r["description"], r["bound"], format_value(r["measured"]),
-                                          r["met"]) for r in targets]), ""]  # fmt: skip
+        lines += [
+            format_markdown_table(
+                ["target", "description", "bound", "measured", "met"],
+                [(r["target"], r["description"], r["bound"], format_value(r["measured"]), r["met"]) for r in targets],
+            ),
+            "",
+        ]
     for fact in bench.get("facts") or []:
         items = "; ".join(f"{k} {format_value(v)}" for k, v in fact["items"])
         lines += [f"{'`' + fact['name'] + '`: ' if fact['name'] else ''}{items}", ""]
@@ -1064,8 +1187,16 @@ def _md_bench(name: str, bench: dict[str, Any] | None, step: dict[str, Any], out
         rows = [[format_value(c) for c in row] for row in table["rows"]]
         lines += [f"`{table['name']}` ({len(rows)} rows)", "", format_markdown_table(table["columns"], rows), ""]
     text = str(bench.get("table", "")).replace("```", "'''")
-    return lines + [f"<details><summary>console output ({jobs.PROG} bench {name})</summary>", "", "```text", text,
-                    "```", "", "</details>", ""]  # fmt: skip
+    return lines + [
+        f"<details><summary>console output ({jobs.PROG} bench {name})</summary>",
+        "",
+        "```text",
+        text,
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
 
 
 def _md_benchmarks(result: dict[str, Any]) -> list[str]:
@@ -1085,16 +1216,20 @@ def _md_figures(result: dict[str, Any]) -> list[str]:
     headlines = _headlines(figures)
     lines = ["## Figures", ""]
     if headlines:
-        lines += ["The headline figures are at the top (" + ", ".join(f"{m}: {f['name']}" for m, f in headlines)
-                  + ").", ""]  # fmt: skip
+        lines += [
+            "The headline figures are at the top (" + ", ".join(f"{m}: {f['name']}" for m, f in headlines) + ").",
+            "",
+        ]
     shown = {id(f) for _, f in headlines}
     return lines + [line for fig in figures if id(fig) not in shown for line in _md_figure(fig, out)]
 
 
 def _md_environment(result: dict[str, Any]) -> list[str]:
     env = result.get("environment") or {}
-    rows = [(k, format_value(env.get(k))) for k in
-            ("python", "implementation", "platform", "machine", "cpu_count", "timestamp_utc")]  # fmt: skip
+    rows = [
+        (k, format_value(env.get(k)))
+        for k in ("python", "implementation", "platform", "machine", "cpu_count", "timestamp_utc")
+    ]
     rows += [(k, format_value(v)) for k, v in (env.get("versions") or {}).items()]
     return ["## Environment", "", format_markdown_table(["", "version / value"], rows), ""]
 

@@ -121,9 +121,12 @@ UPPER_DELTA = 0.05
 
 
 def load_active_config(
-    config: Mapping[str, Any] | str | os.PathLike[str], *, own_data: bool = False, own_teacher: bool = False,
+    config: Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    own_data: bool = False,
+    own_teacher: bool = False,
     own_student: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The active-loop config, checked before any work (module docstring for the keys)."""
     cfg = load_config(config, own_data=own_data, own_teacher=own_teacher, own_student=own_student, active=True)
     del cfg["method"], cfg["method_options"]
@@ -134,8 +137,9 @@ def load_active_config(
     cfg["rounds"] = check_int(cfg["rounds"], "rounds", low=1)
     cfg["budget"] = check_int(cfg["budget"], "budget", low=1)
     if isinstance(cfg["unlabeled"], int) and cfg["rounds"] * cfg["budget"] > cfg["unlabeled"]:
-        raise ValueError(f"rounds x budget = {cfg['rounds'] * cfg['budget']} exceeds the pool (unlabeled = "
-                         f"{cfg['unlabeled']})")  # fmt: skip
+        raise ValueError(
+            f"rounds x budget = {cfg['rounds'] * cfg['budget']} exceeds the pool (unlabeled = {cfg['unlabeled']})"
+        )
     _choice(cfg, "loss", tuple(METHODS))
     _, cfg["loss_options"] = check_method(cfg["loss"], cfg["loss_options"], keys=("loss", "loss_options"))
     if cfg["selector"] == "unixkd" and cfg["teacher"] is not None and cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
@@ -184,9 +188,16 @@ class ActiveResult(Result):
 
 
 def _active_seed(
-    cfg: dict[str, Any], ds: Any, seed: int, device: Any, progress: bool | None, run_dir: Path, key: str,
-    teacher: Any, student_factory: Callable[[int], nn.Module] | None,
-) -> tuple[dict[str, Any], nn.Module]:  # fmt: skip
+    cfg: dict[str, Any],
+    ds: Any,
+    seed: int,
+    device: Any,
+    progress: bool | None,
+    run_dir: Path,
+    key: str,
+    teacher: Any,
+    student_factory: Callable[[int], nn.Module] | None,
+) -> tuple[dict[str, Any], nn.Module]:
     started = time.perf_counter()
     data = prepare_seed(cfg, ds, seed, device, run_dir)
     splits = data.splits
@@ -194,14 +205,23 @@ def _active_seed(
     state = _load_state(state_path, key) if cfg["resume"] else None
     if state is None:
         state = {
-            "config_key": key, "round": -1, "rng": np.random.default_rng([seed, 11]).bit_generator.state,
-            "chosen": np.empty(0, dtype=np.int64), "queried_x": ds.X[:0], "answers": np.empty((0, ds.num_classes)),
-            "clusters": None, "accuracy": [], "rounds": [], "per_round": [], "student": None,
-        }  # fmt: skip
+            "config_key": key,
+            "round": -1,
+            "rng": np.random.default_rng([seed, 11]).bit_generator.state,
+            "chosen": np.empty(0, dtype=np.int64),
+            "queried_x": ds.X[:0],
+            "answers": np.empty((0, ds.num_classes)),
+            "clusters": None,
+            "accuracy": [],
+            "rounds": [],
+            "per_round": [],
+            "student": None,
+        }
     resumed_from = state["round"]
     rounds_left = cfg["rounds"] - len(state["per_round"])
-    st = seed_teacher(cfg, ds, data, teacher, budget=splits.validation.size + rounds_left * cfg["budget"],
-                      progress=progress)  # fmt: skip
+    st = seed_teacher(
+        cfg, ds, data, teacher, budget=splits.validation.size + rounds_left * cfg["budget"], progress=progress
+    )
     if cfg["selector"] == "unixkd" and st.teacher.kind == "array":
         raise ValueError("selector 'unixkd' queries the teacher on mixed inputs; a teacher array is queried by row")
     before = (st.teacher.queries, st.teacher.evaluation_queries)
@@ -209,8 +229,11 @@ def _active_seed(
     t_val = renormalise(st.teacher.query(ds.X[splits.validation], index=splits.validation))
     check_teacher_classes(t_val, ds.num_classes)
     val_queries = st.teacher.queries - before[0]
-    teacher_acc = accuracy(st.teacher.evaluate(data.X_test, index=data.test_rows), data.y_test) if (
-        cfg["evaluate_teacher"]) else None  # fmt: skip
+    teacher_acc = (
+        accuracy(st.teacher.evaluate(data.X_test, index=data.test_rows), data.y_test)
+        if (cfg["evaluate_teacher"])
+        else None
+    )
     labeled_x, pool_x, pool_y = ds.X[splits.labeled], ds.X[splits.unlabeled], ds.y[splits.unlabeled]
     pool_wrong = None
     if cfg["pool_diagnostics"]:  # evaluation only: the teacher on the whole pool, never used for training
@@ -231,77 +254,136 @@ def _active_seed(
             remaining = np.setdiff1d(np.arange(splits.unlabeled.size), chosen)
             probs, feats = predict_probs(student, pool_inputs, features=True)
             # coreset's centers (only coreset uses them): the labeled points and the queried ones (in feats)
-            center = np.concatenate([predict_probs(student, labeled_inputs, features=True)[1], feats[chosen]]) if (
-                cfg["selector"] == "coreset") else None  # fmt: skip
+            center = (
+                np.concatenate([predict_probs(student, labeled_inputs, features=True)[1], feats[chosen]])
+                if (cfg["selector"] == "coreset")
+                else None
+            )
             if cfg["selector"] == "cluster_margin" and state["clusters"] is None:  # once per run
                 state["clusters"] = cluster_assignments(feats, cfg["budget"], rng=rng)
             clusters = state["clusters"]
             probs_r = probs[remaining].astype(np.float64)
-            m = _estimate_round_mistakes(estimate, t_val, y_val, remaining.size, cfg["budget"], cfg["gain"],
-                                         probs_r, None if val_inputs is None else predict_probs(student, val_inputs))
+            m = _estimate_round_mistakes(
+                estimate,
+                t_val,
+                y_val,
+                remaining.size,
+                cfg["budget"],
+                cfg["gain"],
+                probs_r,
+                None if val_inputs is None else predict_probs(student, val_inputs),
+            )
             with warnings.catch_warnings():  # recorded in the round's record instead (near_uniform)
                 warnings.simplefilter("ignore", NearUniformWarning)
                 sel = SELECTORS[cfg["selector"]](
-                    probs_r / probs_r.sum(axis=1, keepdims=True), cfg["budget"], rng=rng, mistakes=m,
-                    embeddings=feats[remaining], center_embeddings=center, kind=cfg["gain"],
+                    probs_r / probs_r.sum(axis=1, keepdims=True),
+                    cfg["budget"],
+                    rng=rng,
+                    mistakes=m,
+                    embeddings=feats[remaining],
+                    center_embeddings=center,
+                    kind=cfg["gain"],
                     clusters=None if clusters is None else clusters[remaining],
-                )  # fmt: skip
+                )
             picked = remaining[sel.indices]
             x_new = mix_inputs(pool_x[remaining], sel)  # pool_x[picked], or UNIXKD's mixed inputs
             used = st.teacher.queries
-            new_answers = st.teacher.query(x_new) if sel.mix is not None else st.teacher.query(
-                x_new, index=splits.unlabeled[picked])  # fmt: skip
+            new_answers = (
+                st.teacher.query(x_new)
+                if sel.mix is not None
+                else st.teacher.query(x_new, index=splits.unlabeled[picked])
+            )
             if st.teacher.queries - used > cfg["budget"]:  # a user's Teacher with its own accounting
                 raise RuntimeError(f"round {r} used {st.teacher.queries - used} labels, more than its budget")
             answers = np.concatenate([answers, new_answers])
             chosen, queried_x = np.concatenate([chosen, picked]), np.concatenate([queried_x, x_new])
             wrong = int((new_answers.argmax(axis=1) != pool_y[picked]).sum())
-            record: dict[str, Any] = {"round": r, "mistakes": int(m), "mistakes_estimate": estimate,
-                                      "selected": picked.tolist(),
-                                      "mixed": sel.mix is not None, "labels": st.teacher.queries - used,
-                                      "teacher_wrong": wrong}  # fmt: skip
+            record: dict[str, Any] = {
+                "round": r,
+                "mistakes": int(m),
+                "mistakes_estimate": estimate,
+                "selected": picked.tolist(),
+                "mixed": sel.mix is not None,
+                "labels": st.teacher.queries - used,
+                "teacher_wrong": wrong,
+            }
             if sel.probabilities is not None:  # support size and max p of the sampling law
-                record.update(pool=int(remaining.size), support=int(np.count_nonzero(sel.probabilities)),
-                              max_p=float(sel.probabilities.max()))  # fmt: skip
+                record.update(
+                    pool=int(remaining.size),
+                    support=int(np.count_nonzero(sel.probabilities)),
+                    max_p=float(sel.probabilities.max()),
+                )
             if sel.diagnostics is not None:  # RAD: its law against uniform sampling
                 record["rad"] = dict(sel.diagnostics)
                 record["near_uniform"] = bool(m > 0 and sel.diagnostics["uniform_ratio"] >= NEAR_UNIFORM_RATIO)
             if pool_wrong is not None:
                 record["evaluation_only"] = _noise_diagnostics(
-                    informativeness(probs_r, cfg["gain"]), pool_wrong[remaining], cfg["budget"], m)  # fmt: skip
+                    informativeness(probs_r, cfg["gain"]), pool_wrong[remaining], cfg["budget"], m
+                )
             state["rounds"].append(record)
             state["per_round"].append(int(record["labels"]))
         if student is None or cfg["retrain"] == "scratch":
             student = build_student(cfg, student_factory, data, ds.num_classes)
         method, options = ("labeled_only", {}) if chosen.size == 0 else (cfg["loss"], cfg["loss_options"])
         plan = plan_student(
-            method, options, labels_labeled=ds.y[splits.labeled], teacher_val=t_val, labels_val=y_val,
-            teacher_pool=renormalise(answers) if chosen.size else None, num_classes=ds.num_classes,
-        )  # fmt: skip
+            method,
+            options,
+            labels_labeled=ds.y[splits.labeled],
+            teacher_val=t_val,
+            labels_val=y_val,
+            teacher_pool=renormalise(answers) if chosen.size else None,
+            num_classes=ds.num_classes,
+        )
         inputs = data.inputs(np.concatenate([labeled_x, queried_x])[plan.rows])
-        train(student, inputs, plan.arrays, plan.loss_fn, data.student_cfg, progress=progress,
-              desc=f"{cfg['selector']} seed {seed} round {r}")  # fmt: skip
+        train(
+            student,
+            inputs,
+            plan.arrays,
+            plan.loss_fn,
+            data.student_cfg,
+            progress=progress,
+            desc=f"{cfg['selector']} seed {seed} round {r}",
+        )
         state["accuracy"].append(accuracy(predict_probs(student, test_inputs), data.y_test))
-        state.update(round=r, chosen=chosen, answers=answers, queried_x=queried_x, rng=rng.bit_generator.state,
-                     student=student.state_dict())  # fmt: skip
+        state.update(
+            round=r,
+            chosen=chosen,
+            answers=answers,
+            queried_x=queried_x,
+            rng=rng.bit_generator.state,
+            student=student.state_dict(),
+        )
         if cfg["resume"]:
             _save_state(state_path, state)
     save_student(run_dir / f"seed_{seed}_student.pt", student)
     record = {
-        "seed": seed, "accuracy": state["accuracy"], "queries": [0, *np.cumsum(state["per_round"]).tolist()],
-        "labels_per_round": state["per_round"], "validation_queries": val_queries,
+        "seed": seed,
+        "accuracy": state["accuracy"],
+        "queries": [0, *np.cumsum(state["per_round"]).tolist()],
+        "labels_per_round": state["per_round"],
+        "validation_queries": val_queries,
         "teacher_queries": val_queries + int(sum(state["per_round"])),
-        "evaluation_queries": st.teacher.evaluation_queries - before[1], "teacher_accuracy": teacher_acc,
-        "teacher": st.info, "rounds": state["rounds"], "splits": splits.to_dict(), "resumed_from_round": resumed_from,
+        "evaluation_queries": st.teacher.evaluation_queries - before[1],
+        "teacher_accuracy": teacher_acc,
+        "teacher": st.info,
+        "rounds": state["rounds"],
+        "splits": splits.to_dict(),
+        "resumed_from_round": resumed_from,
         "seconds": time.perf_counter() - started,
-    }  # fmt: skip
+    }
     return record, student
 
 
 def _estimate_round_mistakes(
-    estimate: str, t_val: np.ndarray, y_val: np.ndarray, pool_size: int, budget: int, gain: str,
-    probs_pool: np.ndarray, probs_val: np.ndarray | None,
-) -> int:  # fmt: skip
+    estimate: str,
+    t_val: np.ndarray,
+    y_val: np.ndarray,
+    pool_size: int,
+    budget: int,
+    gain: str,
+    probs_pool: np.ndarray,
+    probs_val: np.ndarray | None,
+) -> int:
     """One round's m by the config's ``mistakes`` estimate (module docstring): ``probs_pool`` (|U|, K) and
     ``probs_val`` (|V|, K, only for ``"candidates"``) are the student's probabilities, the gains computed from
     them exactly as RAD computes them on the pool."""
@@ -332,9 +414,10 @@ def _noise_diagnostics(gains: np.ndarray, wrong: np.ndarray, budget: int, mistak
     marginals = selector_marginals(gains, budget, mistakes)
     return {
         "error_by_gain": [[float(gains[p].mean()), float(w[p].mean())] for p in parts if p.size],
-        "error_top_b": float(w[top_b(gains, budget, rng=0)].mean()), "error_pool": float(w.mean()),
+        "error_top_b": float(w[top_b(gains, budget, rng=0)].mean()),
+        "error_pool": float(w.mean()),
         "useful_gain": {k: expected_useful_gain(p, gains, w) / budget for k, p in marginals.items()},
-    }  # fmt: skip
+    }
 
 
 _ARRAYS = ("chosen", "answers", "queried_x", "clusters")
@@ -344,8 +427,7 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
     """One round's state (selections, teacher answers, queried inputs, RNG, accuracies, student weights),
     written atomically with a digest of its contents; numpy arrays travel as tensors so the file loads with
     ``weights_only=True``."""
-    data = {k: (torch.from_numpy(np.array(v)) if k in _ARRAYS and v is not None else v)
-            for k, v in state.items()}  # fmt: skip
+    data = {k: (torch.from_numpy(np.array(v)) if k in _ARRAYS and v is not None else v) for k, v in state.items()}
     save_torch(path, data)
 
 
@@ -372,8 +454,9 @@ def run_active_distillation(
     :func:`~robustdistill.experiments.pipeline.distill.run_distillation`; the teacher is asked only about the
     validation set and the selected points."""
     started = time.perf_counter()
-    cfg = load_active_config(config, own_data=data is not None, own_teacher=teacher is not None,
-                             own_student=student is not None)  # fmt: skip
+    cfg = load_active_config(
+        config, own_data=data is not None, own_teacher=teacher is not None, own_student=student is not None
+    )
     ds, device, run_dir, key = open_run(cfg, data, teacher, student)
     with claim_run(cfg, key, "active"):
         pairs = [_active_seed(cfg, ds, seed, device, progress, run_dir, key, teacher, student) for seed in cfg["seeds"]]
@@ -383,21 +466,27 @@ def run_active_distillation(
 
 def _summary(
     cfg: dict[str, Any], pairs: list[tuple[dict[str, Any], nn.Module]], started: float, device: Any
-) -> tuple[ActiveResult, Path]:  # fmt: skip
+) -> tuple[ActiveResult, Path]:
     """The run's result from its seeds, written to ``OUT/NAME.json`` (with a content digest)."""
     records = [r for r, _ in pairs]
     acc = np.array([r["accuracy"] for r in records])
     result = ActiveResult(
-        name=cfg["name"], selector=cfg["selector"], loss=cfg["loss"], config=cfg, seeds=tuple(cfg["seeds"]),
-        queries=tuple(records[0]["queries"]), accuracy=tuple(map(tuple, acc.tolist())),
+        name=cfg["name"],
+        selector=cfg["selector"],
+        loss=cfg["loss"],
+        config=cfg,
+        seeds=tuple(cfg["seeds"]),
+        queries=tuple(records[0]["queries"]),
+        accuracy=tuple(map(tuple, acc.tolist())),
         mean=tuple(acc.mean(axis=0).tolist()),
         std=tuple((acc.std(axis=0, ddof=1) if acc.shape[0] > 1 else np.zeros(acc.shape[1])).tolist()),
         teacher_accuracy=tuple(r["teacher_accuracy"] for r in records),
         teacher_queries=tuple(r["teacher_queries"] for r in records),
         evaluation_queries=tuple(r["evaluation_queries"] for r in records),
-        wall_time_s=time.perf_counter() - started, per_seed=tuple(records), students=tuple(s for _, s in pairs),
-    )  # fmt: skip
+        wall_time_s=time.perf_counter() - started,
+        per_seed=tuple(records),
+        students=tuple(s for _, s in pairs),
+    )
     path = Path(cfg["out"]) / f"{cfg['name']}.json"
-    write_json_atomic(path, {**result.to_dict(), "device": str(device), "environment": environment_info()},
-                      digest=True)  # fmt: skip
+    write_json_atomic(path, {**result.to_dict(), "device": str(device), "environment": environment_info()}, digest=True)
     return result, path

@@ -23,18 +23,43 @@ __all__ = ["ACTIVE_KEYS", "CONFIG_KEYS", "check_keys", "import_object", "is_impo
 
 #: Keys of ``run_distillation``'s config and their defaults (None: required, or derived).
 CONFIG_KEYS: dict[str, Any] = {
-    "name": None, "dataset": None, "labeled": None, "validation": None, "unlabeled": None, "test": None,
-    "stratify": False, "teacher": None, "student": None, "epochs": None, "teacher_epochs": None, "train": {},
-    "teacher_train": {}, "method": None, "method_options": {}, "seeds": 3, "device": "auto",
-    "out": "reports/distill", "cache": "reports/cache", "checkpoints": False, "resume": True,
-    "evaluate_teacher": True, "overwrite": False,
-}  # fmt: skip
+    "name": None,
+    "dataset": None,
+    "labeled": None,
+    "validation": None,
+    "unlabeled": None,
+    "test": None,
+    "stratify": False,
+    "teacher": None,
+    "student": None,
+    "epochs": None,
+    "teacher_epochs": None,
+    "train": {},
+    "teacher_train": {},
+    "method": None,
+    "method_options": {},
+    "seeds": 3,
+    "device": "auto",
+    "out": "reports/distill",
+    "cache": "reports/cache",
+    "checkpoints": False,
+    "resume": True,
+    "evaluate_teacher": True,
+    "overwrite": False,
+}
 #: Keys the active loop adds to ``CONFIG_KEYS`` (it takes ``loss`` / ``loss_options`` instead of ``method`` /
 #: ``method_options``), with their defaults.
 ACTIVE_KEYS: dict[str, Any] = {
-    "selector": None, "gain": "margin", "rounds": None, "budget": None, "loss": "vanilla", "loss_options": {},
-    "retrain": "scratch", "pool_diagnostics": False, "mistakes": "pool",
-}  # fmt: skip
+    "selector": None,
+    "gain": "margin",
+    "rounds": None,
+    "budget": None,
+    "loss": "vanilla",
+    "loss_options": {},
+    "retrain": "scratch",
+    "pool_diagnostics": False,
+    "mistakes": "pool",
+}
 
 
 def read_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:

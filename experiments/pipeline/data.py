@@ -79,9 +79,18 @@ from robustdistill.algorithms.typing import ArrayLike, IntArray, RNGLike
 from robustdistill.algorithms.validation import as_numpy, check_int, check_labels, check_rng
 
 __all__ = [
-    "DATASETS", "DATA_ENV", "FASHION_MNIST_SYSTEM_DIR", "KINDS", "Dataset", "Splits", "from_arrays",
-    "from_torch_dataset", "load_dataset", "make_splits", "read_idx",
-]  # fmt: skip
+    "DATASETS",
+    "DATA_ENV",
+    "FASHION_MNIST_SYSTEM_DIR",
+    "KINDS",
+    "Dataset",
+    "Splits",
+    "from_arrays",
+    "from_torch_dataset",
+    "load_dataset",
+    "make_splits",
+    "read_idx",
+]
 
 #: Environment variable naming the data folder when ``root`` is not given.
 DATA_ENV = "ROBUSTDISTILL_DATA"
@@ -193,9 +202,7 @@ class Dataset:
                 raise TypeError("test must be a pair (X_test, y_test) or None")
             X_test, y_test = _check_split(test[0], test[1], self.kind, num_classes, "test ")
             if X_test.shape[1:] != X.shape[1:]:
-                raise ValueError(
-                    f"test X rows have shape {X_test.shape[1:]} but X rows have shape {X.shape[1:]}"
-                )
+                raise ValueError(f"test X rows have shape {X_test.shape[1:]} but X rows have shape {X.shape[1:]}")
             test = (_readonly(X_test), _readonly(y_test))
         if not isinstance(self.info, dict):
             raise TypeError(f"info must be a dict, got {type(self.info).__name__}")
@@ -204,8 +211,13 @@ class Dataset:
             json.dumps(info)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"info must be JSON-serialisable: {exc}") from None
-        for attr, value in (("X", _readonly(X)), ("y", _readonly(y)), ("num_classes", num_classes),
-                            ("test", test), ("info", info)):
+        for attr, value in (
+            ("X", _readonly(X)),
+            ("y", _readonly(y)),
+            ("num_classes", num_classes),
+            ("test", test),
+            ("info", info),
+        ):
             object.__setattr__(self, attr, value)
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,8 +247,10 @@ def _infer_num_classes(*labels: ArrayLike) -> int:
     if max(highs) < 1:
         raise ValueError(f"y holds a single class ({max(highs)}); pass num_classes= (at least 2)")
     if max(highs) >= max(count, 2):
-        raise ValueError(f"y: the largest label is {max(highs)}, with only {count} labels; labels are 0..K-1: pass "
-                         "num_classes= when some classes have no example")  # fmt: skip
+        raise ValueError(
+            f"y: the largest label is {max(highs)}, with only {count} labels; labels are 0..K-1: pass "
+            "num_classes= when some classes have no example"
+        )
     return max(highs) + 1
 
 
@@ -302,8 +316,9 @@ def from_torch_dataset(
 
     def read(ds: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
         if not (hasattr(ds, "__len__") and hasattr(ds, "__getitem__")):
-            raise TypeError(f"{what} must be a map-style torch Dataset (with __len__ and __getitem__), got "
-                            f"{type(ds).__name__}")  # fmt: skip
+            raise TypeError(
+                f"{what} must be a map-style torch Dataset (with __len__ and __getitem__), got {type(ds).__name__}"
+            )
         xs, ys = [], []
         for i in range(len(ds)):
             item = ds[i]
@@ -320,8 +335,10 @@ def from_torch_dataset(
         X = np.stack(xs)
         if X.ndim == _IMAGE_NDIM and np.issubdtype(X.dtype, np.floating):
             if X.size and (X.min() < 0.0 or X.max() > 1.0):
-                raise ValueError(f"{what}: float images must lie in [0, 1] (ToTensor's range); pass uint8 pixels "
-                                 "and normalise in the model")  # fmt: skip
+                raise ValueError(
+                    f"{what}: float images must lie in [0, 1] (ToTensor's range); pass uint8 pixels "
+                    "and normalise in the model"
+                )
             X = np.rint(X * 255.0).astype(np.uint8)
         return X, np.asarray(ys, dtype=np.int64)
 
@@ -330,8 +347,15 @@ def from_torch_dataset(
     if X.ndim not in (2, _IMAGE_NDIM):
         raise ValueError(f"dataset items of {X.ndim - 1} dimensions are not supported (1-D features or 3-D images)")
     kind = kind or ("image" if X.ndim == _IMAGE_NDIM else "tabular")
-    return from_arrays(X, y, num_classes=num_classes, kind=kind, name=name, test=test_arrays,
-                       source=f"torch Dataset {type(dataset).__name__}")
+    return from_arrays(
+        X,
+        y,
+        num_classes=num_classes,
+        kind=kind,
+        name=name,
+        test=test_arrays,
+        source=f"torch Dataset {type(dataset).__name__}",
+    )
 
 
 # ------------------------------------------------------------------------------------- loader helpers
@@ -396,8 +420,10 @@ def _check_float(value: object, name: str, *, low: float, high: float = math.inf
 def _check_generated(n: int, width: int, what: str) -> None:
     """Refuse a generated set of more than :data:`_MAX_GENERATED` values before generating anything."""
     if n * width > _MAX_GENERATED:
-        raise ValueError(f"{what}: n={n} rows x {width} features = {n * width} values is more than the "
-                         f"{_MAX_GENERATED} a generated set may hold; lower n (or the number of features)")  # fmt: skip
+        raise ValueError(
+            f"{what}: n={n} rows x {width} features = {n * width} values is more than the "
+            f"{_MAX_GENERATED} a generated set may hold; lower n (or the number of features)"
+        )
 
 
 def _check_bool(value: object, name: str) -> bool:
@@ -417,14 +443,13 @@ def _take_rows(
     if n is None:
         if len(parts) == 1:
             return parts[0][0], parts[0][1], {"available": total}
-        return (np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts]),
-                {"available": total})
+        return (np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts]), {"available": total})
     if n > total:
         raise ValueError(f"n={n} is larger than the {total} examples available in {what}")
     chosen = np.sort(gen.choice(total, size=n, replace=False))
     bounds = np.searchsorted(chosen, np.cumsum([0, *sizes]))
     offsets = np.cumsum([0, *sizes])
-    rows = [chosen[bounds[i]:bounds[i + 1]] - offsets[i] for i in range(len(parts))]
+    rows = [chosen[bounds[i] : bounds[i + 1]] - offsets[i] for i in range(len(parts))]
     X = np.concatenate([X[r] for (X, _), r in zip(parts, rows)])
     y = np.concatenate([y[r] for (_, y), r in zip(parts, rows)])
     return X, y, {"available": total, "subset": n}
@@ -468,8 +493,9 @@ def _load_gaussian_mixture(
     _check_generated(n, dim, "gaussian_mixture")
     clusters = num_classes * clusters_per_class
     if clusters > n:
-        raise ValueError(f"num_classes * clusters_per_class = {clusters} is more than n={n}: every cluster needs "
-                         "a sample")  # fmt: skip
+        raise ValueError(
+            f"num_classes * clusters_per_class = {clusters} is more than n={n}: every cluster needs a sample"
+        )
     if (clusters - 1).bit_length() > informative:  # clusters > 2**informative, without computing the power
         raise ValueError(
             f"num_classes * clusters_per_class = {clusters} must be <= 2**informative = 2**{informative}: raise "
@@ -479,14 +505,32 @@ def _load_gaussian_mixture(
 
     seed = _draw_seed(gen)
     X, y = make_classification(
-        n_samples=n, n_features=dim, n_informative=informative, n_redundant=0, n_repeated=0,
-        n_classes=num_classes, n_clusters_per_class=clusters_per_class, class_sep=class_sep,
-        flip_y=0.0, shuffle=True, random_state=seed,
+        n_samples=n,
+        n_features=dim,
+        n_informative=informative,
+        n_redundant=0,
+        n_repeated=0,
+        n_classes=num_classes,
+        n_clusters_per_class=clusters_per_class,
+        class_sep=class_sep,
+        flip_y=0.0,
+        shuffle=True,
+        random_state=seed,
     )
-    options = {"dim": dim, "num_classes": num_classes, "class_sep": class_sep, "informative": informative,
-               "clusters_per_class": clusters_per_class}
-    info = {"source": "sklearn.datasets.make_classification", "version": metadata.version("scikit-learn"),
-            "options": options, "random_state": seed, "available": n}
+    options = {
+        "dim": dim,
+        "num_classes": num_classes,
+        "class_sep": class_sep,
+        "informative": informative,
+        "clusters_per_class": clusters_per_class,
+    }
+    info = {
+        "source": "sklearn.datasets.make_classification",
+        "version": metadata.version("scikit-learn"),
+        "options": options,
+        "random_state": seed,
+        "available": n,
+    }
     return _Loaded(X, y, None, num_classes, "tabular", info)
 
 
@@ -523,9 +567,11 @@ def _load_mnist1d(
         raise ValueError(f"n must be a multiple of 10 for mnist1d (balanced over its 10 classes), got {n}")
     overrides = {
         "train_split": None if train_split is None else _check_float(train_split, "train_split", low=0.0, high=1.0),
-        "iid_noise_scale": None if iid_noise_scale is None
+        "iid_noise_scale": None
+        if iid_noise_scale is None
         else _check_float(iid_noise_scale, "iid_noise_scale", low=0.0, high=_MAX_SCALE, open_low=False),
-        "corr_noise_scale": None if corr_noise_scale is None
+        "corr_noise_scale": None
+        if corr_noise_scale is None
         else _check_float(corr_noise_scale, "corr_noise_scale", low=0.0, high=_MAX_SCALE, open_low=False),
         "shuffle_seq": None if shuffle_seq is None else _check_bool(shuffle_seq, "shuffle_seq"),
     }
@@ -543,8 +589,13 @@ def _load_mnist1d(
     with _isolated_global_rngs():
         data = make_dataset(args)
     used = {k: v for k, v in vars(args).items() if k != "url"}
-    info = {"source": "mnist1d.data.make_dataset", "version": metadata.version("mnist1d"), "args": used,
-            "random_state": args.seed, "available": n_train}
+    info = {
+        "source": "mnist1d.data.make_dataset",
+        "version": metadata.version("mnist1d"),
+        "args": used,
+        "random_state": args.seed,
+        "available": n_train,
+    }
     return _Loaded(data["x"], data["y"], (data["x_test"], data["y_test"]), 10, "sequence", info)
 
 
@@ -621,8 +672,11 @@ def _plain_dtype(dtype: object) -> np.dtype:
 
 def _pickled_shape(shape: object) -> tuple[int, ...]:
     """A pickled array's shape: a tuple of at most 32 ints in [0, 2**63)."""
-    if (not isinstance(shape, tuple) or len(shape) > 32
-            or any(type(size) is not int or not 0 <= size < 2**63 for size in shape)):  # fmt: skip
+    if (
+        not isinstance(shape, tuple)
+        or len(shape) > 32
+        or any(type(size) is not int or not 0 <= size < 2**63 for size in shape)
+    ):
         raise _refuse_pickle(f"array shape {_shown(shape)}")
     return shape
 
@@ -773,11 +827,11 @@ def _mat_element(buf: memoryview, pos: int, order: str) -> tuple[int, memoryview
         small = word >> 16
         if small > 4:
             raise _FormatError(f"a small MAT element declares {small} bytes (at most 4 fit)")
-        return word & 0xFFFF, buf[pos + 4: pos + 4 + small], pos + 8
+        return word & 0xFFFF, buf[pos + 4 : pos + 4 + small], pos + 8
     start = pos + 8
     if size > len(buf) - start:
         raise _FormatError(f"truncated MAT-file: an element declares {size} bytes, {len(buf) - start} follow")
-    return word, buf[start: start + size], start + size + (-size % 8)
+    return word, buf[start : start + size], start + size + (-size % 8)
 
 
 def _mat_array(content: memoryview, order: str) -> tuple[str, np.ndarray | None]:
@@ -803,8 +857,9 @@ def _mat_array(content: memoryview, order: str) -> tuple[str, np.ndarray | None]
     target = np.dtype(_MAT_CLASSES[word & 0xFF])
     stored = np.dtype(order + _MAT_TYPES[kind]) if kind in _MAT_TYPES else None
     if stored is None or not np.can_cast(stored, target) or len(data) != math.prod(shape) * stored.itemsize:
-        raise _FormatError(f"{name}: a {target} array of shape {shape} cannot be read from {len(data)} bytes of "
-                           f"data type {kind}")  # fmt: skip
+        raise _FormatError(
+            f"{name}: a {target} array of shape {shape} cannot be read from {len(data)} bytes of data type {kind}"
+        )
     return name, np.frombuffer(data, stored).reshape(shape, order="F").astype(target, copy=False)
 
 
@@ -831,16 +886,17 @@ def _read_mat(path: Path, wanted: Sequence[str]) -> dict[str, np.ndarray | None]
         header = fh.read(128)
         order = {b"IM": "<", b"MI": ">"}.get(header[126:128])
         if len(header) < 128 or order is None or struct.unpack_from(order + "H", header, 124)[0] != 0x0100:
-            raise _FormatError("not a level-5 MAT-file (the 128-byte header does not end in version 0x0100 "
-                               "and IM or MI; MATLAB v7.3 files are HDF5 and are not read)")  # fmt: skip
+            raise _FormatError(
+                "not a level-5 MAT-file (the 128-byte header does not end in version 0x0100 "
+                "and IM or MI; MATLAB v7.3 files are HDF5 and are not read)"
+            )
         while fh.tell() < size:
             tag = fh.read(8)
             if len(tag) < 8:
                 raise _FormatError(f"truncated MAT-file: {len(tag)} bytes where an 8-byte element tag should be")
             kind, nbytes = struct.unpack(order + "II", tag)
             if nbytes > size - fh.tell():
-                raise _FormatError(f"truncated MAT-file: an element declares {nbytes} bytes, {size - fh.tell()} "
-                                   "follow")  # fmt: skip
+                raise _FormatError(f"truncated MAT-file: an element declares {nbytes} bytes, {size - fh.tell()} follow")
             element = fh.read(nbytes)
             if kind == _MI_COMPRESSED:
                 kind, content, _ = _mat_element(_inflate(element, order), 0, order)
@@ -877,8 +933,10 @@ def _npz_array(archive: zipfile.ZipFile, key: str, archive_size: int) -> np.ndar
     info = archive.getinfo(f"{key}.npy")
     ratio = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: _DEFLATE_MAX_RATIO}.get(info.compress_type)
     if ratio is None or info.compress_size > archive_size or info.file_size > ratio * info.compress_size:
-        raise _FormatError(f"{key}: {info.file_size} bytes stored as {info.compress_size} (method "
-                           f"{info.compress_type}) cannot be in a {archive_size}-byte npz archive")  # fmt: skip
+        raise _FormatError(
+            f"{key}: {info.file_size} bytes stored as {info.compress_size} (method "
+            f"{info.compress_type}) cannot be in a {archive_size}-byte npz archive"
+        )
     with archive.open(info) as member:
         version = np.lib.format.read_magic(member)
         if version not in _NPY_HEADERS:
@@ -886,8 +944,9 @@ def _npz_array(archive: zipfile.ZipFile, key: str, archive_size: int) -> np.ndar
         shape, _, dtype = _NPY_HEADERS[version](member)
         declared, held = math.prod(shape) * dtype.itemsize, info.file_size - member.tell()
         if declared != held:
-            raise _FormatError(f"{key}: its header declares shape {shape} of {dtype} ({declared} bytes), the "
-                               f"archive holds {held}")  # fmt: skip
+            raise _FormatError(
+                f"{key}: its header declares shape {shape} of {dtype} ({declared} bytes), the archive holds {held}"
+            )
         member.seek(0)
         return np.lib.format.read_array(member, allow_pickle=False)
 
@@ -905,8 +964,7 @@ def _read_imagenet_npz(path: Path, *, size: int) -> tuple[np.ndarray, np.ndarray
 
 
 #: IDX type codes (the third byte of the magic number); only unsigned bytes are read.
-_IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short", 0x0C: "int", 0x0D: "float",
-              0x0E: "double"}
+_IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short", 0x0C: "int", 0x0D: "float", 0x0E: "double"}
 _IDX_UBYTE = 0x08
 
 
@@ -928,8 +986,9 @@ def _idx_shape(data: bytes, ndim: int | None) -> tuple[int, ...]:
     if len(data) < 4:
         raise _FormatError(f"not an IDX file: {len(data)} bytes, shorter than the 4-byte magic number")
     if data[0] != 0 or data[1] != 0:
-        raise _FormatError(f"not an IDX file: wrong magic number 0x{data[:4].hex()} (it must start with "
-                           "two zero bytes)")  # fmt: skip
+        raise _FormatError(
+            f"not an IDX file: wrong magic number 0x{data[:4].hex()} (it must start with two zero bytes)"
+        )
     code, dims = data[2], data[3]
     if code != _IDX_UBYTE:
         kind = _IDX_TYPES.get(code, "unknown")
@@ -945,8 +1004,7 @@ def _idx_shape(data: bytes, ndim: int | None) -> tuple[int, ...]:
     if present < promised:
         raise _FormatError(f"truncated IDX file: shape {shape} needs {promised} data bytes, found {present}")
     if present > promised:
-        raise _FormatError(f"{present - promised} trailing bytes after the {promised} data bytes of shape "
-                           f"{shape}")  # fmt: skip
+        raise _FormatError(f"{present - promised} trailing bytes after the {promised} data bytes of shape {shape}")
     return shape
 
 
@@ -1001,30 +1059,42 @@ class _ImageSource(NamedTuple):
 
 
 _IMAGE_SOURCES = {
-    "cifar10": _ImageSource("cifar10", "cifar-10-batches-py",
-                            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
-    "cifar100": _ImageSource("cifar100", "cifar-100-python",
-                             "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
-    "svhn": _ImageSource("svhn", "svhn", "http://ufldl.stanford.edu/housenumbers/ (format 2, *_32x32.mat)"),
-    "imagenet32": _ImageSource("imagenet32", "Imagenet32_train_npz",
-                               "https://image-net.org/download-images (Downsampled ImageNet 32x32, npz)"),
-    "imagenet64": _ImageSource("imagenet64", "Imagenet64_train_part1_npz",
-                               "https://image-net.org/download-images (Downsampled ImageNet 64x64, npz)"),
-    "fashion_mnist": _ImageSource(
-        "fashionmnist", "fashion-mnist", "https://github.com/zalandoresearch/fashion-mnist (data/fashion/*.gz)",
-        hint="Or install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist; its "
-             "files go to /usr/share/datasets/fashion-mnist, read when neither root= nor "
-             f"{DATA_ENV} is given), or pass root=... (the folder holding the files).",
+    "cifar10": _ImageSource(
+        "cifar10", "cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
     ),
-    "mnist": _ImageSource("mnist", "mnist", "http://yann.lecun.com/exdb/mnist/ (or one of its mirrors)",
-                          exclude=("fashion", "kmnist", "emnist", "qmnist")),
-    "kmnist": _ImageSource("kmnist", "kmnist",
-                           "https://github.com/rois-codh/kmnist (Kuzushiji-MNIST, the MNIST-format .gz files)"),
+    "cifar100": _ImageSource(
+        "cifar100", "cifar-100-python", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+    ),
+    "svhn": _ImageSource("svhn", "svhn", "http://ufldl.stanford.edu/housenumbers/ (format 2, *_32x32.mat)"),
+    "imagenet32": _ImageSource(
+        "imagenet32", "Imagenet32_train_npz", "https://image-net.org/download-images (Downsampled ImageNet 32x32, npz)"
+    ),
+    "imagenet64": _ImageSource(
+        "imagenet64",
+        "Imagenet64_train_part1_npz",
+        "https://image-net.org/download-images (Downsampled ImageNet 64x64, npz)",
+    ),
+    "fashion_mnist": _ImageSource(
+        "fashionmnist",
+        "fashion-mnist",
+        "https://github.com/zalandoresearch/fashion-mnist (data/fashion/*.gz)",
+        hint="Or install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist; its "
+        "files go to /usr/share/datasets/fashion-mnist, read when neither root= nor "
+        f"{DATA_ENV} is given), or pass root=... (the folder holding the files).",
+    ),
+    "mnist": _ImageSource(
+        "mnist",
+        "mnist",
+        "http://yann.lecun.com/exdb/mnist/ (or one of its mirrors)",
+        exclude=("fashion", "kmnist", "emnist", "qmnist"),
+    ),
+    "kmnist": _ImageSource(
+        "kmnist", "kmnist", "https://github.com/rois-codh/kmnist (Kuzushiji-MNIST, the MNIST-format .gz files)"
+    ),
 }
 
 #: The four IDX files of an MNIST-format set (train images and labels, then the test split), in that order.
-_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-              "t10k-labels-idx1-ubyte")
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def _resolve_root(
@@ -1067,8 +1137,13 @@ def _locate(
     source = _IMAGE_SOURCES[name]
     folders = [root]
     if root.is_dir():
-        folders += sorted(d for d in root.iterdir() if d.is_dir() and source.token in _normalised(d.name)
-                          and not any(token in _normalised(d.name) for token in source.exclude))
+        folders += sorted(
+            d
+            for d in root.iterdir()
+            if d.is_dir()
+            and source.token in _normalised(d.name)
+            and not any(token in _normalised(d.name) for token in source.exclude)
+        )
     found: dict[str, Path] = {}
     for filename in filenames:
         hits = [hit for folder in folders if (hit := _in_folder(folder, filename, gzipped)) is not None]
@@ -1114,8 +1189,13 @@ def _load_images(
     paths = _locate(name, folder, [*train, *test])
     X, y, rows = _take_rows([read(paths[f]) for f in train], n, gen, name)
     X_test, y_test, _ = _take_rows([read(paths[f]) for f in test], None, gen, name)
-    info = {"source": _IMAGE_SOURCES[name].url, "root": str(folder),
-            "files": [str(paths[f]) for f in (*train, *test)], "options": options, **rows}
+    info = {
+        "source": _IMAGE_SOURCES[name].url,
+        "root": str(folder),
+        "files": [str(paths[f]) for f in (*train, *test)],
+        "options": options,
+        **rows,
+    }
     return _Loaded(X, y, (X_test, y_test), num_classes, "image", info)
 
 
@@ -1136,8 +1216,9 @@ def _load_cifar100(
         raise ValueError(f"label_mode must be 'fine' or 'coarse', got {_shown(label_mode)}")
     num_classes = 100 if label_mode == "fine" else 20
     read = partial(_read_cifar_pickle, label_key=f"{label_mode}_labels".encode(), num_classes=num_classes)
-    return _load_images("cifar100", root, ["train"], ["test"], read, num_classes, n=n, gen=gen,
-                        options={"label_mode": label_mode})
+    return _load_images(
+        "cifar100", root, ["train"], ["test"], read, num_classes, n=n, gen=gen, options={"label_mode": label_mode}
+    )
 
 
 def _load_svhn(
@@ -1146,8 +1227,9 @@ def _load_svhn(
     """SVHN format 2: ``train_32x32.mat`` (+ ``extra_32x32.mat`` with ``extra=True``) and ``test_32x32.mat``."""
     extra = _check_bool(extra, "extra")
     train = ["train_32x32.mat", "extra_32x32.mat"] if extra else ["train_32x32.mat"]
-    return _load_images("svhn", root, train, ["test_32x32.mat"], _read_svhn_mat, 10, n=n, gen=gen,
-                        options={"extra": extra})
+    return _load_images(
+        "svhn", root, train, ["test_32x32.mat"], _read_svhn_mat, 10, n=n, gen=gen, options={"extra": extra}
+    )
 
 
 def _check_batches(batches: object) -> list[int]:
@@ -1175,8 +1257,9 @@ def _load_imagenet(
     chosen = _check_batches(batches)
     train = [f"train_data_batch_{i}.npz" for i in chosen]
     read = partial(_read_imagenet_npz, size=size)
-    return _load_images(f"imagenet{size}", root, train, ["val_data.npz"], read, 1000, n=n, gen=gen,
-                        options={"batches": chosen})
+    return _load_images(
+        f"imagenet{size}", root, train, ["val_data.npz"], read, 1000, n=n, gen=gen, options={"batches": chosen}
+    )
 
 
 def _load_idx(
@@ -1195,8 +1278,13 @@ def _load_idx(
     train_images, train_labels, test_images, test_labels = (paths[f] for f in _IDX_FILES)
     X, y, rows = _take_rows([_read_idx_pair(train_images, train_labels, 10)], n, gen, name)
     X_test, y_test = _read_idx_pair(test_images, test_labels, 10)
-    info = {"source": _IMAGE_SOURCES[name].url, "root": str(folder), "files": [str(paths[f]) for f in _IDX_FILES],
-            "options": {}, **rows}
+    info = {
+        "source": _IMAGE_SOURCES[name].url,
+        "root": str(folder),
+        "files": [str(paths[f]) for f in _IDX_FILES],
+        "options": {},
+        **rows,
+    }
     return _Loaded(X, y, (X_test, y_test), 10, "image", info)
 
 
@@ -1304,8 +1392,15 @@ def load_dataset(
         n = _check_count(n, "n", low=1, high=_MAX_GENERATED)
     loaded = loader(n=n, gen=gen, root=root, **options)
     seed = int(rng) if isinstance(rng, numbers.Integral) else None
-    return Dataset(name=name, X=loaded.X, y=loaded.y, num_classes=loaded.num_classes, kind=loaded.kind,
-                   test=loaded.test, info={**loaded.info, "rng": seed})
+    return Dataset(
+        name=name,
+        X=loaded.X,
+        y=loaded.y,
+        num_classes=loaded.num_classes,
+        kind=loaded.kind,
+        test=loaded.test,
+        info={**loaded.info, "rng": seed},
+    )
 
 
 # ---------------------------------------------------------------------------------------------- splits
@@ -1352,8 +1447,13 @@ class Splits:
 
     def to_dict(self) -> dict[str, Any]:
         """Sizes, seed, test_official, stratified and the digest (no index arrays); JSON-ready."""
-        return {"sizes": self.sizes(), "seed": self.seed, "test_official": self.test_official,
-                "stratified": self.stratified, "digest": self.digest()}
+        return {
+            "sizes": self.sizes(),
+            "seed": self.seed,
+            "test_official": self.test_official,
+            "stratified": self.stratified,
+            "digest": self.digest(),
+        }
 
 
 def _resolve_size(value: object, name: str, total: int) -> int:
@@ -1433,8 +1533,10 @@ def make_splits(
     stratify = _check_bool(stratify, "stratify")
     gen = check_rng(rng)
     total = int(dataset.y.shape[0])
-    sizes = {key: _resolve_size(value, key, total)
-             for key, value in (("labeled", labeled), ("validation", validation), ("unlabeled", unlabeled))}
+    sizes = {
+        key: _resolve_size(value, key, total)
+        for key, value in (("labeled", labeled), ("validation", validation), ("unlabeled", unlabeled))
+    }
     official = dataset.test is not None
     official_test = None
     if test is None:
@@ -1469,8 +1571,8 @@ def make_splits(
     return Splits(
         labeled=perm[chosen],
         validation=rest[: ends[0]],
-        unlabeled=rest[ends[0]: ends[1]],
-        test=rest[ends[1]: ends[2]] if official_test is None else official_test,
+        unlabeled=rest[ends[0] : ends[1]],
+        test=rest[ends[1] : ends[2]] if official_test is None else official_test,
         test_official=official,
         seed=int(rng) if isinstance(rng, numbers.Integral) else None,
         stratified=stratify,

@@ -99,16 +99,30 @@ from .seeds import (
 )
 from .training import TrainConfig, has_dropout, mc_dropout_std, predict_probs, resolve_device, train
 
-__all__ = ["DistillationResult", "config_key", "load_config", "mean_std", "minimiser_leaves_topk", "open_run", "pool_fit", "run_distillation", "tomllib"]
+__all__ = [
+    "DistillationResult",
+    "config_key",
+    "load_config",
+    "mean_std",
+    "minimiser_leaves_topk",
+    "open_run",
+    "pool_fit",
+    "run_distillation",
+    "tomllib",
+]
 
 _REQUIRED = ("dataset", "labeled", "validation", "unlabeled", "teacher", "student", "epochs", "method")
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("epochs", "seed"))
 
 
 def load_config(
-    config: Mapping[str, Any] | str | os.PathLike[str], *, own_data: bool = False, own_teacher: bool = False,
-    own_student: bool = False, active: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+    config: Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    own_data: bool = False,
+    own_teacher: bool = False,
+    own_student: bool = False,
+    active: bool = False,
+) -> dict[str, Any]:
     """The config as a dict with defaults filled in, checked before any work: unknown or missing keys,
     unknown dataset, model or method, bad method options or training fields raise ``ValueError`` (one
     message). A path is read as TOML; its stem is the default ``name``. ``own_data`` / ``own_teacher`` /
@@ -119,8 +133,11 @@ def load_config(
     cfg = {**CONFIG_KEYS, **raw}
     if active:
         cfg["method"] = "vanilla"
-    missing = [k for k in _REQUIRED if cfg[k] is None and not (k == "teacher" and own_teacher)
-               and not (k == "student" and own_student)]  # fmt: skip
+    missing = [
+        k
+        for k in _REQUIRED
+        if cfg[k] is None and not (k == "teacher" and own_teacher) and not (k == "student" and own_student)
+    ]
     if missing:
         raise ValueError(f"config is missing {', '.join(missing)}")
     cfg["name"] = check_name("distill" if cfg["name"] is None else cfg["name"])
@@ -137,8 +154,9 @@ def load_config(
         raise ValueError(f"the {SYNTHETIC_TEACHER!r} teacher takes no options, got {cfg['teacher']}")
     cfg["method"], cfg["method_options"] = check_method(cfg["method"], cfg["method_options"])
     cfg["epochs"] = check_int(cfg["epochs"], "epochs", low=1)
-    cfg["teacher_epochs"] = check_int(cfg["epochs"] if cfg["teacher_epochs"] is None else cfg["teacher_epochs"],
-                                      "teacher_epochs", low=1)  # fmt: skip
+    cfg["teacher_epochs"] = check_int(
+        cfg["epochs"] if cfg["teacher_epochs"] is None else cfg["teacher_epochs"], "teacher_epochs", low=1
+    )
     for key in ("train", "teacher_train"):
         if not isinstance(cfg[key], Mapping):
             raise ValueError(f"{key} must be a table of training options, got {cfg[key]!r}")
@@ -243,21 +261,31 @@ def config_key(cfg: Mapping[str, Any], teacher: Any = None, student: Any = None)
             return Teacher(obj).identity
         return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
 
-    return teacher_cache.cache_key({**{k: v for k, v in cfg.items() if k not in _NOT_IN_KEY},
-                                    "given_teacher": ident(teacher), "given_student": ident(student)})  # fmt: skip
+    return teacher_cache.cache_key(
+        {
+            **{k: v for k, v in cfg.items() if k not in _NOT_IN_KEY},
+            "given_teacher": ident(teacher),
+            "given_student": ident(student),
+        }
+    )
 
 
-def open_run(
-    cfg: Mapping[str, Any], data: Any, teacher: Any, student: Any
-) -> tuple[Dataset, torch.device, Path, str]:  # fmt: skip
+def open_run(cfg: Mapping[str, Any], data: Any, teacher: Any, student: Any) -> tuple[Dataset, torch.device, Path, str]:
     """What both pipelines check and fix before any training: the student factory's type, the data, the device,
     the split sizes against the data (one clear error), the run folder and the config's key."""
     if student is not None and not callable(student):
         raise TypeError(f"student must be a factory seed -> nn.Module, got {type(student).__name__}")
     ds = dataset_of(cfg, data)
     device = resolve_device(None if cfg["device"] == "auto" else cfg["device"])
-    splits = make_splits(ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"],
-                         test=cfg["test"], rng=cfg["seeds"][0], stratify=cfg["stratify"])  # fmt: skip
+    splits = make_splits(
+        ds,
+        labeled=cfg["labeled"],
+        validation=cfg["validation"],
+        unlabeled=cfg["unlabeled"],
+        test=cfg["test"],
+        rng=cfg["seeds"][0],
+        stratify=cfg["stratify"],
+    )
     for key in ("labeled", "validation", "unlabeled", "test"):
         if getattr(splits, key).size == 0:
             raise ValueError(f"{key} must hold at least one example, got {cfg[key]!r} (0 examples)")
@@ -265,31 +293,47 @@ def open_run(
         spec = cfg[role]
         if given is None and spec is not None and spec["name"] in MODELS:
             try:
-                check_model(spec["name"], ds.X.shape[1:], ds.num_classes, **{k: v for k, v in spec.items() if k != "name"})
+                check_model(
+                    spec["name"], ds.X.shape[1:], ds.num_classes, **{k: v for k, v in spec.items() if k != "name"}
+                )
             except (ValueError, TypeError) as exc:
                 raise type(exc)(f"{role}: {exc}") from None
     return ds, device, run_folder(cfg), config_key(cfg, teacher, student)
 
 
 def _finished_seed(
-    cfg: dict[str, Any], ds: Dataset, seed: int, device: torch.device, run_dir: Path, key: str,
+    cfg: dict[str, Any],
+    ds: Dataset,
+    seed: int,
+    device: torch.device,
+    run_dir: Path,
+    key: str,
     student: Callable[[int], nn.Module] | None,
-) -> tuple[dict[str, Any] | None, nn.Module | None]:  # fmt: skip
+) -> tuple[dict[str, Any] | None, nn.Module | None]:
     """The record and student of a seed this config finished before (``resume``), or ``(None, None)`` when
     there is none, or its record or weights fail their digests (then the seed is trained again)."""
     record = finished_record(run_dir / f"seed_{seed}.json", key) if cfg["resume"] else None
     if record is None or record.get("student_accuracy") is None:
         return record, None
     data = prepare_seed(cfg, ds, seed, device, run_dir)
-    model = load_student(run_dir / f"seed_{seed}_student.pt", build_student(cfg, student, data, ds.num_classes),
-                         record.get("student_sha256"))  # fmt: skip
+    model = load_student(
+        run_dir / f"seed_{seed}_student.pt",
+        build_student(cfg, student, data, ds.num_classes),
+        record.get("student_sha256"),
+    )
     return (record, model) if model is not None else (None, None)
 
 
 def _run_seed(
-    cfg: dict[str, Any], ds: Dataset, seed: int, device: torch.device, progress: bool | None, run_dir: Path,
-    teacher: Any, student: Callable[[int], nn.Module] | None,
-) -> tuple[dict[str, Any], nn.Module | None]:  # fmt: skip
+    cfg: dict[str, Any],
+    ds: Dataset,
+    seed: int,
+    device: torch.device,
+    progress: bool | None,
+    run_dir: Path,
+    teacher: Any,
+    student: Callable[[int], nn.Module] | None,
+) -> tuple[dict[str, Any], nn.Module | None]:
     started = time.perf_counter()
     data = prepare_seed(cfg, ds, seed, device, run_dir)
     splits = data.splits
@@ -298,33 +342,59 @@ def _run_seed(
     budget = splits.validation.size + splits.unlabeled.size if uses_teacher else 0
     st = seed_teacher(cfg, ds, data, teacher, budget=budget, progress=progress)
     before = (st.teacher.queries, st.teacher.evaluation_queries)
-    record: dict[str, Any] = {"seed": seed, "splits": splits.to_dict(), "teacher": st.info, "student_accuracy": None,
-                              "teacher_accuracy": None}  # fmt: skip
+    record: dict[str, Any] = {
+        "seed": seed,
+        "splits": splits.to_dict(),
+        "teacher": st.info,
+        "student_accuracy": None,
+        "teacher_accuracy": None,
+    }
     if cfg["evaluate_teacher"]:
         record["teacher_accuracy"] = accuracy(st.teacher.evaluate(data.X_test, index=data.test_rows), data.y_test)
     plan = None
     if not uses_teacher:  # labeled_only (None for "teacher": no student)
-        plan = plan_student(cfg["method"], cfg["method_options"], labels_labeled=ds.y[splits.labeled],
-                            teacher_val=None, labels_val=None, teacher_pool=None, num_classes=ds.num_classes)  # fmt: skip
+        plan = plan_student(
+            cfg["method"],
+            cfg["method_options"],
+            labels_labeled=ds.y[splits.labeled],
+            teacher_val=None,
+            labels_val=None,
+            teacher_pool=None,
+            num_classes=ds.num_classes,
+        )
     else:
         t_val = st.teacher.query(ds.X[splits.validation], index=splits.validation)
         check_teacher_classes(t_val, ds.num_classes)
         t_pool = st.teacher.query(ds.X[splits.unlabeled], index=splits.unlabeled)
         extras = _teacher_extras(cfg["method"], st.module, data, ds.X[splits.unlabeled])
         plan = plan_student(
-            cfg["method"], cfg["method_options"], labels_labeled=ds.y[splits.labeled], teacher_val=renormalise(t_val),
-            labels_val=ds.y[splits.validation], teacher_pool=renormalise(t_pool), **extras,
-        )  # fmt: skip
+            cfg["method"],
+            cfg["method_options"],
+            labels_labeled=ds.y[splits.labeled],
+            teacher_val=renormalise(t_val),
+            labels_val=ds.y[splits.validation],
+            teacher_pool=renormalise(t_pool),
+            **extras,
+        )
     model = None
     if plan is not None:
-        inputs = data.inputs(ds.X[np.concatenate([splits.labeled, splits.unlabeled])[plan.rows]]) if (
-            plan.rows.size != splits.labeled.size + splits.unlabeled.size) else data.base  # fmt: skip
+        inputs = (
+            data.inputs(ds.X[np.concatenate([splits.labeled, splits.unlabeled])[plan.rows]])
+            if (plan.rows.size != splits.labeled.size + splits.unlabeled.size)
+            else data.base
+        )
         model = build_student(cfg, student, data, ds.num_classes)
         trained, loss_fn = plan.wrap(model, seed) if plan.wrap is not None else (model, plan.loss_fn)
         fit = train(
-            trained, inputs, plan.arrays, loss_fn, data.student_cfg, checkpoint_dir=data.checkpoint_dir("student"),
-            progress=progress, desc=f"{cfg['method']} seed {seed}",
-        )  # fmt: skip
+            trained,
+            inputs,
+            plan.arrays,
+            loss_fn,
+            data.student_cfg,
+            checkpoint_dir=data.checkpoint_dir("student"),
+            progress=progress,
+            desc=f"{cfg['method']} seed {seed}",
+        )
         record["student_accuracy"] = accuracy(predict_probs(model, data.inputs(data.X_test)), data.y_test)
         if uses_teacher:
             pool_probs = predict_probs(model, data.base)[splits.labeled.size :]  # base holds A, then U
@@ -349,8 +419,11 @@ def pool_fit(student_probs: np.ndarray, teacher_probs: np.ndarray, labels: np.nd
     student's top class is the teacher's (it learned the mistake) and where it is the true class (it undid
     it); and the student's agreement with the teacher's top class on the whole pool.
     """
-    if not (np.ndim(student_probs) == np.ndim(teacher_probs) == 2 and np.ndim(labels) == 1
-            and len(student_probs) == len(teacher_probs) == len(labels)):  # fmt: skip
+    if not (
+        np.ndim(student_probs) == np.ndim(teacher_probs) == 2
+        and np.ndim(labels) == 1
+        and len(student_probs) == len(teacher_probs) == len(labels)
+    ):
         raise ValueError(
             f"student_probs and teacher_probs must be (n, K) and labels (n,) for the same n, got shapes "
             f"{np.shape(student_probs)}, {np.shape(teacher_probs)} and {np.shape(labels)}"
@@ -385,8 +458,11 @@ def _teacher_extras(method: str, module: nn.Module | None, data: SeedData, pool_
     """What UPS (MC-dropout uncertainty) and VID (penultimate features) need from the teacher model on the
     pool ``pool_x``, which is already labeled (no new label is used); nothing for the other methods."""
     if method == "ups":
-        return {"teacher_pool_std": mc_dropout_std(module, data.inputs(pool_x), passes=10, seed=data.seed)
-                if module is not None and has_dropout(module) else None}  # fmt: skip
+        return {
+            "teacher_pool_std": mc_dropout_std(module, data.inputs(pool_x), passes=10, seed=data.seed)
+            if module is not None and has_dropout(module)
+            else None
+        }
     if method == "vid":
         if module is None:
             raise ValueError("method 'vid' needs a teacher model's features; this teacher has no model")
@@ -421,8 +497,9 @@ def run_distillation(
         :class:`DistillationResult`, with the trained students in ``.students``.
     """
     started = time.perf_counter()
-    cfg = load_config(config, own_data=data is not None, own_teacher=teacher is not None,
-                      own_student=student is not None)  # fmt: skip
+    cfg = load_config(
+        config, own_data=data is not None, own_teacher=teacher is not None, own_student=student is not None
+    )
     ds, device, run_dir, key = open_run(cfg, data, teacher, student)
     records, students = [], []
     with claim_run(cfg, key, "distill"):
@@ -442,14 +519,24 @@ def run_distillation(
         s_mean, s_std = mean_std([r["student_accuracy"] for r in records])
         t_mean, t_std = mean_std([r["teacher_accuracy"] for r in records])
         result = DistillationResult(
-            name=cfg["name"], method=cfg["method"], config=cfg, seeds=tuple(cfg["seeds"]),
+            name=cfg["name"],
+            method=cfg["method"],
+            config=cfg,
+            seeds=tuple(cfg["seeds"]),
             student_accuracy=tuple(r["student_accuracy"] for r in records),
-            teacher_accuracy=tuple(r["teacher_accuracy"] for r in records), student_mean=s_mean, student_std=s_std,
-            teacher_mean=t_mean, teacher_std=t_std, teacher_queries=tuple(r["teacher_queries"] for r in records),
+            teacher_accuracy=tuple(r["teacher_accuracy"] for r in records),
+            student_mean=s_mean,
+            student_std=s_std,
+            teacher_mean=t_mean,
+            teacher_std=t_std,
+            teacher_queries=tuple(r["teacher_queries"] for r in records),
             evaluation_queries=tuple(r["evaluation_queries"] for r in records),
-            wall_time_s=time.perf_counter() - started, per_seed=tuple(records), students=tuple(students),
-        )  # fmt: skip
+            wall_time_s=time.perf_counter() - started,
+            per_seed=tuple(records),
+            students=tuple(students),
+        )
         summary_path = Path(cfg["out"]) / f"{cfg['name']}.json"
-        write_json_atomic(summary_path, {**result.to_dict(), "device": str(device), "environment": environment_info()},
-                          digest=True)  # fmt: skip
+        write_json_atomic(
+            summary_path, {**result.to_dict(), "device": str(device), "environment": environment_info()}, digest=True
+        )
     return dataclasses.replace(result, path=str(summary_path))

@@ -56,6 +56,7 @@ class DamagedFileWarning(UserWarning):
     """A file the pipeline wrote failed its content check (damaged, edited or from an older version); what it
     held is recomputed."""
 
+
 _PACKAGES = ("numpy", "scipy", "cvxpy", "highspy", "torch", "robustdistill")
 
 

@@ -41,8 +41,17 @@ from robustdistill.algorithms.validation import check_labels, check_probs
 
 from .models import classifier_head
 
-__all__ = ["PIPELINE_METHODS", "UPS", "VID", "LabeledOnly", "StudentPlan", "TeacherOnly", "VIDStudent",
-           "check_method", "plan_student"]  # fmt: skip
+__all__ = [
+    "PIPELINE_METHODS",
+    "UPS",
+    "VID",
+    "LabeledOnly",
+    "StudentPlan",
+    "TeacherOnly",
+    "VIDStudent",
+    "check_method",
+    "plan_student",
+]
 
 LossFn = Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]
 
@@ -83,7 +92,9 @@ class UPS(Method):
     name = "ups"
     extra_keys = ("negative",)
 
-    def __init__(self, *, tau_p: float = 0.7, kappa_p: float = 0.05, tau_n: float = 0.05, kappa_n: float = 0.005) -> None:
+    def __init__(
+        self, *, tau_p: float = 0.7, kappa_p: float = 0.05, tau_n: float = 0.05, kappa_n: float = 0.005
+    ) -> None:
         self.tau_p = check_real("ups", "tau_p", tau_p, low=0.0, high=1.0)
         self.kappa_p = check_real("ups", "kappa_p", kappa_p, low=0.0, high=1.0)
         self.tau_n = check_real("ups", "tau_n", tau_n, low=0.0, high=1.0)
@@ -101,21 +112,27 @@ class UPS(Method):
         u, rows, top = self._std, np.arange(teacher_probs.shape[0]), teacher_probs.argmax(axis=1)
         positive = (teacher_probs[rows, top] >= self.tau_p) & (u[rows, top] <= self.kappa_p)
         negative = (teacher_probs <= self.tau_n) & (u <= self.kappa_n)
-        return {"targets": np.eye(teacher_probs.shape[1])[top], "weights": positive.astype(np.float64),
-                "negative": negative}  # fmt: skip
+        return {
+            "targets": np.eye(teacher_probs.shape[1])[top],
+            "weights": positive.astype(np.float64),
+            "negative": negative,
+        }
 
     def _labeled_extras(self, targets: np.ndarray) -> dict[str, np.ndarray]:
         return {"negative": np.zeros(targets.shape, dtype=bool)}
 
     def loss(self, student_logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B,) weighted cross-entropy on the kept pseudo-labels plus negative learning."""
-        return _soft_ce(student_logits, batch) + L.negative_learning_loss(student_logits, batch["negative"],
-                                                                          validate=False)  # fmt: skip
+        return _soft_ce(student_logits, batch) + L.negative_learning_loss(
+            student_logits, batch["negative"], validate=False
+        )
 
     def _info(self, pool: dict[str, np.ndarray]) -> dict[str, Any]:
-        return {"positive_fraction": float(pool["weights"].mean()) if pool["weights"].size else float("nan"),
-                "negatives_per_example": float(pool["negative"].sum(1).mean()) if pool["weights"].size else 0.0,
-                "uncertainty": getattr(self, "_uncertainty", "none (deterministic teacher)")}  # fmt: skip
+        return {
+            "positive_fraction": float(pool["weights"].mean()) if pool["weights"].size else float("nan"),
+            "negatives_per_example": float(pool["negative"].sum(1).mean()) if pool["weights"].size else 0.0,
+            "uncertainty": getattr(self, "_uncertainty", "none (deterministic teacher)"),
+        }
 
 
 class VIDStudent(nn.Module):
@@ -155,7 +172,6 @@ class VIDStudent(nn.Module):
         return (0.5 * torch.log(var) + (teacher_features.float() - mu) ** 2 / (2.0 * var)).mean(dim=1)
 
 
-
 class VID(Method):
     """VID (Ahn et al., CVPR 2019) as a distillation baseline (module docstring). :meth:`prepare` takes the
     teacher's penultimate features ``teacher_features`` (n, d_t); batches add ``teacher_features``. The loss
@@ -175,8 +191,11 @@ class VID(Method):
         return super().prepare(t)
 
     def _prepare(self, teacher_probs: np.ndarray) -> dict[str, np.ndarray]:
-        return {"targets": teacher_probs, "weights": np.ones(teacher_probs.shape[0]),
-                "teacher_features": self._features}  # fmt: skip
+        return {
+            "targets": teacher_probs,
+            "weights": np.ones(teacher_probs.shape[0]),
+            "teacher_features": self._features,
+        }
 
     def _labeled_extras(self, targets: np.ndarray) -> dict[str, np.ndarray]:
         if not hasattr(self, "_features"):
@@ -203,13 +222,18 @@ class VID(Method):
 
 
 #: Every method the pipeline runs, by its config name.
-PIPELINE_METHODS: dict[str, type[Method]] = {"labeled_only": LabeledOnly, "teacher": TeacherOnly, **METHODS,
-                                             "ups": UPS, "vid": VID}  # fmt: skip
+PIPELINE_METHODS: dict[str, type[Method]] = {
+    "labeled_only": LabeledOnly,
+    "teacher": TeacherOnly,
+    **METHODS,
+    "ups": UPS,
+    "vid": VID,
+}
 
 
 def check_method(
     method: object, options: Mapping[str, Any] | None = None, *, keys: tuple[str, str] = ("method", "method_options")
-) -> tuple[str, dict[str, Any]]:  # fmt: skip
+) -> tuple[str, dict[str, Any]]:
     """The method name and its full options (defaults filled in, values checked by the method's constructor):
     an unknown method or option, or a bad value, raises ``ValueError`` (``TypeError`` for a bad type), naming
     the config key (``keys``: the names of the method and options keys, e.g. the active loop's ``loss``)."""
@@ -221,8 +245,10 @@ def check_method(
     known = cls._param_names()
     unknown = sorted(set(options or {}) - set(known), key=repr)
     if unknown:
-        raise ValueError(f"{keys[1]}: unknown option {unknown[0]!r} for method {method!r} (its options: "
-                         f"{', '.join(known) or 'none'})")  # fmt: skip
+        raise ValueError(
+            f"{keys[1]}: unknown option {unknown[0]!r} for method {method!r} (its options: "
+            f"{', '.join(known) or 'none'})"
+        )
     try:
         return method, cls(**dict(options or {})).get_params()
     except (ValueError, TypeError) as exc:
@@ -288,8 +314,11 @@ def plan_student(
     t_pool = check_probs(teacher_pool, "teacher_pool")
     if t_pool.shape[1] != m.num_classes_:
         raise ValueError(f"teacher_pool has {t_pool.shape[1]} classes but teacher_val has {m.num_classes_}")
-    extra = {"teacher_std": teacher_pool_std} if name == "ups" else (
-        {"teacher_features": teacher_pool_features} if name == "vid" else {})  # fmt: skip
+    extra = (
+        {"teacher_std": teacher_pool_std}
+        if name == "ups"
+        else ({"teacher_features": teacher_pool_features} if name == "vid" else {})
+    )
     pool = m.prepare(t_pool, **extra)
     y_a = check_labels(labels_labeled, np.asarray(labels_labeled).shape[0], m.num_classes_, "labels_labeled")
     arrays = concat_batches(m.prepare_labeled(y_a), pool)

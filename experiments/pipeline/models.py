@@ -39,8 +39,16 @@ from torch import nn
 
 from robustdistill.algorithms.validation import check_int
 
-__all__ = ["MAX_PARAMETERS", "MODELS", "ModelSpec", "build_model", "check_model", "classifier_head", "count_parameters",
-           "model_factory"]
+__all__ = [
+    "MAX_PARAMETERS",
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "check_model",
+    "classifier_head",
+    "count_parameters",
+    "model_factory",
+]
 
 
 # ----------------------------------------------------------------------------------------------- blocks
@@ -195,15 +203,35 @@ class ModelSpec:
 
 #: name -> :class:`ModelSpec`. ``input_ranks`` lists the accepted ``len(input_shape)`` (None: any rank).
 MODELS: dict[str, ModelSpec] = {
-    "mlp": ModelSpec("mlp", _build_mlp, {"hidden": (256, 256), "dropout": 0.0}, None,
-                     "flatten, Linear+ReLU(+Dropout) per hidden width, linear head"),
-    "cnn1d": ModelSpec("cnn1d", _build_cnn1d, {"channels": 32}, (1, 2),
-                       "three Conv1d+ReLU layers (stride 1, 2, 2), flatten, linear head; input (L,) or (C, L)"),
-    "resnet": ModelSpec("resnet", _build_resnet, {"depth": 20, "width": 1}, (3,),
-                        "CIFAR ResNet (He et al. 2016), depth 6m+2, 16/32/64 x width channels; input (C, H, W)"),
-    "small_cnn": ModelSpec("small_cnn", _build_small_cnn, {"channels": 32}, (3,),
-                           "three Conv3x3+BN+ReLU layers with 2x max-pools, global average pool, linear head"),
-}  # fmt: skip
+    "mlp": ModelSpec(
+        "mlp",
+        _build_mlp,
+        {"hidden": (256, 256), "dropout": 0.0},
+        None,
+        "flatten, Linear+ReLU(+Dropout) per hidden width, linear head",
+    ),
+    "cnn1d": ModelSpec(
+        "cnn1d",
+        _build_cnn1d,
+        {"channels": 32},
+        (1, 2),
+        "three Conv1d+ReLU layers (stride 1, 2, 2), flatten, linear head; input (L,) or (C, L)",
+    ),
+    "resnet": ModelSpec(
+        "resnet",
+        _build_resnet,
+        {"depth": 20, "width": 1},
+        (3,),
+        "CIFAR ResNet (He et al. 2016), depth 6m+2, 16/32/64 x width channels; input (C, H, W)",
+    ),
+    "small_cnn": ModelSpec(
+        "small_cnn",
+        _build_small_cnn,
+        {"channels": 32},
+        (3,),
+        "three Conv3x3+BN+ReLU layers with 2x max-pools, global average pool, linear head",
+    ),
+}
 
 
 def _check_input_shape(input_shape: object) -> tuple[int, ...]:
@@ -222,8 +250,9 @@ def _check_input_shape(input_shape: object) -> tuple[int, ...]:
 MAX_PARAMETERS = 2**31
 
 
-def _check_size(spec: ModelSpec, shape: tuple[int, ...], num_classes: int, kwargs: dict[str, Any],
-                options: Mapping[str, Any]) -> None:  # fmt: skip
+def _check_size(
+    spec: ModelSpec, shape: tuple[int, ...], num_classes: int, kwargs: dict[str, Any], options: Mapping[str, Any]
+) -> None:
     """Build the model on the ``meta`` device (no memory, no initialisation) and refuse options that give more
     than :data:`MAX_PARAMETERS` parameters, naming them (an allocation of terabytes otherwise fails late, or
     runs for minutes first)."""
@@ -234,13 +263,15 @@ def _check_size(spec: ModelSpec, shape: tuple[int, ...], num_classes: int, kwarg
         raise ValueError(f"options {dict(options)} of model {spec.name!r} ask for tensors too large ({exc})") from None
     count = sum(p.numel() for p in probe.parameters())
     if count > MAX_PARAMETERS:
-        raise ValueError(f"options {dict(options)} of model {spec.name!r} give {count:.3g} parameters, more than "
-                         f"{MAX_PARAMETERS:.3g}")  # fmt: skip
+        raise ValueError(
+            f"options {dict(options)} of model {spec.name!r} give {count:.3g} parameters, more than "
+            f"{MAX_PARAMETERS:.3g}"
+        )
 
 
 def _checked(
     name: object, input_shape: object, num_classes: object, options: Mapping[str, Any]
-) -> tuple[ModelSpec, tuple[int, ...], dict[str, Any]]:  # fmt: skip
+) -> tuple[ModelSpec, tuple[int, ...], dict[str, Any]]:
     """The spec, input shape and full options of a valid request (:func:`build_model`'s checks, its size
     included), or ``ValueError`` / ``TypeError``."""
     if not isinstance(name, str):
@@ -320,10 +351,12 @@ def model_factory(spec: Mapping[str, Any] | Callable[..., nn.Module]) -> Callabl
                 raise ValueError(f"{name!r} is not callable: a model factory must map a seed to an nn.Module")
         elif name in MODELS:
             return lambda seed, *, input_shape, num_classes: build_model(
-                name, input_shape, num_classes, seed=seed, **options)  # fmt: skip
+                name, input_shape, num_classes, seed=seed, **options
+            )
         else:
-            raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} or a 'package.module:attr' "
-                             "factory")  # fmt: skip
+            raise ValueError(
+                f"unknown model {name!r}; choose one of {', '.join(MODELS)} or a 'package.module:attr' factory"
+            )
 
     def build(seed: int, **_: Any) -> nn.Module:
         with torch.random.fork_rng(devices=[]):

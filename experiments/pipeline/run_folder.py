@@ -38,8 +38,15 @@ def check_name(value: object, key: str = "name") -> str:
     characters), else ``ValueError``: a run's files stay inside its ``out`` folder."""
     if not isinstance(value, str):
         raise ValueError(f"{key} must be a string, got {type(value).__name__} {value!r}")
-    if (not value or value in (".", "..") or "/" in value or "\\" in value or os.sep in value
-            or any(ord(c) < 32 for c in value) or Path(value).is_absolute()):  # fmt: skip
+    if (
+        not value
+        or value in (".", "..")
+        or "/" in value
+        or "\\" in value
+        or os.sep in value
+        or any(ord(c) < 32 for c in value)
+        or Path(value).is_absolute()
+    ):
         raise ValueError(f"{key} must be a plain name (no folders, not '.' or '..'), got {value!r}")
     return value
 
@@ -124,8 +131,11 @@ def claim_run(cfg: Mapping[str, Any], config_key: str, pipeline: str) -> Iterato
                 )
             _clear(folder, summary)
         if owner != config_key:
-            write_json_atomic(folder / MANIFEST_NAME, {"config_key": config_key, "pipeline": pipeline,
-                                                       "name": cfg["name"]}, digest=True)  # fmt: skip
+            write_json_atomic(
+                folder / MANIFEST_NAME,
+                {"config_key": config_key, "pipeline": pipeline, "name": cfg["name"]},
+                digest=True,
+            )
         yield folder
     finally:
         fh.close()

@@ -116,9 +116,14 @@ class SeedData:
 def prepare_seed(cfg: Mapping[str, Any], ds: Dataset, seed: int, device: torch.device, run_dir: Path) -> SeedData:
     """Splits (``rng = seed``), the inputs of A and U resident on ``device`` and the training configs."""
     splits = make_splits(
-        ds, labeled=cfg["labeled"], validation=cfg["validation"], unlabeled=cfg["unlabeled"], test=cfg["test"],
-        rng=seed, stratify=cfg["stratify"],
-    )  # fmt: skip
+        ds,
+        labeled=cfg["labeled"],
+        validation=cfg["validation"],
+        unlabeled=cfg["unlabeled"],
+        test=cfg["test"],
+        rng=seed,
+        stratify=cfg["stratify"],
+    )
     if splits.test_official:
         X_test, y_test, test_rows = ds.test[0][splits.test], ds.test[1][splits.test], ds.y.size + splits.test
     else:
@@ -148,15 +153,23 @@ def _factory_description(spec: Mapping[str, Any]) -> dict[str, Any]:
         import inspect
 
         source = inspect.getsourcefile(inspect.getmodule(import_object(spec["name"])) or object)
-        out["source_digest"] = None if source is None else teacher_cache.array_digest(
-            np.frombuffer(Path(source).read_bytes(), dtype=np.uint8))  # fmt: skip
+        out["source_digest"] = (
+            None
+            if source is None
+            else teacher_cache.array_digest(np.frombuffer(Path(source).read_bytes(), dtype=np.uint8))
+        )
     return out
 
 
 def seed_teacher(
-    cfg: Mapping[str, Any], ds: Dataset, data: SeedData, given: Any = None, *, budget: int | None = None,
+    cfg: Mapping[str, Any],
+    ds: Dataset,
+    data: SeedData,
+    given: Any = None,
+    *,
+    budget: int | None = None,
     progress: bool | None = None,
-) -> SeedTeacher:  # fmt: skip
+) -> SeedTeacher:
     """The seed's teacher, queried on demand.
 
     ``given`` (the ``teacher=`` of ``run_distillation`` / ``run_active_distillation``): a :class:`Teacher` is
@@ -181,40 +194,58 @@ def seed_teacher(
             rows = len(given)
             n, n_test = ds.y.size, 0 if ds.test is None else ds.test[1].size
             if rows not in (n, n + n_test):
-                raise ValueError(f"a teacher array must have one row per training row ({n}) or per training and "
-                                 f"official test row ({n + n_test}), got {rows}")  # fmt: skip
+                raise ValueError(
+                    f"a teacher array must have one row per training row ({n}) or per training and "
+                    f"official test row ({n + n_test}), got {rows}"
+                )
             return SeedTeacher(Teacher(given, budget=budget), None, {"source": "given array"})
         if callable(given):
             return SeedTeacher(Teacher(given, budget=budget), None, {"source": "given callable"})
-        raise TypeError(f"teacher must be a Teacher, an nn.Module, a callable or an (n, K) array, got "
-                        f"{type(given).__name__}")  # fmt: skip
+        raise TypeError(
+            f"teacher must be a Teacher, an nn.Module, a callable or an (n, K) array, got {type(given).__name__}"
+        )
     if cfg["teacher"]["name"] == SYNTHETIC_TEACHER:
         gen = np.random.default_rng([seed, 7])
         probs = np.full((ds.y.size + (0 if ds.test is None else ds.test[1].size), ds.num_classes), np.nan)
-        for rows, labels in ((splits.validation, ds.y[splits.validation]), (splits.unlabeled, ds.y[splits.unlabeled]),
-                             (data.test_rows, data.y_test)):  # fmt: skip
+        for rows, labels in (
+            (splits.validation, ds.y[splits.validation]),
+            (splits.unlabeled, ds.y[splits.unlabeled]),
+            (data.test_rows, data.y_test),
+        ):
             probs[rows] = margin_teacher_probs(labels, ds.num_classes, rng=gen)[0].astype(np.float32)
         probs[np.isnan(probs[:, 0])] = 1.0 / ds.num_classes  # rows no split uses (never asked)
         return SeedTeacher(Teacher(probs, budget=budget), None, {"source": "synthetic"})
     description = {
-        "dataset": ds.to_dict(), "data_digest": teacher_cache.array_digest(ds.X, ds.y), "splits": splits.to_dict(),
-        "teacher": _factory_description(cfg["teacher"]), "train": data.teacher_cfg.to_dict(),
+        "dataset": ds.to_dict(),
+        "data_digest": teacher_cache.array_digest(ds.X, ds.y),
+        "splits": splits.to_dict(),
+        "teacher": _factory_description(cfg["teacher"]),
+        "train": data.teacher_cfg.to_dict(),
         "version": environment_info()["versions"].get("robustdistill"),
-    }  # fmt: skip
+    }
     key = teacher_cache.cache_key(description)
     labeled = data.inputs(ds.X[splits.labeled])
-    module = checked_module(lambda: model_factory(cfg["teacher"])(seed, input_shape=labeled.input_shape,
-                                                                  num_classes=ds.num_classes), data, ds.num_classes,
-                            "teacher")  # fmt: skip
+    module = checked_module(
+        lambda: model_factory(cfg["teacher"])(seed, input_shape=labeled.input_shape, num_classes=ds.num_classes),
+        data,
+        ds.num_classes,
+        "teacher",
+    )
     weights = teacher_cache.load_weights(cache, key)
     info: dict[str, Any] = {"source": "trained on the labeled set", "cache_key": key, "cached": weights is not None}
     if weights is not None:
         module.load_state_dict(weights)
     else:
         fit = train(
-            module, labeled, {"labels": ds.y[splits.labeled]}, cross_entropy_loss, data.teacher_cfg,
-            checkpoint_dir=data.checkpoint_dir("teacher"), progress=progress, desc=f"teacher seed {seed}",
-        )  # fmt: skip
+            module,
+            labeled,
+            {"labels": ds.y[splits.labeled]},
+            cross_entropy_loss,
+            data.teacher_cfg,
+            checkpoint_dir=data.checkpoint_dir("teacher"),
+            progress=progress,
+            desc=f"teacher seed {seed}",
+        )
         teacher_cache.save_weights(cache, key, module.state_dict())
         info["train"] = fit.to_dict()
     teacher = Teacher(_on_inputs(module, data), batch_size=None, budget=budget, cache=cache, name=f"trained {key}")
@@ -226,13 +257,18 @@ def _on_inputs(module: nn.Module, data: SeedData) -> Callable[[np.ndarray], np.n
     return lambda x: predict_probs(module, data.inputs(x))
 
 
-def build_student(cfg: Mapping[str, Any], given: Callable[[int], nn.Module] | None, data: SeedData,
-                  num_classes: int) -> nn.Module:  # fmt: skip
+def build_student(
+    cfg: Mapping[str, Any], given: Callable[[int], nn.Module] | None, data: SeedData, num_classes: int
+) -> nn.Module:
     """The seed's untrained student: ``given(seed)`` (the user's factory) or the config's model, checked on one
     of the run's inputs (:func:`checked_module`)."""
     spec: Any = given if given is not None else cfg["student"]
-    return checked_module(lambda: model_factory(spec)(data.seed, input_shape=data.base.input_shape,
-                                                      num_classes=num_classes), data, num_classes, "student")
+    return checked_module(
+        lambda: model_factory(spec)(data.seed, input_shape=data.base.input_shape, num_classes=num_classes),
+        data,
+        num_classes,
+        "student",
+    )
 
 
 def checked_module(make: Callable[[], nn.Module], data: SeedData, num_classes: int, role: str) -> nn.Module:
@@ -247,8 +283,9 @@ def checked_module(make: Callable[[], nn.Module], data: SeedData, num_classes: i
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{role}: the model fails on one input of shape {data.base.input_shape}: {exc}") from None
     if probs.shape != (1, num_classes):
-        raise ValueError(f"{role}: the model gives {probs.shape[1]} logits per input, the data have {num_classes} "
-                         "classes")  # fmt: skip
+        raise ValueError(
+            f"{role}: the model gives {probs.shape[1]} logits per input, the data have {num_classes} classes"
+        )
     return module
 
 

@@ -117,8 +117,15 @@ class _AnswerStore:
             for path in sorted(self.folder.glob("answers-*.npz")):
                 entry = load_npz(path)  # a damaged entry is None (and warned about): its points are asked again
                 keys, probs = (entry or {}).get("keys"), (entry or {}).get("probs")
-                if (keys is not None and probs is not None and keys.ndim == 2 and keys.shape[1] == _KEY_BYTES
-                        and keys.dtype == np.uint8 and probs.ndim == 2 and len(keys) == len(probs)):  # fmt: skip
+                if (
+                    keys is not None
+                    and probs is not None
+                    and keys.ndim == 2
+                    and keys.shape[1] == _KEY_BYTES
+                    and keys.dtype == np.uint8
+                    and probs.ndim == 2
+                    and len(keys) == len(probs)
+                ):
                     self._loaded.update({k.tobytes(): p for k, p in zip(keys, probs.astype(np.float32))})
         return self._loaded
 
@@ -182,8 +189,9 @@ class Teacher:
             self.module = source
         elif isinstance(source, (np.ndarray, torch.Tensor)):
             self.kind = "array"
-            self._array = _check_probs_array(np.asarray(source.detach().cpu() if isinstance(source, torch.Tensor)
-                                                        else source), "teacher array")  # fmt: skip
+            self._array = _check_probs_array(
+                np.asarray(source.detach().cpu() if isinstance(source, torch.Tensor) else source), "teacher array"
+            )
         elif callable(source):
             self.kind = "callable"
             self._fn = source
@@ -196,8 +204,10 @@ class Teacher:
         self._store: _AnswerStore | None = None
         if cache is not None:
             if self.kind == "callable" and name is None or transform is not None and name is None:
-                raise ValueError("a callable teacher (or a module with a transform) needs name= to cache its "
-                                 "answers on disk: the name must identify what its answers depend on")
+                raise ValueError(
+                    "a callable teacher (or a module with a transform) needs name= to cache its "
+                    "answers on disk: the name must identify what its answers depend on"
+                )
             self._store = _AnswerStore(cache, self.identity)
         self._memory: dict[bytes, np.ndarray] = {}
         self.queries = 0
@@ -210,8 +220,11 @@ class Teacher:
     def identity(self) -> str:
         """SHA-256 (hex) of what determines the answers: the weights or the array, ``name``, the temperature."""
         if not hasattr(self, "_identity"):
-            what = _module_digest(self.module) if self.module is not None else (
-                _digest(self._array) if self._array is not None else None)  # fmt: skip
+            what = (
+                _module_digest(self.module)
+                if self.module is not None
+                else (_digest(self._array) if self._array is not None else None)
+            )
             self._identity = _digest(self.kind, what, self.name, self.temperature)
         return self._identity
 
@@ -222,13 +235,22 @@ class Teacher:
 
     def __repr__(self) -> str:
         budget = "" if self.budget is None else f", budget={self.budget}"
-        return f"Teacher({self.kind}{'' if self.name is None else ' ' + repr(self.name)}, queries={self.queries}{budget})"
+        return (
+            f"Teacher({self.kind}{'' if self.name is None else ' ' + repr(self.name)}, queries={self.queries}{budget})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: kind, name, identity, temperature, budget and the three counters."""
-        return {"kind": self.kind, "name": self.name, "identity": self.identity, "temperature": self.temperature,
-                "budget": self.budget, "queries": self.queries, "calls": self.calls,
-                "evaluation_queries": self.evaluation_queries}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "identity": self.identity,
+            "temperature": self.temperature,
+            "budget": self.budget,
+            "queries": self.queries,
+            "calls": self.calls,
+            "evaluation_queries": self.evaluation_queries,
+        }
 
     # -------------------------------------------------------------------------------------------- queries
     def query(self, inputs: Any = None, *, index: Any = None) -> np.ndarray:
@@ -273,8 +295,9 @@ class Teacher:
             raise TeacherBudgetError(
                 f"teacher budget exceeded: {len(new)} new point(s) asked, {self.queries} of {self.budget} already used"
             )
-        known = {k: self._memory[k] if k in self._memory else stored[k] for k in unique
-                 if k in self._memory or k in stored}  # fmt: skip
+        known = {
+            k: self._memory[k] if k in self._memory else stored[k] for k in unique if k in self._memory or k in stored
+        }
         missing = [k for k in unique if k not in known]
         if missing:
             pos = {k: i for i, k in reversed(list(enumerate(raw)))}  # first occurrence of each key
@@ -326,8 +349,9 @@ class Teacher:
                 try:
                     logits = module(batch.to(device))
                 except RuntimeError as exc:  # e.g. inputs of another width than the module's first layer
-                    raise ValueError(f"inputs of shape {tuple(batch.shape)}: the teacher module failed on them "
-                                     f"({exc})") from None  # fmt: skip
+                    raise ValueError(
+                        f"inputs of shape {tuple(batch.shape)}: the teacher module failed on them ({exc})"
+                    ) from None
         finally:
             module.train(was_training)
         if logits.ndim != 2 or logits.shape[0] != len(x):
@@ -343,8 +367,10 @@ def _check_probs_array(p: np.ndarray, what: str, rows: int | None = None) -> np.
     if not np.issubdtype(p.dtype, np.floating) or not np.all(np.isfinite(p)) or np.any(p < 0):
         raise ValueError(f"{what} must hold finite, non-negative probabilities")
     if p.size and np.max(np.abs(p.sum(axis=1) - 1.0)) > ROW_SUM_TOL:
-        raise ValueError(f"{what}: rows must sum to 1 (off by up to {np.max(np.abs(p.sum(axis=1) - 1.0)):.3g}); "
-                         "pass probabilities, not logits")  # fmt: skip
+        raise ValueError(
+            f"{what}: rows must sum to 1 (off by up to {np.max(np.abs(p.sum(axis=1) - 1.0)):.3g}); "
+            "pass probabilities, not logits"
+        )
     return p
 
 

@@ -27,7 +27,6 @@ from .files import load_torch, remove_stale_temporaries, save_torch
 __all__ = ["array_digest", "cache_key", "load_weights", "save_weights"]
 
 
-
 def array_digest(*arrays: np.ndarray) -> str:
     """A short BLAKE2b digest of the arrays' shapes, dtypes and bytes (first 16 hex characters)."""
     h = hashlib.blake2b(digest_size=8)

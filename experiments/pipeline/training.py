@@ -60,8 +60,8 @@ from tqdm import tqdm
 from robustdistill.algorithms.results import Result
 from robustdistill.algorithms.validation import check_int
 
-from .models import classifier_head
 from .files import load_torch, save_torch
+from .models import classifier_head
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -112,9 +112,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
         elif dev.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {str(dev)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-            )
+            raise ValueError(f"device {str(dev)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
@@ -248,10 +246,12 @@ class ResidentInputs:
             want = "(n, d)" if self.kind == "tabular" else "(n, L) or (n, C, L)"
             raise ValueError(f"X: {self.kind} inputs must be {want}, got shape {tuple(X.shape)}")
         is_tensor = isinstance(X, torch.Tensor)
-        if (is_tensor and not (X.dtype.is_floating_point or X.dtype in (torch.int8, torch.int16, torch.int32,
-                                                                         torch.int64, torch.uint8))) or (
-            not is_tensor and not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer))
-        ):
+        if (
+            is_tensor
+            and not (
+                X.dtype.is_floating_point or X.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+            )
+        ) or (not is_tensor and not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer))):
             raise TypeError(f"X: {self.kind} inputs must hold real numbers, got dtype {X.dtype}")
         x64 = X.detach().to(torch.float64) if is_tensor else torch.from_numpy(np.asarray(X, dtype=np.float64))
         if not bool(torch.isfinite(x64).all()):
@@ -277,8 +277,7 @@ class ResidentInputs:
 
     def __repr__(self) -> str:
         return (
-            f"ResidentInputs(n={len(self)}, kind={self.kind!r}, input_shape={self.input_shape}, "
-            f"device={self.device})"
+            f"ResidentInputs(n={len(self)}, kind={self.kind!r}, input_shape={self.input_shape}, device={self.device})"
         )
 
     @property
@@ -356,12 +355,14 @@ class ResidentInputs:
         cols = cols.clamp_(0, width - 1)
         ar_c = self._ar_c
         if self._channels_last:  # gather as (B, H, W, C) and view it as NCHW with channels-last strides
-            x = self._data[index[:, None, None, None], ar_c[None, None, None, :],
-                           rows[:, :, None, None], cols[:, None, :, None]]  # fmt: skip
+            x = self._data[
+                index[:, None, None, None], ar_c[None, None, None, :], rows[:, :, None, None], cols[:, None, :, None]
+            ]
             x = x.permute(0, 3, 1, 2)
         else:
-            x = self._data[index[:, None, None, None], ar_c[None, :, None, None],
-                           rows[:, None, :, None], cols[:, None, None, :]]  # fmt: skip
+            x = self._data[
+                index[:, None, None, None], ar_c[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]
+            ]
         out = torch.addcmul(self._shift, x.to(torch.float32), self._scale)
         return out.mul_(inside[:, None, :, :])
 
@@ -572,7 +573,10 @@ def _loss_identity(loss_fn: Callable[..., Any]) -> str | None:
 
 
 def _run_hash(
-    config: TrainConfig, model: nn.Module, inputs: ResidentInputs, targets: Mapping[str, torch.Tensor],
+    config: TrainConfig,
+    model: nn.Module,
+    inputs: ResidentInputs,
+    targets: Mapping[str, torch.Tensor],
     loss_fn: Callable[..., Any],
 ) -> str:
     """sha256 of what identifies a run: the config, the model's state names and shapes, the data shapes, the
@@ -767,15 +771,27 @@ def train(
         else:
             _seed_global_rng(device, _derived_seed(config.seed, 2))
         bar = tqdm(
-            total=config.epochs, initial=start_epoch, desc=desc, unit="epoch", disable=not progress,
+            total=config.epochs,
+            initial=start_epoch,
+            desc=desc,
+            unit="epoch",
+            disable=not progress,
             file=sys.stderr,
-        )  # fmt: skip
+        )
         try:
             for epoch in range(start_epoch, config.epochs):
                 epoch_loss, seconds = _run_epoch(
-                    forward, model, inputs, target_tensors, loss_fn, config, optimizer, scheduler,
-                    order_gen, augment_gen,
-                )  # fmt: skip
+                    forward,
+                    model,
+                    inputs,
+                    target_tensors,
+                    loss_fn,
+                    config,
+                    optimizer,
+                    scheduler,
+                    order_gen,
+                    augment_gen,
+                )
                 epoch_times.append(seconds)
                 if not math.isfinite(epoch_loss):
                     raise FloatingPointError(
@@ -821,9 +837,14 @@ def train(
 
 
 def predict_probs(
-    model: nn.Module, inputs: ResidentInputs, *, batch_size: int = 1024, amp: str = "auto",
-    mc_dropout_seed: int | None = None, features: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    model: nn.Module,
+    inputs: ResidentInputs,
+    *,
+    batch_size: int = 1024,
+    amp: str = "auto",
+    mc_dropout_seed: int | None = None,
+    features: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Softmax probabilities ``(n, K)`` float32 of ``model`` on ``inputs``, in eval mode and without gradients.
 
     The model is moved to ``inputs.device`` (``channels_last`` for images on CUDA) and its train/eval mode
@@ -849,10 +870,18 @@ def predict_probs(
     model.eval()
     chunks: list[torch.Tensor] = []
     feats: list[torch.Tensor] = []
-    hook = classifier_head(model).register_forward_pre_hook(
-        lambda _, args: feats.append(args[0].detach().float().flatten(1))) if features else None  # fmt: skip
-    rng_scope = contextlib.nullcontext() if mc_dropout_seed is None else torch.random.fork_rng(
-        devices=[device] if device.type == "cuda" else [])  # fmt: skip
+    hook = (
+        classifier_head(model).register_forward_pre_hook(
+            lambda _, args: feats.append(args[0].detach().float().flatten(1))
+        )
+        if features
+        else None
+    )
+    rng_scope = (
+        contextlib.nullcontext()
+        if mc_dropout_seed is None
+        else torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+    )
     try:
         with torch.inference_mode(), rng_scope:
             if mc_dropout_seed is not None:

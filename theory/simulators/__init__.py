@@ -2,7 +2,7 @@ r"""Simulators that check the stated guarantees; :func:`run_checks` feeds ``robu
 
 Every claim is one registered :class:`~robustdistill.theory.simulators.checks.Check` returning a
 :class:`CheckResult`. The claims are **our formulation** unless tagged (paper); each module says which
-spec section it checks:
+theory section it checks:
 
 - :mod:`~robustdistill.theory.simulators.rad_checks`: the RAD query game, P1-P6 (``docs/theory/rad.md#rad-guarantees``).
 - :mod:`~robustdistill.theory.simulators.weighted_checks`: Weighted Distillation, Lemmas 1-7, Fact 6 and the

@@ -10,12 +10,15 @@ import numpy as np
 
 from robustdistill.algorithms.results import Result
 
-__all__ = ["EXACT", "GROUPS", "REL", "Check", "CheckResult", "interval_check", "rel", "summary"]
+__all__ = ["COMPARATORS", "EXACT", "GROUPS", "REL", "Check", "CheckResult", "interval_check", "rel", "summary"]
 
 REL = 1e-9  # relative tolerance of value identities (spec: the oracle test asserts 1e-9)
 EXACT = 1e-12  # slack allowed in exact inequalities and identities (float round-off only)
 #: The method groups of the checks (``Check.group``; ``run_checks(only=...)``, ``verify --only``).
 GROUPS = ("rad", "weighted", "slam")
+#: The plain comparators of :attr:`CheckResult.comparator`: ``measured OP bound`` for the operators, and ``in``
+#: for "the bound lies in the interval" (``interval[0] <= bound <= interval[1]``).
+COMPARATORS = ("<=", ">=", "<", ">", "==", "in")
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,6 +33,12 @@ class CheckResult(Result):
         interval: (low, high): a confidence interval for Monte-Carlo checks; for exact checks the range
             of the per-instance statistic over all instances.
         holds: whether the claim held.
+        comparator: how ``holds`` follows from the numbers (required, keyword-only). One of
+            :data:`COMPARATORS`: an operator means ``holds == (measured OP bound)``; ``in`` means
+            ``holds == (interval[0] <= bound <= interval[1])``. Otherwise a short text for a claim that
+            combines conditions, written to be read just before the bound (``"pooled |z| <= 4 and measured
+            <="`` reads ``pooled |z| <= 4 and measured <= 5.69``). Readers print it between the measurement
+            and the bound (``robustdistill verify``, ``docs/results/checks.md``, the HTML report).
         data: optional JSON-ready measurements behind the claim (curves for ``paper_figures``);
             ``robustdistill verify`` writes it to ``DIR/data/NAME.json`` instead of ``verify.json``.
     """
@@ -40,7 +49,16 @@ class CheckResult(Result):
     measured: float
     interval: tuple[float, float]
     holds: bool
+    comparator: str = field(kw_only=True)
     data: dict[str, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.comparator, str) or not self.comparator.strip():
+            raise ValueError(
+                f"CheckResult {self.name!r}: comparator must be one of {COMPARATORS} or a short non-empty text "
+                f"saying how holds follows from measured, bound and interval, got {self.comparator!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -67,11 +85,14 @@ def summary(name: str, claim: str, bound: float, stats: list[float], *, upper: b
     arr = np.asarray(stats, dtype=float)
     measured = float(arr.max() if upper else arr.min())
     holds = bool(measured <= bound) if upper else bool(measured >= bound)
-    return CheckResult(name, claim, bound, measured, (float(arr.min()), float(arr.max())), holds)
+    interval = (float(arr.min()), float(arr.max()))
+    return CheckResult(name, claim, bound, measured, interval, holds, comparator="<=" if upper else ">=")
 
 
 def interval_check(name: str, claim: str, target: float, mean: float, se: float, z: float = 4.0) -> CheckResult:
     """Monte-Carlo check: the exact ``target`` lies in ``mean +- z * se`` (default 4 SE: a two-sided
     false-failure probability of 6.3e-5 under the normal approximation)."""
     low, high = mean - z * se, mean + z * se
-    return CheckResult(name, claim, float(target), float(mean), (float(low), float(high)), bool(low <= target <= high))
+    return CheckResult(
+        name, claim, float(target), float(mean), (float(low), float(high)), bool(low <= target <= high), comparator="in"
+    )

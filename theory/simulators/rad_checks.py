@@ -22,12 +22,12 @@ from robustdistill.algorithms.query_game import solve_query_game, top_k_sum, wor
 from robustdistill.algorithms.rad import depround
 from robustdistill.algorithms.typing import FloatArray
 
+from ..query_game import closed_form, solve_exact
 from .checks import EXACT as _EXACT
 from .checks import REL as _REL
 from .checks import Check, CheckResult
 from .checks import rel as _rel
 from .checks import summary as _summary
-from ..query_game import closed_form, solve_exact
 
 __all__ = ["CHECKS", "SPEC_GAINS", "baseline_worst_cases", "random_game"]
 
@@ -143,7 +143,7 @@ def check_p3_exact(rng: np.random.Generator, instances: int) -> CheckResult:
 
 
 def check_p3_monte_carlo(rng: np.random.Generator, draws: int) -> CheckResult:
-    """P3 (Monte Carlo) on the spec instance (b=2, m=3): the mean of DepRound batches against each
+    """P3 (Monte Carlo) on the worked example (b=2, m=3): the mean of DepRound batches against each
     pattern is >= V* - 3 SE. Reports the best response (the pattern with expectation exactly V*)."""
     g, b, m = SPEC_GAINS, 2, 3
     sol = solve_query_game(g, b, m)
@@ -165,11 +165,12 @@ def check_p3_monte_carlo(rng: np.random.Generator, draws: int) -> CheckResult:
     return CheckResult(
         "P3-MC",
         f"Monte-Carlo mean of the batch gain over {draws} DepRound draws >= V* - 3 SE for the 4 "
-        "patterns (spec instance b=2, m=3; best response shown; our formulation)",
+        "patterns (worked example b=2, m=3; best response shown; our formulation)",
         sol.value,
         mean,
         (mean - 3 * se, mean + 3 * se),
         bool(ok),
+        comparator="every pattern's mean + 3 SE >=",
     )
 
 
@@ -207,7 +208,7 @@ def check_p4(rng: np.random.Generator, instances: int) -> CheckResult:
 
 def baseline_worst_cases(gains: FloatArray, budget: int, mistakes: int) -> tuple[float, float]:
     """Worst-case values of greedy top-b, :math:`\\sum_{j=m+1}^{b} g_{(j)}`, and of uniform sampling,
-    :math:`(b/n)(\\sum g - \\mathrm{top}_m(g))` (our formulation, spec §9 P5)."""
+    :math:`(b/n)(\\sum g - \\mathrm{top}_m(g))` (our formulation, ``docs/theory/rad.md#rad-p5``)."""
     g_sorted = np.sort(gains)[::-1]
     greedy = float(g_sorted[mistakes:budget].sum())
     uniform = budget / gains.size * (float(gains.sum()) - top_k_sum(gains, mistakes))
@@ -216,7 +217,7 @@ def baseline_worst_cases(gains: FloatArray, budget: int, mistakes: int) -> tuple
 
 def check_p5(rng: np.random.Generator, instances: int) -> CheckResult:
     """P5: V* >= the worst case of greedy top-b and of uniform sampling; the closed forms of those worst
-    cases match worst_case_value; the spec numbers 0 / 0.43 / 0.602631 on (b=2, m=3)."""
+    cases match worst_case_value; the worked example's numbers 0 / 0.43 / 0.602631 on (b=2, m=3)."""
     slacks = []
     for _ in range(instances):
         g, b, m = random_game(rng)
@@ -238,7 +239,7 @@ def check_p5(rng: np.random.Generator, instances: int) -> CheckResult:
     slacks.append(0.0 if spec_ok else -np.inf)
     return _summary(
         "P5",
-        "worst case: RAD >= greedy top-b and >= uniform (spec instance b=2, m=3: 0.602631 vs 0 and 0.43; "
+        "worst case: RAD >= greedy top-b and >= uniform (worked example b=2, m=3: 0.602631 vs 0 and 0.43; "
         f"{instances} random instances; our formulation)",
         -_EXACT,
         slacks,
@@ -256,8 +257,7 @@ def check_p6(rng: np.random.Generator, instances: int) -> CheckResult:
         violations.append(float(np.max(np.diff(r_by_gain), initial=0.0)))
     return _summary(
         "P6",
-        f"the adversary's equilibrium r* is non-decreasing in the gain ({instances} random instances; "
-        "our formulation)",
+        f"the adversary's equilibrium r* is non-decreasing in the gain ({instances} random instances; our formulation)",
         _EXACT,
         violations,
         upper=True,

@@ -16,7 +16,7 @@ its marginals :math:`p \in P_b = \{p \in [0,1]^n : \sum_i p_i = b\}`:
 
 Noise models (our formulation). The teacher's mistakes form a random pattern
 :math:`C \in \{0,1\}^n` (:math:`C_i = 1` when the teacher is right on ``i``), independent of the selector's
-coins (an oblivious adversary, spec §9 P3). By linearity and independence the expected useful gain of a
+coins (an oblivious adversary, ``docs/theory/rad.md#rad-p3``). By linearity and independence the expected useful gain of a
 selector depends on the pattern only through its mistake marginals :math:`\pi_i = P[C_i = 0]`:
 
 .. math::
@@ -30,15 +30,15 @@ The models and their exact marginals (:func:`mistake_marginals`), with :math:`M 
 - ``"gain-correlated"`` (strength :math:`\beta \ge 0`): independent Bernoulli mistakes with
   :math:`\pi_i = \min(1, c\, g_i^\beta)` and ``c`` chosen so that :math:`\sum_i \pi_i = M` (a Poisson design;
   the "capped proportional" allocation is computed exactly from sorted prefix sums, no bisection). This is
-  our exact stand-in for the spec's "``m`` points drawn without replacement with probability
+  our exact stand-in for the theory page's "``m`` points drawn without replacement with probability
   :math:`\propto g^3`", whose inclusion probabilities have no closed form. The number of mistakes is
   random, ``m`` in expectation only. :math:`\beta = 0` has the marginals of ``"uniform"``; as
   :math:`\beta \to \infty` the marginals tend to those of ``"top-m"``. When fewer than ``M`` points have
   positive weight, those take :math:`\pi = 1` and the rest of ``M`` is spread uniformly over the others (as
-  the spec's P3 pattern does).
+  the P3 pattern does).
 - ``"top-m"``: mistakes on the ``m`` highest gains (ties at the ``m``-th gain broken uniformly).
 - ``"best-response"``: the adversary's best response to RAD, the ``m`` largest :math:`q^*_i = p^*_i g_i`.
-- ``"equilibrium"``: the adversary's equilibrium marginals :math:`r^*` (the solver's certificate, spec §3.3).
+- ``"equilibrium"``: the adversary's equilibrium marginals :math:`r^*` (the solver's certificate, ``docs/theory/rad.md#rad-certificate``).
 
 Every model's marginals lie in :math:`R_m = \{r \in [0,1]^n : \sum_i r_i \le m\}`, which is what RAD's
 guarantee needs: :math:`\min_{r \in R_m} \sum_i q^*_i (1 - r_i) = \sum_i q^*_i - \mathrm{top}_m(q^*) = V^*`
@@ -49,7 +49,7 @@ Registered checks (group ``rad``; each a provable claim, checked exactly over ra
 
 - **R1** under the top-m-gains pattern RAD's expected useful gain is >= greedy's and >= uniform's, and
   greedy and uniform get exactly their worst cases there. Data: worst-case value vs ``m`` of the three
-  selectors (:func:`worst_case_curve`) on the spec's §3.5 gains and on a large random instance.
+  selectors (:func:`worst_case_curve`) on the worked example's gains and on a large random instance.
 - **R2** every noise model with at most ``m`` mistakes in expectation gives RAD at least the value
   certified by the adversary, :math:`\mathrm{top}_b(g \odot (1 - r^*)) = V^*`.
 - **R3** against the adversary's equilibrium :math:`r^*` (P6: it puts its mistakes on the informative
@@ -61,6 +61,7 @@ Registered checks (group ``rad``; each a provable claim, checked exactly over ra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,7 +81,13 @@ from robustdistill.algorithms.validation import (
     check_vector,
 )
 
-from ..selection_value import SELECTION_RULES, marginals_from_solution, expected_useful_gain, selector_marginals, top_marginals
+from ..selection_value import (
+    SELECTION_RULES,
+    expected_useful_gain,
+    marginals_from_solution,
+    selector_marginals,
+    top_marginals,
+)
 from .checks import EXACT as _EXACT
 from .checks import REL as _REL
 from .checks import Check, CheckResult
@@ -226,7 +233,7 @@ def expected_gains(
 ) -> SelectorGains:
     r"""Exact expected useful gain :math:`E[\sum_{i \in S} g_i C_i]` of RAD, greedy top-``b`` and uniform
     selection (:func:`selector_marginals`) when the teacher's mistakes follow ``model``
-    (:func:`mistake_marginals`), and each selector's worst case (our formulation, spec §9 P3/P5).
+    (:func:`mistake_marginals`), and each selector's worst case (our formulation, ``docs/theory/rad.md#rad-p3``, ``#rad-p5``).
 
     Args:
         gains: (n,) non-negative gains, higher = more informative.
@@ -273,7 +280,7 @@ class WorstCaseCurve(Result):
 
 
 def worst_case_curve(gains: ArrayLike, budget: int, mistakes_grid: ArrayLike) -> WorstCaseCurve:
-    r"""Worst-case values vs ``m`` (our formulation, spec §9 P5): RAD's :math:`V^*(m)`, and
+    r"""Worst-case values vs ``m`` (our formulation, ``docs/theory/rad.md#rad-p5``): RAD's :math:`V^*(m)`, and
     :math:`F(p) = \sum_i q_i - \mathrm{top}_m(q)` (``worst_case_value``) of greedy top-``b`` (ties shared,
     :func:`top_marginals`) and of uniform :math:`b/n`. Greedy's is :math:`\sum_{j=m+1}^{b} g_{(j)}` (0 for
     ``m >= b``) when the ``b``-th gain is not tied with the next, more otherwise (a random tie-break helps
@@ -367,20 +374,22 @@ def comparison_table(sweep: dict[tuple[str, float], FloatArray]) -> list[dict[st
     for (label, ratio), gains in sweep.items():
         rad, greedy, uniform = gains.T
         vs_g, vs_u = _ratio_summary(rad, greedy), _ratio_summary(rad, uniform)
-        rows.append({
-            "model": label,
-            "m_over_b": ratio,
-            "instances": int(gains.shape[0]),
-            "rad_over_greedy_mean": vs_g["mean"],
-            "rad_over_greedy_median": vs_g["median"],
-            "rad_over_greedy_min": vs_g["min"],
-            "greedy_zero": vs_g["baseline_zero"],
-            "rad_over_uniform_mean": vs_u["mean"],
-            "rad_over_uniform_median": vs_u["median"],
-            "rad_over_uniform_min": vs_u["min"],
-            "uniform_zero": vs_u["baseline_zero"],
-            "mean_gain": dict(zip(SELECTORS, gains.mean(axis=0).tolist())),
-        })
+        rows.append(
+            {
+                "model": label,
+                "m_over_b": ratio,
+                "instances": int(gains.shape[0]),
+                "rad_over_greedy_mean": vs_g["mean"],
+                "rad_over_greedy_median": vs_g["median"],
+                "rad_over_greedy_min": vs_g["min"],
+                "greedy_zero": vs_g["baseline_zero"],
+                "rad_over_uniform_mean": vs_u["mean"],
+                "rad_over_uniform_median": vs_u["median"],
+                "rad_over_uniform_min": vs_u["min"],
+                "uniform_zero": vs_u["baseline_zero"],
+                "mean_gain": dict(zip(SELECTORS, gains.mean(axis=0).tolist())),
+            }
+        )
     return rows
 
 
@@ -408,7 +417,7 @@ def check_r1(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
     gets :math:`\ge V^*` against any pattern with <= m mistakes (P3), and :math:`V^* \ge F(p)` for every
     :math:`p \in P_b` (P5). The identities greedy = ``worst_case_value`` >= the deterministic closed form of
     ``baseline_worst_cases`` (equal without a tie at the b-th gain) and uniform = its closed form are checked
-    too, and the spec numbers 0.602631 / 0 / 0.43 on (b=2, m=3)."""
+    too, and the worked example's numbers 0.602631 / 0 / 0.43 on (b=2, m=3)."""
     slacks = []
     for _ in range(size["instances"]):
         g, b, m = random_game(rng)
@@ -432,7 +441,7 @@ def check_r1(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
     result = _summary(
         "R1",
         "mistakes on the top-m gains: RAD's expected useful gain >= greedy top-b's and >= uniform's, which get "
-        f"exactly their worst cases there (spec instance b=2, m=3: 0.602631 vs 0 and 0.43; {size['instances']} "
+        f"exactly their worst cases there (worked example b=2, m=3: 0.602631 vs 0 and 0.43; {size['instances']} "
         "random instances; our formulation)",
         -_EXACT,
         slacks,
@@ -440,7 +449,7 @@ def check_r1(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
     )
     large = _large_instance_curve(rng, size["curve_n"])
     data = {"spec_gains": curve.to_dict(), f"uniform_gains_n{size['curve_n']}": large.to_dict()}
-    return CheckResult(result.name, result.claim, result.bound, result.measured, result.interval, result.holds, data)
+    return dataclasses.replace(result, data=data)
 
 
 def _rm_point(rng: np.random.Generator, n: int, m: int) -> FloatArray:
@@ -458,8 +467,15 @@ def check_r2(rng: np.random.Generator, instances: int) -> CheckResult:
     give RAD :math:`\ge V^*`. Models: uniform, gain-correlated beta in {1, 3, 10}, top-m, best response
     (equality), equilibrium, and a random point of :math:`R_m`."""
     slacks = []
-    models = [("uniform", 0.0), ("gain-correlated", 1.0), ("gain-correlated", 3.0), ("gain-correlated", 10.0),
-              ("top-m", 0.0), ("best-response", 0.0), ("equilibrium", 0.0)]
+    models = [
+        ("uniform", 0.0),
+        ("gain-correlated", 1.0),
+        ("gain-correlated", 3.0),
+        ("gain-correlated", 10.0),
+        ("top-m", 0.0),
+        ("best-response", 0.0),
+        ("equilibrium", 0.0),
+    ]
     for _ in range(instances):
         g, b, m = random_game(rng)
         sol = solve_query_game(g, b, m)
@@ -534,7 +550,8 @@ def check_r4(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
     price = ", ".join(f"m/b={row['m_over_b']:g}: {row['rad_over_greedy_mean']:.3f}" for row in beta0)
     strong = {row["m_over_b"]: row for row in table if row["model"] == "beta=10"}
     strong_text = ", ".join(
-        f"m/b={k:g}: " + ("-" if v["rad_over_greedy_median"] is None else f"{v['rad_over_greedy_median']:.3f}")
+        f"m/b={k:g}: "
+        + ("-" if v["rad_over_greedy_median"] is None else f"{v['rad_over_greedy_median']:.3f}")
         + (f" (greedy 0 < RAD in {v['greedy_zero']})" if v["greedy_zero"] else "")
         for k, v in strong.items()
     )
@@ -548,7 +565,7 @@ def check_r4(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
         upper=False,
     )
     data = {"table": table, "models": [m[0] for m in TABLE_MODELS], "mistake_ratios": list(MISTAKE_RATIOS)}
-    return CheckResult(result.name, result.claim, result.bound, result.measured, result.interval, result.holds, data)
+    return dataclasses.replace(result, data=data)
 
 
 CHECKS = [

@@ -34,6 +34,7 @@ numpy only. Every check is deterministic given ``rng``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -43,12 +44,12 @@ from robustdistill.algorithms.teacher_quality import binned_accuracy, clopper_pe
 from robustdistill.algorithms.typing import FloatArray
 from robustdistill.algorithms.weighting import KAPPA, debiased_targets, distillation_weights, normalize_weights
 
+from ..teacher_noise import synthetic_teacher, true_accuracy
 from .checks import EXACT as _EXACT
 from .checks import Check, CheckResult
 from .checks import interval_check as _interval_check
 from .checks import rel as _rel
 from .checks import summary as _summary
-from ..teacher_noise import synthetic_teacher, true_accuracy
 
 __all__ = [
     "CHECKS",
@@ -78,6 +79,8 @@ _ETA_MAX = 0.5 - KAPPA - 0.01
 _CHUNK = 16_384
 #: False-failure probability of the exact one-sided binomial test of W-L7.
 _BINOM_ALPHA = 1e-4
+#: W-L7's comparator: the failure rate is held to delta by a one-sided test, not compared directly.
+_LEMMA7_TEST = f"one-sided exact binomial test at level {_BINOM_ALPHA:g} of measured <="
 
 
 def _sigmoid(z: FloatArray) -> FloatArray:
@@ -206,7 +209,7 @@ def check_lemma1(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
         upper=True,
     )
     if exp["weighted"] != exp["clean"]:
-        return CheckResult(result.name, result.claim, result.bound, float("inf"), result.interval, False)
+        return dataclasses.replace(result, measured=float("inf"), holds=False)
     return result
 
 
@@ -499,6 +502,7 @@ def check_lemma5_gradient(rng: np.random.Generator, n: int) -> CheckResult:
         worst,
         (float(np.min(zs)), float(np.max(zs))),
         bool(worst <= 4.0),
+        comparator="<=",
     )
 
 
@@ -513,7 +517,7 @@ def _noisy_logistic(t: FloatArray, y: FloatArray, eta: FloatArray) -> FloatArray
 
 def fact6_ratio(t: FloatArray, eta: float = 0.2, y: float = 1.0) -> FloatArray:
     """The clean/noisy ratio log(1 + e^{-yt}) / E[log(1 + e^{-y~ t})]: the only weight that would map the
-    noisy cross-entropy onto the clean one at logit t (our formulation, spec Fact 6)."""
+    noisy cross-entropy onto the clean one at logit t (our formulation, ``docs/theory/weighted.md#weighted-fact-6``)."""
     t = np.asarray(t, dtype=np.float64)
     return _logistic(y * t) / _noisy_logistic(t, np.full_like(t, y), np.full_like(t, eta))
 
@@ -540,7 +544,7 @@ def check_fact6(rng: np.random.Generator, n: int) -> CheckResult:
         upper=True,
     )
     if not low / high > 2.0:
-        return CheckResult(result.name, result.claim, result.bound, float("inf"), result.interval, False)
+        return dataclasses.replace(result, measured=float("inf"), holds=False)
     return result
 
 
@@ -587,8 +591,12 @@ def check_lemma7(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
             "W-L7",
             "Hoeffding + union bound: not checked: binned_accuracy's equal-mass bins did not match the "
             f"{bins} simulated regions of {per_bin} points (our formulation)",
-            delta, float("inf"), (0.0, 1.0), False,
-        )  # fmt: skip
+            delta,
+            float("inf"),
+            (0.0, 1.0),
+            False,
+            comparator=_LEMMA7_TEST,
+        )
     rate = failures / trials
     pvalue = float(stats.binomtest(failures, trials, delta, alternative="greater").pvalue)
     low, high = clopper_pearson(failures, trials, 2 * _BINOM_ALPHA)
@@ -603,6 +611,7 @@ def check_lemma7(rng: np.random.Generator, size: dict[str, int]) -> CheckResult:
         rate,
         (float(low), float(high)),
         bool(pvalue > _BINOM_ALPHA),
+        comparator=_LEMMA7_TEST,
     )
 
 
@@ -636,6 +645,7 @@ def check_lemma7_isotonic(rng: np.random.Generator, size: dict[str, Any]) -> Che
         float(steps.max()),
         (float(means[-1]), float(means[0])),
         bool(np.all(steps < 0)),
+        comparator="<",
     )
 
 
@@ -743,24 +753,45 @@ def check_massart_halfspace(rng: np.random.Generator, n: int) -> CheckResult:
         float(values.min()),
         (float(values.min()), float(values.max())),
         bool(values.min() > 0),
+        comparator=">",
     )
 
 
 CHECKS = [
-    Check("W-L1", "weighted", check_lemma1, {"n": 20_000, "threshold_n": 2_000, "grid": 301},
-          {"n": 200_000, "threshold_n": 20_000, "grid": 601}),
+    Check(
+        "W-L1",
+        "weighted",
+        check_lemma1,
+        {"n": 20_000, "threshold_n": 2_000, "grid": 301},
+        {"n": 200_000, "threshold_n": 20_000, "grid": 601},
+    ),
     Check("W-L2", "weighted", check_lemma2, 20_000, 400_000),
     Check("W-L2-mean", "weighted", check_lemma2_mean, 100_000, 400_000),
-    Check("W-L2-rate", "weighted", check_lemma2_rate, {"ns": (4_000, 40_000, 400_000), "reps": 20},
-          {"ns": (10_000, 100_000, 1_000_000), "reps": 30}),
+    Check(
+        "W-L2-rate",
+        "weighted",
+        check_lemma2_rate,
+        {"ns": (4_000, 40_000, 400_000), "reps": 20},
+        {"ns": (10_000, 100_000, 1_000_000), "reps": 30},
+    ),
     Check("W-L3", "weighted", check_lemma3, 20_000, 200_000),
     Check("W-L4", "weighted", check_lemma4, 100_000, 400_000),
     Check("W-L5", "weighted", check_lemma5, 20_000, 200_000),
     Check("W-L5-grad", "weighted", check_lemma5_gradient, 100_000, 1_000_000),
     Check("W-F6", "weighted", check_fact6, 20_000, 200_000),
-    Check("W-L7", "weighted", check_lemma7, {"bins": 10, "per_bin": 60, "delta": 0.05, "trials": 1_000},
-          {"bins": 10, "per_bin": 60, "delta": 0.05, "trials": 4_000}),
-    Check("W-L7-iso", "weighted", check_lemma7_isotonic, {"n_vs": (200, 500, 5_000), "seeds": 20},
-          {"n_vs": (200, 500, 5_000), "seeds": 30}),
+    Check(
+        "W-L7",
+        "weighted",
+        check_lemma7,
+        {"bins": 10, "per_bin": 60, "delta": 0.05, "trials": 1_000},
+        {"bins": 10, "per_bin": 60, "delta": 0.05, "trials": 4_000},
+    ),
+    Check(
+        "W-L7-iso",
+        "weighted",
+        check_lemma7_isotonic,
+        {"n_vs": (200, 500, 5_000), "seeds": 20},
+        {"n_vs": (200, 500, 5_000), "seeds": 30},
+    ),
     Check("W-6.8", "weighted", check_massart_halfspace, 400_000, 400_000),
-]  # fmt: skip
+]
