@@ -243,3 +243,24 @@ def test_a_bad_config_file_fails_before_the_training_stack_is_imported(tmp_path:
     text = "\n".join(messages)
     assert f"config file '{bad}' is not valid TOML" in text and "missing.toml' not found" in text
     assert "unknown config key(s) 'epoch'" in text
+
+
+def test_a_benchmark_with_a_results_page_writes_it_beside_its_json(tmp_path, monkeypatch):
+    """``run_bench`` writes ``bench_NAME.md`` from the result when the benchmark has a ``page`` (the
+    Fashion-MNIST benchmark does), and only then."""
+    import types
+
+    from robustdistill.experiments.benchmarks import BENCHMARKS, Benchmark
+    from robustdistill.experiments.cli.jobs import run_bench
+
+    module = types.SimpleNamespace(
+        run=lambda seed, quick, progress: {"value": 1}, table=lambda r: "t", page=lambda r: f"# page {r['value']}\n"
+    )
+    fake = Benchmark("fake", "a fake benchmark", 1.0)
+    monkeypatch.setattr(Benchmark, "load", lambda self: module)
+    monkeypatch.setitem(BENCHMARKS, "fake", fake)
+    run_bench("fake", tmp_path)
+    assert (tmp_path / "bench_fake.md").read_text() == "# page 1\n"
+    del module.page
+    run_bench("fake", tmp_path / "b")
+    assert (tmp_path / "b" / "bench_fake.json").exists() and not (tmp_path / "b" / "bench_fake.md").exists()

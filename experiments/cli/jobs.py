@@ -135,7 +135,8 @@ def checks_page(report: dict[str, Any]) -> str:
 def run_bench(
     target: str, out: str | Path, *, seed: int = 0, quick: bool = False, progress: bool = False, **overrides: Any
 ) -> tuple[dict[str, Any], str, Path]:
-    """Run the benchmark ``target`` of :data:`~robustdistill.experiments.benchmarks.BENCHMARKS` and write ``OUT/bench_TARGET.json``; return (its
+    """Run the benchmark ``target`` of :data:`~robustdistill.experiments.benchmarks.BENCHMARKS` and write
+    ``OUT/bench_TARGET.json`` (and ``OUT/bench_TARGET.md`` when it has a results page); return (its
     result, its table, that path). The benchmark's own folders (``out``/``cache`` keyword arguments of its
     ``run`` with a default under ``reports/``, e.g. ``reports/distill``) move under ``OUT``, so finished seeds
     resume from there. ``overrides`` go to its ``run`` last. Shared by ``bench`` and ``reproduce``."""
@@ -147,4 +148,8 @@ def run_bench(
         if name in ("out", "cache") and isinstance(p.default, str) and p.default.startswith("reports/")
     }
     result = bench.run(seed=seed, quick=quick, progress=progress, **{**folders, **spec.options, **overrides})
-    return result, bench.table(result), write_json_atomic(Path(out) / f"bench_{target}.json", result)
+    path = write_json_atomic(Path(out) / f"bench_{target}.json", result)
+    if hasattr(bench, "page"):  # a benchmark with a results page writes it beside its JSON
+        text = bench.page(result)
+        write_atomic(Path(out) / f"bench_{target}.md", lambda fh: fh.write(text.encode("utf-8")))
+    return result, bench.table(result), path
