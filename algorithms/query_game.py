@@ -17,7 +17,7 @@ The payoff is the expected gain of correctly labeled queried points,
 
 and by von Neumann's theorem :math:`V^* = \min_{r \in R_m} \mathrm{top}_b(g \odot (1 - r))`.
 
-Solver (our formulation, spec §3.2). With :math:`\sum_i q_i - \mathrm{top}_m(q) =
+Solver (our formulation, ``docs/theory/rad.md#rad-closed-form``). With :math:`\sum_i q_i - \mathrm{top}_m(q) =
 \max_{t \ge 0} \sum_i \min(q_i, t) - m t`,
 
 .. math::
@@ -32,7 +32,7 @@ the top ``j`` points uses exactly ``b``); all of them are evaluated at once from
 optimal ``p`` is ``FILL(t*)``: :math:`p_{(j)} = \min(1, t^*/g_{(j)})` on a top-gain prefix plus at most
 one fractional point.
 
-Certificate (our formulation, spec §3.3). The adversary's equilibrium marginals ``r*`` minimise
+Certificate (our formulation, ``docs/theory/rad.md#rad-certificate``). The adversary's equilibrium marginals ``r*`` minimise
 :math:`D(\theta) = b\theta + \Phi(\theta)`, :math:`\Phi(\theta) = \min_{r \in R_m} \sum_i (g_i(1-r_i) -
 \theta)_+`, evaluated at its breakpoints (0, the gains, and the uncapped levels :math:`v_K = (K-m)/S_K`).
 ``worst_case_value(p*) == top_b(g * (1 - r*)) == V*`` proves both strategies optimal.
@@ -60,7 +60,7 @@ from .validation import (
 
 @dataclass(frozen=True, eq=False)
 class QueryGameSolution(Result):
-    r"""Solution of the RAD query game (our formulation, spec §3.4).
+    r"""Solution of the RAD query game (our formulation, ``docs/theory/rad.md#rad-game``).
 
     Attributes:
         probabilities: (n,) the learner's optimal marginals :math:`p^*` in [0, 1], summing to ``b``.
@@ -120,7 +120,7 @@ def _sum_without_top(q: FloatArray, m: int) -> float:
 def worst_case_value(probabilities: ArrayLike, gains: ArrayLike, mistakes: int) -> float:
     r"""The adversary's best-response value :math:`F(p) = \sum_i q_i - \mathrm{top}_m(q)`, :math:`q = p \odot g`.
 
-    (our formulation, spec §2 and §3.4.) The adversary facing marginals ``p`` zeroes the ``m`` largest
+    (our formulation, ``docs/theory/rad.md#rad-game``.) The adversary facing marginals ``p`` zeroes the ``m`` largest
     expected gains ``q_i``. O(n) with ``np.partition``.
 
     Args:
@@ -149,7 +149,7 @@ class _TieGroups:
 
     Points with equal gains are interchangeable, and both players' objectives are concave (learner) or
     convex (adversary) and symmetric in them, so averaging a strategy over each tie group keeps it
-    optimal and makes the output permutation-equivariant (spec §3.2, "ties")."""
+    optimal and makes the output permutation-equivariant (``docs/theory/rad.md#rad-closed-form``, "ties")."""
 
     def __init__(self, sorted_gains: FloatArray) -> None:
         is_start = np.r_[True, sorted_gains[1:] != sorted_gains[:-1]]
@@ -196,7 +196,7 @@ def _fill(pos: FloatArray, budget: int, t: float) -> FloatArray:
 
 
 def _level(pos: FloatArray, budget: int, mistakes: int, S: FloatArray, G: FloatArray, L: np.ndarray) -> float:
-    """t* = argmax H(t) over the gain and budget breakpoints (spec §3.2), vectorized; 1 <= b < N.
+    """t* = argmax H(t) over the gain and budget breakpoints (``docs/theory/rad.md#rad-closed-form``), vectorized; 1 <= b < N.
 
     ``L[l] = #{g > g_(l)}`` (the start of each tie group)."""
     N, b, m = pos.size, budget, mistakes
@@ -233,7 +233,7 @@ def _level(pos: FloatArray, budget: int, mistakes: int, S: FloatArray, G: FloatA
 
 
 def _adversary(pos: FloatArray, budget: int, mistakes: int, S: FloatArray, G: FloatArray, L_gain: np.ndarray):
-    """(r*, theta*) on the sorted positive gains, 1 <= m < N, 1 <= b < N (spec §3.3).
+    """(r*, theta*) on the sorted positive gains, 1 <= m < N, 1 <= b < N (``docs/theory/rad.md#rad-certificate``).
 
     ``L_gain[l] = #{g > g_(l)}`` (the start of each tie group)."""
     N, b, m = pos.size, budget, mistakes
@@ -260,7 +260,7 @@ def _adversary(pos: FloatArray, budget: int, mistakes: int, S: FloatArray, G: Fl
 
 
 def solve_query_game(gains: ArrayLike, budget: int, mistakes: int) -> QueryGameSolution:
-    r"""Exact optimum of the RAD query game (our formulation, spec §2-§3), O(n log n).
+    r"""Exact optimum of the RAD query game (our formulation, ``docs/theory/rad.md#rad-game``), O(n log n).
 
     .. math::
 

@@ -59,7 +59,7 @@ __all__ = [
     "topk_mask",
 ]
 
-#: Default lower bound ``lb`` on alpha for the un-normalised mix (2') (our formulation, spec §3).
+#: Default lower bound ``lb`` on alpha for the un-normalised mix (2') (our formulation, ``docs/theory/slam.md#slam-alpha-floor``).
 DEFAULT_ALPHA_FLOOR = 0.6
 
 #: What SLaM's loss is computed against (:func:`slam_targets`).
@@ -103,7 +103,7 @@ def topk_mask(teacher_probs: ArrayLike, k: object) -> np.ndarray:
 
     Returns:
         (n, K) float64 array of 0s and 1s with exactly ``k[i]`` ones in row ``i``. Ties go to the lower
-        class index (our formulation, spec §1).
+        class index (our formulation, ``docs/theory/noise.md#noise-topk-model``).
 
     >>> topk_mask([[0.2, 0.5, 0.3], [0.4, 0.2, 0.4]], 2)
     array([[0., 1., 1.],
@@ -196,7 +196,7 @@ def mix(student_probs: ArrayLike, alpha: ArrayLike, topk_mask: ArrayLike, normal
 def clip_alpha(
     alpha: ArrayLike, lower: float = DEFAULT_ALPHA_FLOOR, *, normalize: bool = False, k: int | None = None
 ) -> FloatArray:
-    r""":math:`\alpha(x) \leftarrow \mathrm{clip}(\alpha(x), lb, 1)` (our formulation, spec §3).
+    r""":math:`\alpha(x) \leftarrow \mathrm{clip}(\alpha(x), lb, 1)` (our formulation, ``docs/theory/slam.md#slam-alpha-floor``).
 
     ``lower`` must be >= 1/2 for the un-normalised mix and >= 1/k + 0.05 for the normalised one (then
     ``k`` is required). The paper's ablation reports lb in {0.55, 0.6, 0.7}; 0.6 is the default.

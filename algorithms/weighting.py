@@ -143,7 +143,7 @@ def distillation_weights(
 
 
 def normalize_weights(weights: ArrayLike) -> FloatArray:
-    r"""The default ``"mean1"`` normalisation (our formulation, spec §4): :math:`w \leftarrow w\,|S_u|/\sum
+    r"""The default ``"mean1"`` normalisation (our formulation, ``docs/theory/weighted.md#weighted-normalisation``): :math:`w \leftarrow w\,|S_u|/\sum
     w` once, over the whole unlabeled set, so the effective learning rate stays comparable to vanilla
     distillation (a global rescale does not move the minimiser). The per-batch alternative
     :math:`\sum_B w_i\ell_i / \sum_B w_i` is a reduction, applied by the caller. ``weights``: (n,) finite,
@@ -159,7 +159,7 @@ def normalize_weights(weights: ArrayLike) -> FloatArray:
 
 
 def confidence_weights(teacher_probs: ArrayLike, threshold: float = 0.9) -> FloatArray:
-    r"""The confidence-thresholding baseline (our formulation, spec §8): :math:`w = 1[\max_j t_j \ge \tau]`,
+    r"""The confidence-thresholding baseline (our formulation, ``docs/theory/weighted.md#weighted-baselines``): :math:`w = 1[\max_j t_j \ge \tau]`,
     a 0/1 special case of weighting. Returns (n,) float64."""
     t = check_probs(teacher_probs, "teacher_probs")
     threshold = check_real(threshold, "threshold", low=0.0, high=1.0)
@@ -172,7 +172,7 @@ def _clip_renormalise(p: FloatArray) -> FloatArray:
 
 
 def debiased_targets(teacher_probs: ArrayLike, alpha: ArrayLike) -> FloatArray:
-    r"""Soft targets with symmetric label noise inverted (our formulation, spec §3).
+    r"""Soft targets with symmetric label noise inverted (our formulation, ``docs/theory/weighted.md#weighted-debiased-targets``).
 
     .. math::
 
@@ -202,7 +202,7 @@ def debiased_targets(teacher_probs: ArrayLike, alpha: ArrayLike) -> FloatArray:
 def importance_targets(
     teacher_probs: ArrayLike, transition: ArrayLike, *, max_condition: float = MAX_TRANSITION_CONDITION
 ) -> FloatArray:
-    r"""The importance-reweighting baseline (Liu & Tao 2016; our formulation of the adaptation, spec §8):
+    r"""The importance-reweighting baseline (Liu & Tao 2016; our formulation of the adaptation, ``docs/theory/weighted.md#weighted-baselines``):
     :math:`\hat p = (T^\top)^{-1} t` per row, clipped at 0 and renormalised. Under symmetric noise
     (:math:`T = aI + (1-a)(\mathbf{1}\mathbf{1}^\top - I)/(K-1)`) it equals :func:`debiased_targets`.
 

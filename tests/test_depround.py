@@ -129,7 +129,7 @@ def test_marginals_match_probabilities() -> None:
 
 def test_pairwise_negative_correlation() -> None:
     """p = (.3, .5, .7, .9, .6), b = 3: P[i, j in S] <= p_i p_j for all 10 pairs (the true margin is
-    >= 0.018, spec §4). The joint count of a pair is exactly Binomial(D, P[i, j in S]); under the
+    >= 0.018, docs/theory/rad.md#rad-depround). The joint count of a pair is exactly Binomial(D, P[i, j in S]); under the
     hypothesis P[i, j in S] <= p_i p_j it exceeds binom.isf(1e-7, D, p_i p_j) with probability <= 1e-7,
     so the false-failure probability over the 10 pairs is <= 1e-6. With D = 40 000 that tolerance is
     ~5.2 standard errors (<= 0.013), well inside the margin. The same draws check the five marginals

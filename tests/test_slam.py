@@ -140,7 +140,7 @@ def test_binary_forms_coincide_and_equal_the_binary_m(t, alpha):
 
 @given(seeds, st.integers(2, 8), st.floats(0.0, 1.0))
 def test_full_mask_normalised_mix_is_forward_correction(seed, num_classes, u):
-    """k = K: mix(f) = f T with T = alpha I + (1 - alpha)(11^T - I)/(K - 1) (spec §5, Patrini et al.)."""
+    """k = K: mix(f) = f T with T = alpha I + (1 - alpha)(11^T - I)/(K - 1) (``docs/theory/slam.md#slam-forward-correction``, Patrini et al.)."""
     rng = np.random.default_rng(seed)
     alpha = 1.0 / num_classes + (1 - 1.0 / num_classes) * max(u, 1e-6)
     f = _simplex(rng, 5, num_classes)
@@ -197,7 +197,7 @@ def test_unnormalised_entries_on_m_increase_in_f_iff_alpha_above_half(inst, u, s
 
 
 # ------------------------------------------------------------------------------------------------
-# Binary theory (spec §5; our formulation): F1, F3, F4 as properties
+# Binary theory (docs/theory/slam.md#slam-convergence; our formulation): F1, F3, F4 as properties
 # ------------------------------------------------------------------------------------------------
 
 

@@ -96,7 +96,7 @@ def test_massart_angles_shape_and_slacks():
     for row in angles.values():
         assert tuple(row) == wc.MASSART_SCHEMES
         assert all(0.0 <= v <= 180.0 for v in row.values())
-    spec_table = {  # the prototype's table, spec §6.8
+    spec_table = {  # the prototype's table (W-6.8, docs/theory/weighted.md)
         "averaging": {"uniform": 16.0, "inverse": 0.9, "signal": 18.0, "accuracy": 17.0},
         "logistic": {"uniform": 16.0, "inverse": 24.0, "signal": 5.0, "accuracy": 12.0},
         "sigmoid": {"uniform": 4.3, "inverse": 0.5, "signal": 4.5, "accuracy": 4.4},

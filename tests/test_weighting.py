@@ -91,7 +91,7 @@ def reference_fit(t: np.ndarray, y: np.ndarray, feature: str):
 
 
 # --------------------------------------------------------------------------------------------------------
-# fit_teacher_accuracy (spec §2.1)
+# fit_teacher_accuracy (docs/theory/weighted.md#weighted-accuracy-fit)
 
 
 @given(validation_sets())
@@ -154,7 +154,7 @@ def test_fit_of_a_perfect_and_of_a_useless_teacher():
     np.testing.assert_allclose(fit.predict(t), 1 / 152)
 
 
-# Prototype sanity check (spec §2.1): the §2.1 synthetic teacher, alpha(s) = 0.3 + 0.65 s^0.7. Tolerances
+# Prototype sanity check: the margin teacher (docs/theory/noise.md#noise-margin-teacher), alpha(s) = 0.3 + 0.65 s^0.7. Tolerances
 # were set from 100 seeds (each bound holds for >= 99 of them); isotonic regression is loose at the ends of
 # the range (few points in the end blocks), so the interior and the mean error carry the tight bounds.
 PROTOTYPE_S = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
@@ -192,7 +192,7 @@ def test_teacher_features():
 
 
 # --------------------------------------------------------------------------------------------------------
-# binned_accuracy (spec §2.2)
+# binned_accuracy (docs/theory/weighted.md#weighted-binned-accuracy)
 
 
 @given(validation_sets(max_n=400), st.sampled_from([None, 1, 3, 7]), st.sampled_from([0.05, 0.1, 0.01]))
@@ -241,7 +241,8 @@ def test_clopper_pearson_one_sided_and_edges():
 
 
 # --------------------------------------------------------------------------------------------------------
-# choose_top_k (spec slam §3), estimate_mistakes (spec rad §6), estimate_transition (spec §8)
+# choose_top_k (docs/theory/slam.md#slam-estimation), estimate_mistakes (docs/theory/rad.md#rad-mistakes),
+# estimate_transition (docs/theory/weighted.md#weighted-baselines)
 
 
 @given(seeds, st.integers(2, 7), st.integers(1, 120), st.floats(0.05, 1.0), st.booleans())
@@ -316,7 +317,7 @@ def test_transition_from_cleanlab_is_the_transpose(seed, k):
 
 
 # --------------------------------------------------------------------------------------------------------
-# distillation_weights and normalize_weights (spec §3-§4)
+# distillation_weights and normalize_weights (docs/theory/weighted.md#weighted-schemes)
 
 
 def reference_weights(alpha: np.ndarray, k: int, scheme: str) -> np.ndarray:
@@ -413,7 +414,7 @@ def test_permuting_examples_permutes_weights(seed, n, scheme):
 
 
 # --------------------------------------------------------------------------------------------------------
-# debiased_targets and importance_targets (spec §3, §8)
+# debiased_targets and importance_targets (docs/theory/weighted.md#weighted-debiased-targets)
 
 
 def symmetric_teacher(p: np.ndarray, a: np.ndarray) -> np.ndarray:

@@ -118,5 +118,5 @@ def binary_kl(q: FloatArray, m: FloatArray, m1: FloatArray | None = None) -> Flo
 
 
 # --------------------------------------------------------------------------------------------------
-# Multiclass references (spec §1 model (1), §2 water-filling; our formulation)
+# Multiclass references (the top-k model of docs/theory/noise.md, SLaM's mix; our formulation)
 # --------------------------------------------------------------------------------------------------

@@ -586,7 +586,7 @@ def slam_objective(w: object, X: object, y_noisy: object, noise_rate: float) -> 
 
 
 # ------------------------------------------------------------------------------------------------------
-# Comparison learners (spec §6 table; our formulation)
+# Comparison learners (docs/theory/halfspace.md#halfspace-comparison; our formulation)
 
 
 def learn_logistic(X: object, y_noisy: object, *, max_iter: int = 1000) -> FloatArray:

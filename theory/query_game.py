@@ -42,7 +42,7 @@ def _default_solver() -> str:
 
 
 def solve_exact(gains: ArrayLike, budget: int, mistakes: int, solver: str | None = None) -> QueryGameSolution:
-    r"""Solve the RAD query game as two linear programs in cvxpy (our formulation, spec §3.4).
+    r"""Solve the RAD query game as two linear programs in cvxpy (our formulation, ``docs/theory/rad.md#rad-lp``).
 
     Args:
         gains: (n,) finite, non-negative gains.
@@ -122,7 +122,7 @@ class ClosedForm:
 
 
 def closed_form(gains: ArrayLike, budget: int, mistakes: int) -> tuple[ClosedForm, FloatArray, FloatArray]:
-    r"""Inverse-gain water-filling when no cap binds (our formulation, spec §3.1); a test oracle.
+    r"""Inverse-gain water-filling when no cap binds (our formulation, ``docs/theory/rad.md#rad-closed-form``); a test oracle.
 
     With :math:`S_k = \sum_{i \le k} 1/g_{(i)}` and :math:`v_k = (k - m)/S_k`, the k* scan starts at
     ``k = m + 1`` and increments while :math:`g_{(k+1)} \ge v_k`. Then :math:`p_{(j)} = c/g_{(j)}` with

@@ -73,7 +73,7 @@ def expected_useful_gain(probabilities: ArrayLike, gains: ArrayLike, mistake_mar
     r"""Exact expected gain of the correctly labeled queried points,
     :math:`E[\sum_{i \in S} g_i C_i] = \sum_i p_i g_i (1 - \pi_i)`, for a batch ``S`` with inclusion
     probabilities ``p`` (n,) and an independent mistake pattern with marginals ``pi`` (n,) (our
-    formulation, spec §2 payoff against a mixed adversary). Exact for DepRound (its marginals are ``p``),
+    formulation, the payoff of ``docs/theory/rad.md#rad-game`` against a mixed adversary). Exact for DepRound (its marginals are ``p``),
     for greedy and for uniform sampling."""
     p = check_probability_vector(probabilities, "probabilities")
     g = check_gains(gains)

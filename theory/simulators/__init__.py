@@ -57,7 +57,7 @@ def run_checks(
     """Run the simulators and return one :class:`CheckResult` per claim.
 
     Args:
-        quick: small sizes (seconds); ``False`` runs the specs' sizes (e.g. 800 LP instances and 10^5
+        quick: small sizes (seconds); ``False`` runs the full sizes (e.g. 800 LP instances and 10^5
             DepRound draws for RAD, 4·10^5 samples for the Weighted Distillation lemmas).
         rng: seed or Generator. Check ``i`` of :data:`CHECKS` always gets child stream ``i``.
         progress: show a tqdm progress bar over the checks.

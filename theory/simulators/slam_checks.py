@@ -4,7 +4,7 @@ Every fact checked here (F1-F4, the stable forms, the consistency of the mixes) 
 toolkit's own facts about forward loss-adjustment, never cited as the paper's theorems. The mixing forms
 (2) and (2') themselves are (paper).
 
-Binary notation (spec §5): :math:`\alpha > 1/2`, :math:`\beta = 2\alpha - 1`, student :math:`f = \sigma(t)`,
+Binary notation (``docs/theory/slam.md#slam-convergence``): :math:`\alpha > 1/2`, :math:`\beta = 2\alpha - 1`, student :math:`f = \sigma(t)`,
 mixed prediction :math:`m = (1-\alpha) + \beta f`, clean posterior :math:`p`, noisy posterior
 :math:`q = (1-\alpha) + \beta p`, loss :math:`\ell = -\tilde y \log m - (1-\tilde y)\log(1-m)`.
 
@@ -79,14 +79,14 @@ __all__ = [
     "soft_target_fractions",
 ]
 
-#: Tolerance of S1 on fitted probabilities (spec §7 S1).
+#: Tolerance of S1 on fitted probabilities (S1, ``docs/theory/slam.md#slam-s1``).
 FIT_TOL = 1e-6
 #: Family-wise false-failure probability of each Monte-Carlo check: that of a two-sided 4 SE interval.
 MC_DELTA = float(2 * stats.norm.sf(4.0))
 
 
 # --------------------------------------------------------------------------------------------------
-# Binary SLaM formulas (spec §5; our formulation). Arrays broadcast; alpha in [1/2, 1].
+# Binary SLaM formulas (our formulation). Arrays broadcast; alpha in [1/2, 1].
 # --------------------------------------------------------------------------------------------------
 
 
@@ -107,7 +107,7 @@ def binary_log_mix_spec(t: FloatArray, alpha: FloatArray) -> tuple[FloatArray, F
 
 
 def _draw_binary(rng: np.random.Generator, n: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Spec §7 S0: alpha ~ U(1/2, 1), t ~ N(0, 16), p ~ U(0, 1)."""
+    """S0 (``docs/theory/slam.md#slam-s0``): alpha ~ U(1/2, 1), t ~ N(0, 16), p ~ U(0, 1)."""
     alpha = rng.uniform(0.5, 1.0, n)
     alpha = np.where(alpha == 0.5, 0.75, alpha)  # the open interval (a draw of exactly 1/2 is ~1e-16)
     return alpha, rng.normal(0.0, 4.0, n), rng.uniform(0.0, 1.0, n)
@@ -296,7 +296,7 @@ STABLE_ALPHA = np.array([0.5 + 1e-6, 0.51, 0.6, 0.75, 0.9, 0.99, 1.0 - 1e-6])
 
 
 def check_s0_stable(rng: np.random.Generator, size: int) -> CheckResult:
-    r"""The log-space forms (:func:`binary_log_mix` and the spec's :func:`binary_log_mix_spec`) against
+    r"""The log-space forms (:func:`binary_log_mix` and the logaddexp form :func:`binary_log_mix_spec`) against
     references, at ``t`` in {0, ±5, ±20, ±50, ±1000} x 7 values of alpha in (1/2, 1), plus ``size`` random
     (alpha ~ U(1/2, 1), t ~ N(0, 16)):
 

@@ -459,7 +459,7 @@ def check_lemma5(rng: np.random.Generator, n: int) -> CheckResult:
     )
 
 
-#: Noise rates of the gradient-variance measurement (spec §6, Lemma 5).
+#: Noise rates of the gradient-variance measurement (Lemma 5, ``docs/theory/weighted.md#weighted-lemma-5``).
 GRADIENT_ETAS = (0.1, 0.3, 0.4, 0.45)
 
 
