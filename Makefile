@@ -71,11 +71,11 @@ bench-selection: install
 
 ## The test suite (README command 2; .ci/run calls it). Slow checks are excluded.
 test: install-test
-	$(BIN)/python -m pytest -n $(WORKERS) -m "not slow"
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow"
 
 ## Everything, including tests marked slow.
 check-all: install-test
-	$(BIN)/python -m pytest -n $(WORKERS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
 ## The documentation site (theory, API reference, results, examples), built offline into docs/_build/html;
 ## warnings are errors.

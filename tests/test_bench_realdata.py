@@ -15,6 +15,9 @@ from robustdistill.experiments.cli import main
 from robustdistill.experiments.cli.reproduce import reproduce
 from robustdistill.experiments.pipeline import data as data_module
 
+#: Its module fixture is computed once: every test of this module runs on the same xdist worker.
+pytestmark = pytest.mark.xdist_group("test_bench_realdata")
+
 
 def _fashion(folder, rng, m=900, m_test=200):
     """Four IDX files of class-dependent noise images (a learnable toy, 10 classes)."""

@@ -12,6 +12,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+#: Its module fixture is computed once: every test of this module runs on the same xdist worker.
+pytestmark = pytest.mark.xdist_group("test_docs_site")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

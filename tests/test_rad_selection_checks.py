@@ -22,6 +22,9 @@ from robustdistill.theory import selection_value
 from robustdistill.theory.simulators import rad_selection_checks as R
 from robustdistill.theory.simulators.rad_checks import random_game
 
+#: Its module fixture is computed once: every test of this module runs on the same xdist worker.
+pytestmark = pytest.mark.xdist_group("test_rad_selection_checks")
+
 SPEC_GAINS = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
 NAMES = ["R1", "R2", "R3", "R4"]
 

@@ -288,12 +288,12 @@ def _killed_midway(cfg: dict, module: str, function: str, marker: Path) -> None:
 def test_kill_9_during_training_then_resume_gives_the_same_student(tmp_path):
     """A run killed (SIGKILL) after its first student checkpoint resumes from it: the same weights, bit for bit,
     as a run that was never interrupted; the killed run's lock is gone with it."""
-    cfg = _config(tmp_path, epochs=100, checkpoints=True, cache=False)
+    cfg = _config(tmp_path, epochs=50, checkpoints=True, cache=False)
     checkpoint = Path(cfg["out"]) / "tiny" / "checkpoints" / "seed_0_student" / "checkpoint.pt"
     _killed_midway(cfg, "distill", "run_distillation", checkpoint)
     resumed = run_distillation(cfg, progress=False)
     train = resumed.per_seed[0]["student_train"]
-    assert train["checkpoint_status"] == "resumed" and 0 < train["resumed_from_epoch"] < 100
+    assert train["checkpoint_status"] == "resumed" and 0 < train["resumed_from_epoch"] < 50
     whole = run_distillation({**cfg, "out": str(tmp_path / "whole")}, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(_weights(resumed.students[0]), _weights(whole.students[0])))
 

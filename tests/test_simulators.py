@@ -15,6 +15,9 @@ from robustdistill.theory import simulators
 from robustdistill.theory.simulators import CheckResult, rad_checks, run_checks
 from robustdistill.theory.simulators.checks import COMPARATORS
 
+#: Its module fixture is computed once: every test of this module runs on the same xdist worker.
+pytestmark = pytest.mark.xdist_group("test_simulators")
+
 NAMES = ["P1", "P2", "P3-exact", "P3-MC", "P4", "P5", "P6", "R1", "R2", "R3", "R4"]
 
 

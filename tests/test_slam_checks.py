@@ -12,6 +12,9 @@ from robustdistill.theory.simulators import halfspace_checks as hc
 from robustdistill.theory.simulators import slam_checks as sc
 from robustdistill.theory.teacher_noise import topk_noise_expectation
 
+#: Its module fixture is computed once: every test of this module runs on the same xdist worker.
+pytestmark = pytest.mark.xdist_group("test_slam_checks")
+
 NAMES = [
     "S0-F1",
     "S0-F1-Pinsker",

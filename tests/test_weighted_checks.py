@@ -14,6 +14,9 @@ import pytest
 from robustdistill.theory.simulators import CheckResult, run_checks
 from robustdistill.theory.simulators import weighted_checks as wc
 
+#: Its module fixture is computed once: every test of this module runs on the same xdist worker.
+pytestmark = pytest.mark.xdist_group("test_weighted_checks")
+
 NAMES = [
     "W-L1",
     "W-L2",
