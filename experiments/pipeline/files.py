@@ -172,6 +172,17 @@ def _damaged(path: Path, reason: str) -> None:
     warnings.warn(f"{path}: {reason}; it is recomputed", DamagedFileWarning, stacklevel=3)
 
 
+def _read_bytes(path: Path) -> bytes | None:
+    """The file's bytes; None when it is absent, or unreadable (with a :class:`DamagedFileWarning`)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        _damaged(path, f"unreadable ({exc})")
+        return None
+
+
 def _checked(obj: Any, path: Path) -> dict[str, Any] | None:
     """``obj`` without its digest when it is a dict whose digest matches; else None (and a warning)."""
     if not isinstance(obj, dict) or not isinstance(obj.get(DIGEST_KEY), str):
@@ -204,16 +215,12 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     file is absent, and None with a :class:`DamagedFileWarning` when it is not that (truncated, not a dict,
     no digest, or edited: its contents no longer match the digest)."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        _damaged(path, f"unreadable ({exc})")
+    data = _read_bytes(path)
+    if data is None:
         return None
     try:
-        obj = json.loads(text)
-    except ValueError as exc:
+        obj = json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError included
         _damaged(path, f"not JSON ({exc})")
         return None
     return _checked(obj, path)
@@ -249,12 +256,8 @@ def load_torch(path: str | os.PathLike[str], *, expected: str | None = None) -> 
     import torch
 
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        _damaged(path, f"unreadable ({exc})")
+    data = _read_bytes(path)
+    if data is None:
         return None
     try:
         with warnings.catch_warnings():  # torch's remarks on a garbage file: it is reported as damaged instead
@@ -303,12 +306,8 @@ def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray] | None:
     """The arrays :func:`save_npz` wrote at ``path`` (read with ``allow_pickle=False``), without the digest;
     None when absent, and None with a :class:`DamagedFileWarning` when unreadable or failing its check."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        _damaged(path, f"unreadable ({exc})")
+    data = _read_bytes(path)
+    if data is None:
         return None
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
