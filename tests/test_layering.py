@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "theory.simulators": {"algorithms", "theory", "theory.simulators"},
     "experiments": {"experiments.pipeline"},  # the package's lazy public names
     "experiments.pipeline": {"algorithms", "theory", "experiments.pipeline"},
+    "experiments.distributed": {"algorithms", "theory", "experiments.pipeline", "experiments.distributed"},
     "experiments.benchmarks": {"algorithms", "theory", "experiments.pipeline", "experiments.benchmarks"},
     "experiments.cli": {
         "algorithms",
