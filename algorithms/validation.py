@@ -20,8 +20,12 @@ MAX_INT = 2**53
 
 
 def describe(value: object, limit: int = 60) -> str:
-    """``repr(value)``, shortened to ``limit`` characters (a 400-digit integer stays readable)."""
-    text = repr(value)
+    """``repr(value)``, shortened to ``limit`` characters (a 400-digit integer stays readable; one of more
+    than 4300 digits, which Python refuses to print, is named as such)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} too large to print"
     return text if len(text) <= limit else f"{text[: limit - 15]}... ({len(text)} chars)"
 
 

@@ -349,3 +349,14 @@ def test_embedding_selectors_are_invariant_to_extreme_scales(exponent):
         got = S.SELECTORS[name](probs, 6, rng=1, embeddings=big, **scaled).indices
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(S.cluster_assignments(big, 3, rng=2), S.cluster_assignments(h, 3, rng=2))
+
+
+def test_integers_too_large_to_print_are_described_not_printed():
+    """Python refuses to print an int of more than 4300 digits; the messages name it instead of failing."""
+    from robustdistill.algorithms.validation import check_int, check_real, describe
+
+    assert describe(10**5000) == "a int too large to print"
+    with pytest.raises(ValueError, match=r"^n must be an integer >= 0 \(at most 2\*\*53\), got a int too large"):
+        check_int(10**5000, "n")
+    with pytest.raises(ValueError, match="x must be a finite real number, got a int too large to print"):
+        check_real(10**5000, "x")

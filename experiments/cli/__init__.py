@@ -102,26 +102,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_config(path: str, overrides: dict[str, Any], *, active: bool) -> dict[str, Any]:
-    """The config file with the command line's overrides, checked for syntax and key names before the training
-    stack is imported (a missing or malformed file fails at once; the values are checked by the run)."""
+def _read_config(
+    args: argparse.Namespace, overrides: dict[str, Any], *, active: bool, renamed_by: str | None = None
+) -> dict[str, Any]:
+    """The config file ``args.config`` with the command line's overrides, checked for syntax and key names before
+    the training stack is imported (a missing or malformed file fails at once; the values are checked by the
+    run). The run's name is ``--name``; else, when ``renamed_by`` (the ``--method`` / ``--selector`` given)
+    overrides the config's choice, the config's name with it appended (``digits-slam``), so that each method's
+    results have their own folder; else the config's."""
     from ..pipeline.config import check_keys, read_config
 
-    raw = read_config(path)
-    check_keys(raw, active=active)
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    return raw
-
-
-def _run_name(args: argparse.Namespace, override: str | None) -> str | None:
-    """``--name``; else, when ``--method`` / ``--selector`` overrides the config's, the config's name with it
-    appended (``digits-slam``), so that each method's results have their own folder; else the config's."""
-    if args.name is not None or override is None:
-        return args.name
-    from ..pipeline.config import read_config
-
     raw = read_config(args.config)
-    return f"{raw.get('name') or 'distill'}-{override}"
+    check_keys(raw, active=active)
+    name = args.name if args.name is not None or renamed_by is None else f"{raw.get('name') or 'distill'}-{renamed_by}"
+    raw.update({k: v for k, v in {**overrides, "name": name}.items() if v is not None})
+    return raw
 
 
 def _mean(mean: float | None, std: float | None) -> str:
@@ -134,12 +129,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
         "seeds": args.seeds or None,
         "out": args.out,
         "device": args.device,
-        "name": _run_name(args, args.method),
         "overwrite": args.overwrite or None,
     }
     if args.method is not None:
         overrides.update(method=args.method, method_options={})
-    config = _read_config(args.config, overrides, active=False)
+    config = _read_config(args, overrides, active=False, renamed_by=args.method)
     from ..pipeline.distill import run_distillation
 
     result = run_distillation(config, progress=_show_progress(args.quiet))
@@ -164,10 +158,9 @@ def cmd_active(args: argparse.Namespace) -> int:
         "seeds": args.seeds or None,
         "out": args.out,
         "selector": args.selector,
-        "name": _run_name(args, args.selector),
         "overwrite": args.overwrite or None,
     }
-    config = _read_config(args.config, overrides, active=True)
+    config = _read_config(args, overrides, active=True, renamed_by=args.selector)
     from ..pipeline.active import run_active_distillation
 
     result = run_active_distillation(config, progress=_show_progress(args.quiet))

@@ -76,7 +76,15 @@ import numpy as np
 
 from robustdistill.algorithms.results import to_jsonable
 from robustdistill.algorithms.typing import ArrayLike, IntArray, RNGLike
-from robustdistill.algorithms.validation import as_numpy, check_int, check_labels, check_rng
+from robustdistill.algorithms.validation import (
+    as_numpy,
+    check_flag,
+    check_int,
+    check_labels,
+    check_real,
+    check_rng,
+    describe,
+)
 
 __all__ = [
     "DATASETS",
@@ -377,15 +385,6 @@ def _draw_seed(gen: np.random.Generator) -> int:
     return int(gen.integers(0, 2**32))
 
 
-def _shown(value: object) -> str:
-    """``repr(value)`` cut to 60 characters (an int of more than 4300 digits cannot even be printed)."""
-    try:
-        text = repr(value)
-    except ValueError:
-        return f"a {type(value).__name__} too large to print"
-    return text if len(text) <= 60 else f"{text[:57]}..."
-
-
 #: The largest count any option or split size may be (an int64 index); beyond it the value is only described.
 _MAX_COUNT = 2**63 - 1
 #: The most values (rows x features) a generated dataset may hold; larger requests are refused before any work.
@@ -398,23 +397,8 @@ def _check_count(value: object, name: str, *, low: int, high: int = _MAX_COUNT) 
     """An integer in [low, high] (:func:`check_int`'s rules; an out-of-range value is shown shortened)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and not low <= value <= high:
         where = f">= {low}" if value < low and high == _MAX_COUNT else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an integer {where}, got {_shown(value)}")
+        raise ValueError(f"{name} must be an integer {where}, got {describe(value)}")
     return check_int(value, name, low=low, high=high)
-
-
-def _check_float(value: object, name: str, *, low: float, high: float = math.inf, open_low: bool = True) -> float:
-    """A finite real number in (low, high) (``open_low=False``: [low, high))."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({_shown(value)})")
-    try:
-        number = float(value)
-    except OverflowError:  # an int or fraction beyond the float range
-        number = math.inf
-    inside = (number > low if open_low else number >= low) and number < high
-    if not (math.isfinite(number) and inside):
-        where = f"{'(' if open_low else '['}{low:g}, {high:g})"
-        raise ValueError(f"{name} must be a finite number in {where}, got {_shown(value)}")
-    return number
 
 
 def _check_generated(n: int, width: int, what: str) -> None:
@@ -424,12 +408,6 @@ def _check_generated(n: int, width: int, what: str) -> None:
             f"{what}: n={n} rows x {width} features = {n * width} values is more than the "
             f"{_MAX_GENERATED} a generated set may hold; lower n (or the number of features)"
         )
-
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} ({_shown(value)})")
-    return bool(value)
 
 
 def _take_rows(
@@ -489,7 +467,7 @@ def _load_gaussian_mixture(
     num_classes = _check_count(num_classes, "num_classes", low=2, high=_MAX_GENERATED)
     informative = max(1, dim // 2) if informative is None else _check_count(informative, "informative", low=1, high=dim)
     clusters_per_class = _check_count(clusters_per_class, "clusters_per_class", low=1, high=_MAX_GENERATED)
-    class_sep = _check_float(class_sep, "class_sep", low=0.0, high=_MAX_SCALE)
+    class_sep = check_real(class_sep, "class_sep", low=0.0, high=_MAX_SCALE, low_open=True, high_open=True)
     _check_generated(n, dim, "gaussian_mixture")
     clusters = num_classes * clusters_per_class
     if clusters > n:
@@ -566,14 +544,16 @@ def _load_mnist1d(
     if n % 10:
         raise ValueError(f"n must be a multiple of 10 for mnist1d (balanced over its 10 classes), got {n}")
     overrides = {
-        "train_split": None if train_split is None else _check_float(train_split, "train_split", low=0.0, high=1.0),
+        "train_split": None
+        if train_split is None
+        else check_real(train_split, "train_split", low=0.0, high=1.0, low_open=True, high_open=True),
         "iid_noise_scale": None
         if iid_noise_scale is None
-        else _check_float(iid_noise_scale, "iid_noise_scale", low=0.0, high=_MAX_SCALE, open_low=False),
+        else check_real(iid_noise_scale, "iid_noise_scale", low=0.0, high=_MAX_SCALE, high_open=True),
         "corr_noise_scale": None
         if corr_noise_scale is None
-        else _check_float(corr_noise_scale, "corr_noise_scale", low=0.0, high=_MAX_SCALE, open_low=False),
-        "shuffle_seq": None if shuffle_seq is None else _check_bool(shuffle_seq, "shuffle_seq"),
+        else check_real(corr_noise_scale, "corr_noise_scale", low=0.0, high=_MAX_SCALE, high_open=True),
+        "shuffle_seq": None if shuffle_seq is None else check_flag(shuffle_seq, "shuffle_seq"),
     }
     from mnist1d.data import get_dataset_args, make_dataset
 
@@ -648,7 +628,7 @@ def _pickle_bytes(*args: object) -> bytes:
 def _pickle_latin1(text: object, encoding: object = "latin1") -> bytes:
     """``_codecs.encode(text, "latin1")`` as protocol-2 pickles write ``bytes``; no other codec."""
     if not isinstance(text, str) or not isinstance(encoding, str) or encoding not in ("latin1", "latin-1"):
-        raise _refuse_pickle(f"_codecs.encode with encoding {_shown(encoding)}")
+        raise _refuse_pickle(f"_codecs.encode with encoding {describe(encoding)}")
     return text.encode("latin1")
 
 
@@ -656,7 +636,7 @@ def _pickle_dtype(spec: object, align: object = False, copy: object = True) -> n
     """``numpy.dtype(spec, align, copy)`` as pickles write it, always a new object: the state the pickle then
     sets on it must never reach numpy's shared built-in dtypes."""
     if not isinstance(spec, (str, bytes)) or not isinstance(align, bool) or not isinstance(copy, bool):
-        raise _refuse_pickle(f"numpy.dtype({_shown(spec)}, {_shown(align)}, {_shown(copy)})")
+        raise _refuse_pickle(f"numpy.dtype({describe(spec)}, {describe(align)}, {describe(copy)})")
     return np.dtype(spec.decode("ascii") if isinstance(spec, bytes) else spec, align, True)
 
 
@@ -677,7 +657,7 @@ def _pickled_shape(shape: object) -> tuple[int, ...]:
         or len(shape) > 32
         or any(type(size) is not int or not 0 <= size < 2**63 for size in shape)
     ):
-        raise _refuse_pickle(f"array shape {_shown(shape)}")
+        raise _refuse_pickle(f"array shape {describe(shape)}")
     return shape
 
 
@@ -708,7 +688,7 @@ def _pickle_reconstruct(subtype: object, shape: object, typecode: object) -> np.
     :class:`_PickledArray` whose ``__setstate__`` then receives the real dtype, shape and bytes."""
     plain_typecode = isinstance(typecode, (str, bytes)) and typecode in (b"b", "b")
     if subtype is not _NDARRAY or _pickled_shape(shape) != (0,) or not plain_typecode:
-        raise _refuse_pickle(f"_reconstruct with shape {_shown(shape)} and type code {_shown(typecode)}")
+        raise _refuse_pickle(f"_reconstruct with shape {describe(shape)} and type code {describe(typecode)}")
     return _PickledArray((0,), dtype=np.int8)
 
 
@@ -719,7 +699,7 @@ def _pickle_scalar(dtype: object, data: object = None) -> np.generic:
     """``numpy....scalar(dtype, data)``: a plain numeric dtype and exactly its itemsize of bytes."""
     dtype = _plain_dtype(dtype)
     if type(data) is not bytes or len(data) != dtype.itemsize:
-        raise _refuse_pickle(f"a {dtype} scalar made from {_shown(data)}")
+        raise _refuse_pickle(f"a {dtype} scalar made from {describe(data)}")
     return _SCALAR(dtype, data)
 
 
@@ -760,7 +740,7 @@ def _check_pickle_sizes(data: bytes) -> None:
     before it (the C unpickler allocates both before reading)."""
     for count, (opcode, arg, _) in enumerate(pickletools.genops(data)):
         if opcode.name in _MEMO_PUTS and arg > count:
-            raise _refuse_pickle(f"memo index {_shown(arg)} at opcode {count}")
+            raise _refuse_pickle(f"memo index {describe(arg)} at opcode {count}")
 
 
 def _load_pickle(path: Path) -> Any:
@@ -803,7 +783,7 @@ def _read_cifar_pickle(path: Path, *, label_key: bytes, num_classes: int) -> tup
     with _reading(path, "CIFAR batch"):
         batch = _load_pickle(path)
         if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
-            got = sorted(map(_shown, batch))[:8] if isinstance(batch, dict) else type(batch).__name__
+            got = sorted(map(describe, batch))[:8] if isinstance(batch, dict) else type(batch).__name__
             raise _FormatError(f"not a CIFAR batch: expected a dict with keys b'data' and {label_key!r}, got {got}")
         X = _planes_to_nchw(batch[b"data"], 32)
         return X, _label_vector(batch[label_key], X.shape[0], 0, num_classes - 1)
@@ -915,7 +895,7 @@ def _read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         mat = _read_mat(path, ("X", "y"))
         images, labels = mat.get("X"), mat.get("y")
         if images is None or labels is None:
-            raise _FormatError(f"not an SVHN file: expected numeric variables X and y, got {_shown(sorted(mat))}")
+            raise _FormatError(f"not an SVHN file: expected numeric variables X and y, got {describe(sorted(mat))}")
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[:3] != (32, 32, 3):
             raise _FormatError(f"expected X of shape (32, 32, 3, m) uint8, got {images.shape} {images.dtype}")
         y = _label_vector(labels, images.shape[3], 1, 10)
@@ -957,7 +937,7 @@ def _read_imagenet_npz(path: Path, *, size: int) -> tuple[np.ndarray, np.ndarray
     with _reading(path, "npz archive"), zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         if "data.npy" not in names or "labels.npy" not in names:
-            raise _FormatError(f"expected arrays 'data' and 'labels', got {_shown(names)}")
+            raise _FormatError(f"expected arrays 'data' and 'labels', got {describe(names)}")
         arrays = {key: _npz_array(archive, key, path.stat().st_size) for key in ("data", "labels")}
         X = _planes_to_nchw(arrays["data"], size)
         return X, _label_vector(arrays["labels"], X.shape[0], 1, 1000) - 1
@@ -1213,7 +1193,7 @@ def _load_cifar100(
     if not isinstance(label_mode, str):
         raise TypeError(f"label_mode must be a str, 'fine' or 'coarse', got {type(label_mode).__name__}")
     if label_mode not in ("fine", "coarse"):
-        raise ValueError(f"label_mode must be 'fine' or 'coarse', got {_shown(label_mode)}")
+        raise ValueError(f"label_mode must be 'fine' or 'coarse', got {describe(label_mode)}")
     num_classes = 100 if label_mode == "fine" else 20
     read = partial(_read_cifar_pickle, label_key=f"{label_mode}_labels".encode(), num_classes=num_classes)
     return _load_images(
@@ -1225,7 +1205,7 @@ def _load_svhn(
     *, n: int | None, gen: np.random.Generator, root: str | os.PathLike[str] | None, extra: bool = False
 ) -> _Loaded:
     """SVHN format 2: ``train_32x32.mat`` (+ ``extra_32x32.mat`` with ``extra=True``) and ``test_32x32.mat``."""
-    extra = _check_bool(extra, "extra")
+    extra = check_flag(extra, "extra")
     train = ["train_32x32.mat", "extra_32x32.mat"] if extra else ["train_32x32.mat"]
     return _load_images(
         "svhn", root, train, ["test_32x32.mat"], _read_svhn_mat, 10, n=n, gen=gen, options={"extra": extra}
@@ -1240,7 +1220,7 @@ def _check_batches(batches: object) -> list[int]:
         raise TypeError(f"batches must be a sequence of ints in 1..10 or None, got {type(batches).__name__}")
     chosen = [_check_count(b, "batches", low=1, high=10) for b in batches]
     if not chosen or len(set(chosen)) != len(chosen):
-        raise ValueError(f"batches must be distinct ints in 1..10 (at least one), got {_shown(chosen)}")
+        raise ValueError(f"batches must be distinct ints in 1..10 (at least one), got {describe(chosen)}")
     return chosen
 
 
@@ -1467,7 +1447,7 @@ def _resolve_size(value: object, name: str, total: int) -> int:
     except OverflowError:  # a fraction object beyond the float range
         fraction = math.inf
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"{name} as a fraction must lie in (0, 1), got {_shown(value)} (pass an int for a count)")
+        raise ValueError(f"{name} as a fraction must lie in (0, 1), got {describe(value)} (pass an int for a count)")
     count = math.floor(fraction * total)
     if count < 1:
         raise ValueError(f"{name}={value!r} of {total} points rounds down to 0; pass a larger fraction or a count")
@@ -1530,7 +1510,7 @@ def make_splits(
     """
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be a Dataset, got {type(dataset).__name__}")
-    stratify = _check_bool(stratify, "stratify")
+    stratify = check_flag(stratify, "stratify")
     gen = check_rng(rng)
     total = int(dataset.y.shape[0])
     sizes = {

@@ -77,7 +77,7 @@ from robustdistill.theory.slam_risk import leaves_topk
 
 from . import teacher_cache
 from .config import CONFIG_KEYS, check_keys, import_object, is_import_name, read_config, tomllib
-from .data import DATASETS, Dataset, make_splits
+from .data import DATASETS, Dataset
 from .files import environment_info, write_json_atomic
 from .methods import PIPELINE_METHODS, check_method, plan_student
 from .models import MODELS, check_model
@@ -88,6 +88,7 @@ from .seeds import (
     accuracy,
     build_student,
     check_teacher_classes,
+    config_splits,
     dataset_of,
     finished_record,
     load_student,
@@ -277,15 +278,7 @@ def open_run(cfg: Mapping[str, Any], data: Any, teacher: Any, student: Any) -> t
         raise TypeError(f"student must be a factory seed -> nn.Module, got {type(student).__name__}")
     ds = dataset_of(cfg, data)
     device = resolve_device(None if cfg["device"] == "auto" else cfg["device"])
-    splits = make_splits(
-        ds,
-        labeled=cfg["labeled"],
-        validation=cfg["validation"],
-        unlabeled=cfg["unlabeled"],
-        test=cfg["test"],
-        rng=cfg["seeds"][0],
-        stratify=cfg["stratify"],
-    )
+    splits = config_splits(cfg, ds, cfg["seeds"][0])
     for key in ("labeled", "validation", "unlabeled", "test"):
         if getattr(splits, key).size == 0:
             raise ValueError(f"{key} must hold at least one example, got {cfg[key]!r} (0 examples)")

@@ -30,14 +30,13 @@ state is the same after the call as before it (and no CUDA generator is touched)
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from robustdistill.algorithms.validation import check_int
+from robustdistill.algorithms.validation import check_int, check_real
 
 __all__ = [
     "MAX_PARAMETERS",
@@ -120,10 +119,7 @@ def _build_mlp(input_shape: tuple[int, ...], num_classes: int, *, hidden: Any, d
     if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
         raise TypeError(f"hidden must be a sequence of layer widths, got {type(hidden).__name__}")
     widths = [_positive_int(h, "hidden") for h in hidden]
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-        raise TypeError(f"dropout must be a float in [0, 1), got {type(dropout).__name__}")
-    if not 0 <= dropout < 1:  # compared as given: a huge int does not overflow a float conversion
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    dropout = check_real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
     features = 1
     for d in input_shape:
         features *= d

@@ -39,6 +39,7 @@ __all__ = [
     "build_student",
     "check_teacher_classes",
     "checked_module",
+    "config_splits",
     "dataset_of",
     "finished_record",
     "load_student",
@@ -113,9 +114,9 @@ class SeedData:
         return self.base.like(X)
 
 
-def prepare_seed(cfg: Mapping[str, Any], ds: Dataset, seed: int, device: torch.device, run_dir: Path) -> SeedData:
-    """Splits (``rng = seed``), the inputs of A and U resident on ``device`` and the training configs."""
-    splits = make_splits(
+def config_splits(cfg: Mapping[str, Any], ds: Dataset, seed: int) -> Splits:
+    """The splits the config's sizes give on ``ds`` for ``seed`` (:func:`~.data.make_splits`)."""
+    return make_splits(
         ds,
         labeled=cfg["labeled"],
         validation=cfg["validation"],
@@ -124,6 +125,11 @@ def prepare_seed(cfg: Mapping[str, Any], ds: Dataset, seed: int, device: torch.d
         rng=seed,
         stratify=cfg["stratify"],
     )
+
+
+def prepare_seed(cfg: Mapping[str, Any], ds: Dataset, seed: int, device: torch.device, run_dir: Path) -> SeedData:
+    """Splits (``rng = seed``), the inputs of A and U resident on ``device`` and the training configs."""
+    splits = config_splits(cfg, ds, seed)
     if splits.test_official:
         X_test, y_test, test_rows = ds.test[0][splits.test], ds.test[1][splits.test], ds.y.size + splits.test
     else:

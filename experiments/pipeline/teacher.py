@@ -32,7 +32,6 @@ in flight, and a file that is unreadable or fails its digest is ignored (its poi
 from __future__ import annotations
 
 import hashlib
-import numbers
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustdistill.algorithms.validation import check_int
+from robustdistill.algorithms.validation import check_int, check_real
 
 from .files import load_npz, remove_stale_temporaries, save_npz
 
@@ -96,9 +95,6 @@ def _module_digest(module: nn.Module) -> str:
         h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
-
-
-_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 class _AnswerStore:
@@ -168,15 +164,12 @@ class Teacher:
         cache: str | os.PathLike[str] | None = None,
         name: str | None = None,
     ) -> None:
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-            raise TypeError(f"temperature must be a real number, got {type(temperature).__name__}")
-        if not (0 < temperature < _FLOAT_MAX):  # compared as given: a huge int does not overflow a float
-            raise ValueError(f"temperature must be finite and > 0, got {temperature!r:.40}")
+        temperature = check_real(temperature, "temperature", low=0.0, low_open=True)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string or None, got {type(name).__name__}")
         if cache is not None and not isinstance(cache, (str, os.PathLike)):
             raise TypeError(f"cache must be a folder path or None, got {type(cache).__name__}")
-        self.temperature = float(temperature)
+        self.temperature = temperature
         self.batch_size = None if batch_size is None else check_int(batch_size, "batch_size", low=1)
         self.budget = None if budget is None else check_int(budget, "budget", low=0)
         self.name = name

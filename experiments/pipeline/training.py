@@ -44,7 +44,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import numbers
 import os
 import sys
 import time
@@ -58,7 +57,7 @@ from torch import nn
 from tqdm import tqdm
 
 from robustdistill.algorithms.results import Result
-from robustdistill.algorithms.validation import check_int
+from robustdistill.algorithms.validation import check_flag, check_int, check_real
 
 from .files import load_torch, save_torch
 from .models import classifier_head
@@ -381,24 +380,6 @@ def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _check_float(value: object, name: str, *, low: float, strict: bool) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    try:
-        value = float(value)
-    except OverflowError:  # an int beyond the float range
-        raise ValueError(f"{name} must be finite, got an integer of {len(str(abs(int(value))))} digits") from None
-    if not math.isfinite(value) or value < low or (strict and value == low):
-        raise ValueError(f"{name} must be finite and {'>' if strict else '>='} {low}, got {value}")
-    return value
-
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How to train (validated on construction; :class:`ValueError` / :class:`TypeError` name the field).
@@ -434,16 +415,16 @@ class TrainConfig:
             "epochs": check_int(self.epochs, "epochs", low=1),
             "batch_size": check_int(self.batch_size, "batch_size", low=1),
             "optimizer": _check_choice(self.optimizer, "optimizer", _OPTIMIZERS),
-            "lr": _check_float(self.lr, "lr", low=0.0, strict=True),
-            "weight_decay": _check_float(self.weight_decay, "weight_decay", low=0.0, strict=False),
+            "lr": check_real(self.lr, "lr", low=0.0, low_open=True),
+            "weight_decay": check_real(self.weight_decay, "weight_decay", low=0.0),
             "schedule": _check_choice(self.schedule, "schedule", _SCHEDULES),
-            "augment": _check_bool(self.augment, "augment"),
+            "augment": check_flag(self.augment, "augment"),
             "amp": _check_choice(self.amp, "amp", _AMP),
-            "compile": _check_bool(self.compile, "compile"),
+            "compile": check_flag(self.compile, "compile"),
             "seed": check_int(self.seed, "seed", low=0),
             "grad_clip": None
             if self.grad_clip is None
-            else _check_float(self.grad_clip, "grad_clip", low=0.0, strict=True),
+            else check_real(self.grad_clip, "grad_clip", low=0.0, low_open=True),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
