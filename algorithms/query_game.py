@@ -212,6 +212,11 @@ def _level(pos: FloatArray, budget: int, mistakes: int, S: FloatArray, G: FloatA
     H_in = ell * t + G[Jc - 1] - G[ell] + pos[Jc - 1] * (b - t * S[ell] - (Jc - 1 - ell)) - m * t
     H_out = L * t + G[N] - G[L] - m * t  # the pool is exhausted
     H_gain = np.where(J > N, H_out, H_in)
+    # A gain whose tie group lies past the fill's end (ell < L: the budget is spent before it) is not a
+    # breakpoint of H: H is linear through it (only the tau levels move the marginal point there). Such
+    # points are left out, so that t* is a breakpoint of H itself and does not depend on where the unfilled
+    # gains happen to fall in a nearly flat stretch of H.
+    H_gain = np.where(ell < L, -np.inf, H_gain)
     # Budget breakpoints t = tau_j, j = b+1..N: the fill of the top j points uses exactly b.
     idx = np.arange(1, N + 1)
     phi = np.minimum.accumulate(pos * S[:-1] - (idx - 1))  # non-increasing in exact arithmetic

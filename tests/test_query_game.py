@@ -264,3 +264,40 @@ def test_huge_gains_do_not_overflow():
     small = solve_query_game([1.0, 1.0, 1e-308], 2, 1)
     np.testing.assert_array_equal(sol.probabilities, small.probabilities)
     assert worst_case_value(sol.probabilities, [1e308, 1e308, 1.0], 1) == pytest.approx(1e308, rel=1e-12)
+
+
+def test_the_solution_does_not_depend_on_gains_the_fill_never_reaches():
+    """H is flat on [1/6, 1/4] here (m = 2, b = 1: every level there has value 0.5), and the unfilled gain 0.2
+    lies inside that stretch: it is no breakpoint of H and must not become the level (it did, giving p = 0.2 on
+    five points instead of 0.25 on four)."""
+    with_unfilled = solve_query_game([1, 1, 1, 1, 0.5, 0.2, 0.1], 1, 2)
+    assert with_unfilled.value == pytest.approx(0.5, abs=1e-15)
+    np.testing.assert_array_equal(with_unfilled.probabilities, [0.25, 0.25, 0.25, 0.25, 0, 0, 0])
+    for rest in ([], [0.01, 0.01], [0.49, 0.3, 0.17]):
+        other = solve_query_game([1, 1, 1, 1, 0.5, *rest], 1, 2)
+        np.testing.assert_array_equal(other.probabilities[:5], with_unfilled.probabilities[:5])
+
+
+def test_a_top_gain_prefix_that_holds_the_fill_has_the_same_solution():
+    """The prefix property the sharded selection rests on (docs/theory/rad.md#rad-sharded): when the fill
+    stops before the last tie group of the gains >= the k-th largest, solving on those gains alone gives the
+    same probabilities, bit for bit."""
+    gen = np.random.default_rng(5)
+    compared = 0
+    for _ in range(300):
+        n = int(gen.integers(20, 400))
+        gains = np.round(gen.random(n), int(gen.integers(1, 4))) if gen.random() < 0.3 else gen.random(n)
+        b, m = int(gen.integers(1, n // 4 + 1)), int(gen.integers(0, n // 4 + 1))
+        full = solve_query_game(gains, b, m)
+        k = int(gen.integers(1, n + 1))
+        cut = np.sort(gains)[::-1][k - 1]
+        if cut <= 0:
+            continue
+        inside = gains >= cut
+        prefix = solve_query_game(gains[inside], b, m) if inside.sum() > b else None
+        if prefix is None or prefix.probabilities[gains[inside] == cut].max() > 0:
+            continue  # the fill reaches the prefix's last tie group: no claim
+        compared += 1
+        np.testing.assert_array_equal(prefix.probabilities, full.probabilities[inside])
+        assert not full.probabilities[~inside].any()
+    assert compared >= 100
