@@ -41,7 +41,7 @@ SNAP_TOL = 1e-12
 #: Relative tolerance on the integrality of ``sum(probabilities)``.
 SUM_TOL = 1e-9
 
-__all__ = ["depround"]
+__all__ = ["depround", "depround_partial"]
 
 
 def depround(probabilities: ArrayLike, *, rng: RNGLike = None) -> IntArray:
@@ -82,6 +82,19 @@ def depround(probabilities: ArrayLike, *, rng: RNGLike = None) -> IntArray:
     if abs(total - b) > SUM_TOL * max(1.0, total):
         raise ValueError(f"probabilities must sum to an integer (the batch size b), got sum={total!r}")
 
+    chosen, rest, value = _rounds(p, gen)
+    if rest >= 0 and value > 0.5:  # only floating-point drift is left
+        chosen[rest] = True
+
+    out = np.flatnonzero(chosen).astype(np.int64, copy=False)
+    if out.size != b:  # pragma: no cover - an internal invariant, not a user error
+        raise RuntimeError(f"depround chose {out.size} points instead of b={b}")
+    return out
+
+
+def _rounds(p: np.ndarray, gen: np.random.Generator) -> tuple[np.ndarray, int, float]:
+    """The tree-vectorized pairing of :func:`depround` on validated marginals ``p``, until at most one
+    fractional entry is left: ``(chosen (n,) bool, index of the fractional entry or -1, its value)``."""
     chosen = p > 1.0 - SNAP_TOL  # snapped to 1: always in
     frac = gen.permutation(np.flatnonzero((p >= SNAP_TOL) & ~chosen))  # the pairing order
     vals = p[frac]
@@ -99,10 +112,29 @@ def depround(probabilities: ArrayLike, *, rng: RNGLike = None) -> IntArray:
         keep = (rest >= SNAP_TOL) & (rest <= 1.0 - SNAP_TOL)
         frac = np.concatenate((stay[keep], frac[2 * k :]))
         vals = np.concatenate((rest[keep], vals[2 * k :]))
-    if frac.size == 1 and vals[0] > 0.5:  # only floating-point drift is left
-        chosen[frac[0]] = True
+    if frac.size == 1:
+        return chosen, int(frac[0]), float(vals[0])
+    return chosen, -1, 0.0
 
-    out = np.flatnonzero(chosen).astype(np.int64, copy=False)
-    if out.size != b:  # pragma: no cover - an internal invariant, not a user error
-        raise RuntimeError(f"depround chose {out.size} points instead of b={b}")
-    return out
+
+def depround_partial(probabilities: ArrayLike, *, rng: RNGLike = None) -> tuple[IntArray, int, float]:
+    r"""DepRound's pairwise steps on marginals whose sum need not be an integer, stopped when at most one
+    fractional entry is left: the building block of DepRound over a pool split into parts (each part rounds
+    its own entries, then the parts' remainders are rounded together).
+
+    The steps are :func:`depround`'s (module docstring), so every entry keeps its marginal: the returned
+    remainder ``v`` stands for "entry ``i`` is chosen with probability ``v``", and rounding it later by any
+    further martingale step keeps :math:`P[j \in S] = p_j` for every ``j``.
+
+    Args:
+        probabilities: (n,) marginals in [0, 1] (any sum).
+        rng: a :class:`numpy.random.Generator`, an int seed or None.
+
+    Returns:
+        ``(indices, i, v)``: the sorted int64 indices already chosen, and the one entry ``i`` left
+        fractional with its value ``v`` in (0, 1) (``i = -1``, ``v = 0.0`` when none is left). The number of
+        chosen entries plus ``v`` equals :math:`\sum_j p_j` up to round-off.
+    """
+    p = check_probability_vector(probabilities, "probabilities")
+    chosen, rest, value = _rounds(p, check_rng(rng))
+    return np.flatnonzero(chosen).astype(np.int64, copy=False), rest, value

@@ -41,6 +41,7 @@ from robustdistill.algorithms import rad, slam
 from robustdistill.algorithms import selection as S
 from robustdistill.algorithms import teacher_quality as TQ
 from robustdistill.algorithms import weighting as W
+from robustdistill.algorithms.depround import depround_partial
 from robustdistill.algorithms.selection import NearUniformWarning
 from robustdistill.theory import halfspace as H
 from robustdistill.theory import query_game as QG
@@ -601,6 +602,12 @@ def _selection_entries() -> list[Entry]:
         _e(
             "rad.depround",
             rad.depround,
+            lambda: {"probabilities": d("PROBS"), "rng": 0},
+            {"probabilities": "array", "rng": "rng"},
+        ),
+        _e(
+            "depround.depround_partial",
+            depround_partial,
             lambda: {"probabilities": d("PROBS"), "rng": 0},
             {"probabilities": "array", "rng": "rng"},
         ),

@@ -55,6 +55,12 @@ BENCHMARKS: dict[str, Benchmark] = {
     "selection": Benchmark(
         "selection", "every selector's time at n = 1e4..1e6 on one core; RAD's select at 1e6 <= 1 s", 135
     ),
+    "scale": Benchmark(
+        "scale",
+        "sharded selection over memory-mapped pools of 1e7 and 1e8 points on one machine (time against 1e6-point "
+        "pieces, peak memory; 4 GB of disk) and sharded teacher labeling's rows/s per rank",
+        660,
+    ),
     "distill": Benchmark(
         "distill",
         "every method on digits, gaussian_mixture and mnist1d, three labeled-set sizes, "

@@ -18,6 +18,12 @@ Commands:
   config's, so each method keeps its own results).
 - ``robustdistill active CONFIG [--selector S] [--seeds S ...] [--name N] [--overwrite]``: the active loop
   (``experiments.pipeline.active.run_active_distillation``); accuracy against teacher labels, ``OUT/NAME.json``.
+- ``robustdistill label --teacher MODULE:ATTR --inputs POOL.npy --out LABELS.npy``: label a pool with a teacher
+  into one ``(n, K)`` file, shard by shard, resumable, under ``torchrun`` too (``experiments.cli.label``).
+- ``robustdistill select PROBS.npy --budget B [--mistakes M] [--selector S] --out DIR``: which pool points to
+  query, from the student's probabilities in one file, under ``torchrun`` too (``experiments.cli.select``).
+- Data-parallel: ``torchrun --nproc_per_node=N -m robustdistill.experiments.cli distill CONFIG`` (or
+  ``active``) trains on N ranks (``experiments.pipeline.parallel``); only rank 0 writes files and prints.
 - ``robustdistill figures [NAME ...]``: the paper figures (``paper_figures.make_figures``): PNG, PDF and the
   plotted data per figure, from stored results in ``--results`` or else the quick experiment.
 - ``robustdistill reproduce [--full] [--only STEP ...]``: the main job (``experiments.cli.reproduce``): every check,
@@ -31,6 +37,7 @@ Exit codes: 0 success, 1 a check failed, 2 bad usage or an error (one line on st
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -63,6 +70,11 @@ def _non_negative_int(text: str) -> int:
 
 def _show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
+
+
+def _other_rank() -> bool:
+    """Whether this is a ``torchrun`` worker other than rank 0 (which alone prints the run's summary)."""
+    return os.environ.get("RANK", "0") not in ("", "0")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -137,6 +149,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from ..pipeline.distill import run_distillation
 
     result = run_distillation(config, progress=_show_progress(args.quiet))
+    if _other_rank():
+        return 0
     rows = [
         {"seed": s, "student_acc": a, "teacher_acc": t, "teacher_labels": q}
         for s, a, t, q in zip(result.seeds, result.student_accuracy, result.teacher_accuracy, result.teacher_queries)
@@ -164,6 +178,8 @@ def cmd_active(args: argparse.Namespace) -> int:
     from ..pipeline.active import run_active_distillation
 
     result = run_active_distillation(config, progress=_show_progress(args.quiet))
+    if _other_rank():
+        return 0
     rows = [{"queries": q, "mean_acc": m, "std": s} for q, m, s in zip(result.queries, result.mean, result.std)]
     print(format_table(rows, ["queries", "mean_acc", "std"]))
     print(
@@ -307,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     active.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
     active.set_defaults(func=cmd_active)
+
+    from .label import register as register_label  # light: the labeling stack is imported when it runs
+
+    register_label(commands)
+
+    from .select import register as register_select  # light: numpy and the selection are imported when it runs
+
+    register_select(commands)
 
     from robustdistill.paper_figures import FIGURES  # light: each figure's module is imported when it runs
 

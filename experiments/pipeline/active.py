@@ -41,6 +41,12 @@ same config (``resume = true``, the default) continues after the last finished r
 same as an uninterrupted run's (bit for bit on the CPU: every step is seeded). The finished student's weights
 are ``OUT/NAME/seed_S_student.pt``.
 
+**Under torchrun** (``torchrun --nproc_per_node=N -m robustdistill.experiments.cli active CONFIG``): as
+:func:`~robustdistill.experiments.pipeline.distill.run_distillation` (the process group, the teacher asked by
+rank 0, data-parallel training, only rank 0 writing files). Every rank computes the student's predictions and
+its selection; each round's selection, its m, the clusters and the generator state are rank 0's on every rank,
+as are the accuracies and each seed's record, so every rank queries, trains and reports the same.
+
 The student's loss on D is any method of :data:`~robustdistill.algorithms.methods.METHODS` (``loss``, default
 ``"vanilla"``, with ``loss_options``), on A plus the queried points. Config keys: those of
 ``run_distillation`` without ``method`` / ``method_options``, plus ``selector`` (a name of
@@ -93,12 +99,14 @@ from robustdistill.algorithms.selection import (
 )
 from robustdistill.algorithms.teacher_quality import estimate_candidate_mistakes, estimate_mistakes
 from robustdistill.algorithms.validation import check_int
+from robustdistill.experiments.distributed.collectives import world
 from robustdistill.theory.selection_value import expected_useful_gain, selector_marginals
 
 from .config import ACTIVE_KEYS
 from .distill import load_config, open_run
 from .files import environment_info, load_torch, save_torch, write_json_atomic
 from .methods import check_method, plan_student
+from .parallel import main_only, process_group, share
 from .run_folder import claim_run
 from .seeds import (
     SYNTHETIC_TEACHER,
@@ -261,6 +269,8 @@ def _active_seed(
             )
             if cfg["selector"] == "cluster_margin" and state["clusters"] is None:  # once per run
                 state["clusters"] = cluster_assignments(feats, cfg["budget"], rng=rng)
+                if world()[1] > 1:
+                    state["clusters"], rng.bit_generator.state = share((state["clusters"], rng.bit_generator.state))
             clusters = state["clusters"]
             probs_r = probs[remaining].astype(np.float64)
             m = _estimate_round_mistakes(
@@ -285,6 +295,8 @@ def _active_seed(
                     kind=cfg["gain"],
                     clusters=None if clusters is None else clusters[remaining],
                 )
+            if world()[1] > 1:  # rank 0's decision on every rank (predictions may differ in the last bit)
+                sel, m, rng.bit_generator.state = share((sel, m, rng.bit_generator.state))
             picked = remaining[sel.indices]
             x_new = mix_inputs(pool_x[remaining], sel)  # pool_x[picked], or UNIXKD's mixed inputs
             used = st.teacher.queries
@@ -344,7 +356,7 @@ def _active_seed(
             progress=progress,
             desc=f"{cfg['selector']} seed {seed} round {r}",
         )
-        state["accuracy"].append(accuracy(predict_probs(student, test_inputs), data.y_test))
+        state["accuracy"].append(share(accuracy(predict_probs(student, test_inputs), data.y_test)))
         state.update(
             round=r,
             chosen=chosen,
@@ -354,7 +366,7 @@ def _active_seed(
             student=student.state_dict(),
         )
         if cfg["resume"]:
-            _save_state(state_path, state)
+            main_only(lambda: _save_state(state_path, state))
     save_student(run_dir / f"seed_{seed}_student.pt", student)
     record = {
         "seed": seed,
@@ -371,7 +383,7 @@ def _active_seed(
         "resumed_from_round": resumed_from,
         "seconds": time.perf_counter() - started,
     }
-    return record, student
+    return share(record), student
 
 
 def _estimate_round_mistakes(
@@ -457,10 +469,13 @@ def run_active_distillation(
     cfg = load_active_config(
         config, own_data=data is not None, own_teacher=teacher is not None, own_student=student is not None
     )
-    ds, device, run_dir, key = open_run(cfg, data, teacher, student)
-    with claim_run(cfg, key, "active"):
-        pairs = [_active_seed(cfg, ds, seed, device, progress, run_dir, key, teacher, student) for seed in cfg["seeds"]]
-        result, path = _summary(cfg, pairs, started, device)
+    with process_group(cfg["device"]):
+        ds, device, run_dir, key = open_run(cfg, data, teacher, student)
+        with claim_run(cfg, key, "active"):
+            pairs = [
+                _active_seed(cfg, ds, seed, device, progress, run_dir, key, teacher, student) for seed in cfg["seeds"]
+            ]
+            result, path = _summary(cfg, pairs, started, device)
     return dataclasses.replace(result, path=str(path))
 
 
@@ -483,10 +498,14 @@ def _summary(
         teacher_accuracy=tuple(r["teacher_accuracy"] for r in records),
         teacher_queries=tuple(r["teacher_queries"] for r in records),
         evaluation_queries=tuple(r["evaluation_queries"] for r in records),
-        wall_time_s=time.perf_counter() - started,
+        wall_time_s=share(time.perf_counter() - started),
         per_seed=tuple(records),
         students=tuple(s for _, s in pairs),
     )
     path = Path(cfg["out"]) / f"{cfg['name']}.json"
-    write_json_atomic(path, {**result.to_dict(), "device": str(device), "environment": environment_info()}, digest=True)
+    main_only(
+        lambda: write_json_atomic(
+            path, {**result.to_dict(), "device": str(device), "environment": environment_info()}, digest=True
+        )
+    )
     return result, path

@@ -22,6 +22,17 @@ rerun of the same config reads them instead of training again (``resume``), so a
 nothing it had finished, and a record or student that fails its digest is trained again.
 ``checkpoints = true`` also checkpoints every epoch of every training run.
 
+**Under torchrun** (``torchrun --nproc_per_node=N -m robustdistill.experiments.cli distill CONFIG``, or a
+script calling :func:`run_distillation` launched by ``torchrun``): the run creates the default process group
+when there is none (:func:`~robustdistill.experiments.pipeline.parallel.process_group`: NCCL with
+``cuda:LOCAL_RANK`` for a CUDA run, whatever index the config's device names; gloo on the CPU) and destroys it
+at the end. Every rank
+loads the same data and runs the same seeds; the teacher is asked by rank 0 and its answers shared; the teacher
+and the students train data-parallel (:func:`~robustdistill.experiments.pipeline.training.train`), so their
+weights are the same on every rank; every rank computes the predictions it needs, and each seed's record is
+rank 0's on every rank, so the result is the same everywhere. Only rank 0 writes files (the run folder's
+claim and lock, the records, the students, the teacher cache, the checkpoints and ``OUT/NAME.json``).
+
 Config (a dict or a TOML file; unknown keys are errors):
 
 =====================  =======================================================================================
@@ -73,6 +84,7 @@ from torch import nn
 
 from robustdistill.algorithms.results import Result, to_jsonable
 from robustdistill.algorithms.validation import check_int
+from robustdistill.experiments.distributed.collectives import world
 from robustdistill.theory.slam_risk import leaves_topk
 
 from . import teacher_cache
@@ -81,6 +93,7 @@ from .data import DATASETS, Dataset
 from .files import environment_info, write_json_atomic
 from .methods import PIPELINE_METHODS, check_method, plan_student
 from .models import MODELS, check_model
+from .parallel import main_only, process_group, share
 from .run_folder import check_name, claim_run, run_folder
 from .seeds import (
     SYNTHETIC_TEACHER,
@@ -278,6 +291,8 @@ def open_run(cfg: Mapping[str, Any], data: Any, teacher: Any, student: Any) -> t
         raise TypeError(f"student must be a factory seed -> nn.Module, got {type(student).__name__}")
     ds = dataset_of(cfg, data)
     device = resolve_device(None if cfg["device"] == "auto" else cfg["device"])
+    if world()[1] > 1 and device.type == "cuda":  # data-parallel: each rank on its own device
+        device = torch.device("cuda", torch.cuda.current_device())
     splits = config_splits(cfg, ds, cfg["seeds"][0])
     for key in ("labeled", "validation", "unlabeled", "test"):
         if getattr(splits, key).size == 0:
@@ -493,6 +508,20 @@ def run_distillation(
     cfg = load_config(
         config, own_data=data is not None, own_teacher=teacher is not None, own_student=student is not None
     )
+    with process_group(cfg["device"]):
+        result, summary_path = _run(cfg, data, teacher, student, progress, started)
+    return dataclasses.replace(result, path=str(summary_path))
+
+
+def _run(
+    cfg: dict[str, Any],
+    data: Any,
+    teacher: Any,
+    student: Callable[[int], nn.Module] | None,
+    progress: bool | None,
+    started: float,
+) -> tuple[DistillationResult, Path]:
+    """Every seed of the checked config ``cfg`` (:func:`run_distillation`), the summary written by rank 0."""
     ds, device, run_dir, key = open_run(cfg, data, teacher, student)
     records, students = [], []
     with claim_run(cfg, key, "distill"):
@@ -500,10 +529,11 @@ def run_distillation(
             record, model = _finished_seed(cfg, ds, seed, device, run_dir, key, student)
             if record is None:
                 record, model = _run_seed(cfg, ds, seed, device, progress, run_dir, teacher, student)
+                record = share(record)  # rank 0's record (its timings) on every rank
                 record["config_key"] = key
                 if model is not None:
                     record["student_sha256"] = save_student(run_dir / f"seed_{seed}_student.pt", model)
-                write_json_atomic(run_dir / f"seed_{seed}.json", record, digest=True)
+                main_only(lambda: write_json_atomic(run_dir / f"seed_{seed}.json", record, digest=True))
                 record["resumed"] = False
             else:
                 record["resumed"] = True
@@ -524,12 +554,16 @@ def run_distillation(
             teacher_std=t_std,
             teacher_queries=tuple(r["teacher_queries"] for r in records),
             evaluation_queries=tuple(r["evaluation_queries"] for r in records),
-            wall_time_s=time.perf_counter() - started,
+            wall_time_s=share(time.perf_counter() - started),
             per_seed=tuple(records),
             students=tuple(students),
         )
         summary_path = Path(cfg["out"]) / f"{cfg['name']}.json"
-        write_json_atomic(
-            summary_path, {**result.to_dict(), "device": str(device), "environment": environment_info()}, digest=True
+        main_only(
+            lambda: write_json_atomic(
+                summary_path,
+                {**result.to_dict(), "device": str(device), "environment": environment_info()},
+                digest=True,
+            )
         )
-    return dataclasses.replace(result, path=str(summary_path))
+    return result, summary_path

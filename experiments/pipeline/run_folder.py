@@ -9,6 +9,9 @@
   operating system releases it when the process ends, even when it is killed), so a second run of the same
   folder at the same time stops with :class:`RunInUseError` instead of training the same seeds again.
 - **Leftovers.** Temporary files that killed writers left in the folder are removed when it is claimed.
+- **Data-parallel runs** (``torchrun``): rank 0 alone locks, checks and writes the folder; its outcome (the
+  folder, or the error that refused it) is shared with every rank, so all ranks go on or all stop. When the
+  run ends, the ranks meet at a barrier before rank 0 releases the lock.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from robustdistill.experiments.distributed.collectives import barrier, is_main
+
 from .files import read_json, remove_stale_temporaries, write_json_atomic
+from .parallel import main_only
 
 __all__ = ["MANIFEST_NAME", "RunInUseError", "check_name", "claim_run", "run_folder"]
 
@@ -107,15 +113,8 @@ def _clear(folder: Path, summary: Path) -> None:
     summary.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def claim_run(cfg: Mapping[str, Any], config_key: str, pipeline: str) -> Iterator[Path]:
-    """Lock the run folder of ``cfg`` for this process, check that it holds this configuration's results (or
-    none; ``cfg["overwrite"]`` deletes another's), record the owner, and yield the folder.
-
-    Raises:
-        RunInUseError: another process holds the folder.
-        ValueError: the folder holds another configuration's results and ``overwrite`` is false.
-    """
+def _claim(cfg: Mapping[str, Any], config_key: str, pipeline: str) -> TextIO:
+    """Lock, check and record the run folder of ``cfg``; returns the open lock file (:func:`claim_run`)."""
     folder = run_folder(cfg)
     summary = Path(cfg["out"]) / f"{cfg['name']}.json"
     folder.mkdir(parents=True, exist_ok=True)
@@ -136,6 +135,26 @@ def claim_run(cfg: Mapping[str, Any], config_key: str, pipeline: str) -> Iterato
                 {"config_key": config_key, "pipeline": pipeline, "name": cfg["name"]},
                 digest=True,
             )
-        yield folder
-    finally:
+    except BaseException:
         fh.close()
+        raise
+    return fh
+
+
+@contextlib.contextmanager
+def claim_run(cfg: Mapping[str, Any], config_key: str, pipeline: str) -> Iterator[Path]:
+    """Lock the run folder of ``cfg`` for this process, check that it holds this configuration's results (or
+    none; ``cfg["overwrite"]`` deletes another's), record the owner, and yield the folder. Data-parallel, rank 0
+    does all of it and every rank yields the folder or raises rank 0's error (module docstring).
+
+    Raises:
+        RunInUseError: another process holds the folder.
+        ValueError: the folder holds another configuration's results and ``overwrite`` is false.
+    """
+    fh = main_only(lambda: _claim(cfg, config_key, pipeline))
+    try:
+        yield run_folder(cfg)
+        barrier()  # every rank is done with the folder before rank 0 releases it
+    finally:
+        if fh is not None and is_main():
+            fh.close()

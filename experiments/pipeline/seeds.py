@@ -8,6 +8,13 @@ official test split. Every other teacher is queried with the inputs themselves (
 as the user gave them), and a ``torch.nn.Module`` given as the teacher sees them normalised exactly as the
 student does (the pipeline's inputs); wrap it in a :class:`~robustdistill.experiments.pipeline.teacher.Teacher`
 with a ``transform`` for anything else.
+
+**Data-parallel runs** (``torchrun``): every rank prepares the same seed (splits, inputs, student). The
+teacher is asked by rank 0 only and its answers (with the label counts) are shared with every rank
+(:class:`SharedTeacher`), so an expensive teacher is paid once and every rank trains on the same answers. A
+trained teacher's cached weights are read by rank 0 and shared; a teacher trained here is trained by every
+rank together (:func:`~robustdistill.experiments.pipeline.training.train`) and cached by rank 0. Only rank 0
+writes files (the teacher cache, the teacher's answers, the students' weights).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robustdistill.experiments.distributed.collectives import is_main, world
 from robustdistill.theory.teacher_noise import margin_teacher_probs
 
 from . import teacher_cache
@@ -28,12 +36,14 @@ from .config import import_object, is_import_name
 from .data import Dataset, Splits, from_arrays, from_torch_dataset, load_dataset, make_splits
 from .files import content_digest, environment_info, load_torch, read_json, write_atomic
 from .models import model_factory
+from .parallel import broadcast_module, main_only, on_main
 from .teacher import Teacher
 from .training import ResidentInputs, TrainConfig, cross_entropy_loss, predict_probs, train
 
 __all__ = [
     "SYNTHETIC_TEACHER",
     "SeedData",
+    "SharedTeacher",
     "SeedTeacher",
     "accuracy",
     "build_student",
@@ -141,6 +151,74 @@ def prepare_seed(cfg: Mapping[str, Any], ds: Dataset, seed: int, device: torch.d
     return SeedData(seed, splits, X_test, y_test, np.asarray(test_rows), base, teacher_cfg, student_cfg, checkpoints)
 
 
+class SharedTeacher:
+    """A :class:`Teacher` asked on rank 0 only, its answers and counters shared with every rank (data-parallel
+    runs; one process uses the teacher itself). Everything else (``kind``, ``identity``, ``module``, ...) is
+    the wrapped teacher's."""
+
+    def __init__(self, teacher: Teacher) -> None:
+        self._teacher = teacher
+        self._counts = on_main(self._snapshot)
+
+    def _snapshot(self) -> tuple[int, int, int]:
+        t = self._teacher
+        return t.queries, t.evaluation_queries, t.calls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._teacher, name)
+
+    def __repr__(self) -> str:
+        return f"SharedTeacher({self._teacher!r})"
+
+    @property
+    def queries(self) -> int:
+        """Labels charged so far (rank 0's count)."""
+        return self._counts[0]
+
+    @property
+    def evaluation_queries(self) -> int:
+        """Evaluation-only answers so far (rank 0's count)."""
+        return self._counts[1]
+
+    @property
+    def calls(self) -> int:
+        """Points sent to the teacher so far (rank 0's count)."""
+        return self._counts[2]
+
+    @property
+    def remaining(self) -> int | None:
+        """Labels left in the budget (None: no budget)."""
+        return None if self._teacher.budget is None else self._teacher.budget - self.queries
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wrapped teacher's :meth:`Teacher.to_dict` with rank 0's counters."""
+        return {
+            **self._teacher.to_dict(),
+            "queries": self.queries,
+            "calls": self.calls,
+            "evaluation_queries": self.evaluation_queries,
+        }
+
+    def query(self, inputs: Any = None, *, index: Any = None) -> np.ndarray:
+        """:meth:`Teacher.query` on rank 0, its answers on every rank."""
+        return self._ask(self._teacher.query, inputs, index)
+
+    __call__ = query
+
+    def evaluate(self, inputs: Any = None, *, index: Any = None) -> np.ndarray:
+        """:meth:`Teacher.evaluate` on rank 0, its answers on every rank."""
+        return self._ask(self._teacher.evaluate, inputs, index)
+
+    def _ask(self, method: Callable[..., np.ndarray], inputs: Any, index: Any) -> np.ndarray:
+        answers, self._counts = on_main(lambda: (method(inputs, index=index), self._snapshot()))
+        return answers
+
+
+def _shared(teacher: Teacher) -> Teacher:
+    """``teacher`` itself in one process, a :class:`SharedTeacher` of it data-parallel."""
+    return teacher if world()[1] == 1 else SharedTeacher(teacher)  # type: ignore[return-value]
+
+
 @dataclasses.dataclass
 class SeedTeacher:
     """The seed's teacher: the :class:`Teacher` to query, its module when there is one (UPS's MC dropout and
@@ -184,18 +262,24 @@ def seed_teacher(
     config's teacher: ``"synthetic"`` (drawn from the true labels), or a model (registry name or factory)
     trained on the labeled set A with cross-entropy, its weights cached in ``cfg["cache"]`` so every method
     and rerun shares it. Teachers the pipeline builds get ``budget`` (the labels the run may use) and keep
-    their answers in ``cfg["cache"]``."""
+    their answers in ``cfg["cache"]``.
+
+    Data-parallel, the returned teacher is a :class:`SharedTeacher` (asked on rank 0 only, which alone keeps
+    the answers on disk), a given module is loaded with rank 0's weights on every rank (its features and MC
+    dropout feed UPS and VID on every rank), and rank 0 alone reads and writes the cached weights."""
     splits, seed = data.splits, data.seed
     cache = cfg["cache"] or None
+    answers_cache = cache if is_main() else None  # rank 0 alone asks the teacher (SharedTeacher)
     if given is not None:
         if isinstance(given, Teacher):
-            return SeedTeacher(given, given.module, {"source": "given", **given.to_dict()})
+            return SeedTeacher(_shared(given), given.module, {"source": "given", **on_main(given.to_dict)})
         if isinstance(given, nn.Module):
+            broadcast_module(given)  # data-parallel: rank 0's weights (its features feed UPS and VID)
             checked_module(lambda: given, data, ds.num_classes, "teacher")
             stats = teacher_cache.array_digest(*data.base.stats)
             name = f"module {teacher_cache.cache_key({'weights': Teacher(given).identity, 'stats': stats})}"
-            teacher = Teacher(_on_inputs(given, data), batch_size=None, budget=budget, cache=cache, name=name)
-            return SeedTeacher(teacher, given, {"source": "given module"})
+            teacher = Teacher(_on_inputs(given, data), batch_size=None, budget=budget, cache=answers_cache, name=name)
+            return SeedTeacher(_shared(teacher), given, {"source": "given module"})
         if isinstance(given, (np.ndarray, torch.Tensor)):
             rows = len(given)
             n, n_test = ds.y.size, 0 if ds.test is None else ds.test[1].size
@@ -204,9 +288,9 @@ def seed_teacher(
                     f"a teacher array must have one row per training row ({n}) or per training and "
                     f"official test row ({n + n_test}), got {rows}"
                 )
-            return SeedTeacher(Teacher(given, budget=budget), None, {"source": "given array"})
+            return SeedTeacher(_shared(Teacher(given, budget=budget)), None, {"source": "given array"})
         if callable(given):
-            return SeedTeacher(Teacher(given, budget=budget), None, {"source": "given callable"})
+            return SeedTeacher(_shared(Teacher(given, budget=budget)), None, {"source": "given callable"})
         raise TypeError(
             f"teacher must be a Teacher, an nn.Module, a callable or an (n, K) array, got {type(given).__name__}"
         )
@@ -220,7 +304,7 @@ def seed_teacher(
         ):
             probs[rows] = margin_teacher_probs(labels, ds.num_classes, rng=gen)[0].astype(np.float32)
         probs[np.isnan(probs[:, 0])] = 1.0 / ds.num_classes  # rows no split uses (never asked)
-        return SeedTeacher(Teacher(probs, budget=budget), None, {"source": "synthetic"})
+        return SeedTeacher(_shared(Teacher(probs, budget=budget)), None, {"source": "synthetic"})
     description = {
         "dataset": ds.to_dict(),
         "data_digest": teacher_cache.array_digest(ds.X, ds.y),
@@ -237,7 +321,7 @@ def seed_teacher(
         ds.num_classes,
         "teacher",
     )
-    weights = teacher_cache.load_weights(cache, key)
+    weights = on_main(lambda: teacher_cache.load_weights(cache, key))
     info: dict[str, Any] = {"source": "trained on the labeled set", "cache_key": key, "cached": weights is not None}
     if weights is not None:
         module.load_state_dict(weights)
@@ -252,10 +336,12 @@ def seed_teacher(
             progress=progress,
             desc=f"teacher seed {seed}",
         )
-        teacher_cache.save_weights(cache, key, module.state_dict())
+        main_only(lambda: teacher_cache.save_weights(cache, key, module.state_dict()))
         info["train"] = fit.to_dict()
-    teacher = Teacher(_on_inputs(module, data), batch_size=None, budget=budget, cache=cache, name=f"trained {key}")
-    return SeedTeacher(teacher, module, info)
+    teacher = Teacher(
+        _on_inputs(module, data), batch_size=None, budget=budget, cache=answers_cache, name=f"trained {key}"
+    )
+    return SeedTeacher(_shared(teacher), module, info)
 
 
 def _on_inputs(module: nn.Module, data: SeedData) -> Callable[[np.ndarray], np.ndarray]:
@@ -303,9 +389,10 @@ def check_teacher_classes(probs: np.ndarray, num_classes: int) -> None:
 
 def save_student(path: Path, student: nn.Module) -> str:
     """Write the student's ``state_dict`` (on the CPU) atomically, a plain ``torch.save`` file (load with
-    ``weights_only=True``); returns its content digest, which the seed's record keeps."""
+    ``weights_only=True``); returns its content digest, which the seed's record keeps. Data-parallel, rank 0
+    writes and every rank returns the digest (the weights are the same on every rank)."""
     state = {k: v.detach().cpu() for k, v in student.state_dict().items()}
-    write_atomic(path, lambda fh: torch.save(state, fh))
+    main_only(lambda: write_atomic(path, lambda fh: torch.save(state, fh)))
     return content_digest(state)
 
 
