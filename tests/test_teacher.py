@@ -165,3 +165,17 @@ def test_row_keys_tell_rows_apart_by_content(n, seed):
     distinct_rows = {row.tobytes() for row in x}
     assert len({k.tobytes() for k in keys}) == len(distinct_rows)
     assert not np.array_equal(row_keys(x.astype(np.float64))[0], keys[0])  # the dtype is part of the content
+
+
+def test_a_module_with_batchnorm_has_an_identity_and_a_disk_cache(tmp_path):
+    """BatchNorm's 0-d step counter is part of the weights' digest (it could not be viewed as bytes)."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    first = Teacher(module, cache=tmp_path)
+    answers = first.query(x)
+    again = Teacher(module, cache=tmp_path)
+    np.testing.assert_array_equal(again.query(x), answers)
+    assert again.calls == 0 and again.identity == first.identity
+    module[1].num_batches_tracked += 1  # another buffer value: another teacher
+    assert Teacher(module).identity != first.identity

@@ -98,7 +98,7 @@ from robustdistill.algorithms.validation import check_choice, check_flag, check_
 
 from ..distributed.collectives import all_gather, all_sum, barrier, is_main, world
 from .files import DamagedFileWarning, content_digest, read_json, remove_stale_temporaries, write_json_atomic
-from .teacher import Teacher
+from .teacher import Teacher, module_digest
 from .training import INPUT_KINDS, ResidentInputs, image_stats, predict_probs, resolve_device
 
 __all__ = [
@@ -328,8 +328,7 @@ def pool_stats(inputs: Any, kind: str) -> tuple[np.ndarray, np.ndarray]:
 def _module_identity(module: nn.Module, name: str | None) -> str:
     """SHA-256 (hex) of the module's class, its ``state_dict`` (names, dtypes, shapes, bytes; 0-d buffers such as
     BatchNorm's step count included) and ``name``: equal teachers, equal labels."""
-    kind = f"{type(module).__module__}.{type(module).__qualname__}"
-    return content_digest({"module": kind, "state_dict": dict(module.state_dict()), "name": name})
+    return content_digest({"module": module_digest(module), "name": name})
 
 
 class _Labeler:

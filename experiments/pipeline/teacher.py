@@ -43,9 +43,9 @@ from torch import nn
 
 from robustdistill.algorithms.validation import check_int, check_real
 
-from .files import load_npz, remove_stale_temporaries, save_npz
+from .files import content_digest, load_npz, remove_stale_temporaries, save_npz
 
-__all__ = ["Teacher", "TeacherBudgetError", "as_teacher", "row_keys"]
+__all__ = ["Teacher", "TeacherBudgetError", "as_teacher", "module_digest", "row_keys"]
 
 #: Rows of probabilities must sum to 1 within this tolerance (float32 softmax outputs are within ~1e-6).
 ROW_SUM_TOL = 1e-3
@@ -87,14 +87,11 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def _module_digest(module: nn.Module) -> str:
-    """SHA-256 over the module's class and every parameter and buffer (name, shape, dtype, bytes)."""
-    h = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+def module_digest(module: nn.Module) -> str:
+    """SHA-256 (hex) of the module's class and its ``state_dict``: every parameter and buffer (name, dtype, shape
+    and bytes; 0-d buffers such as BatchNorm's step count included)."""
+    kind = f"{type(module).__module__}.{type(module).__qualname__}"
+    return content_digest({"module": kind, "state_dict": dict(module.state_dict())})
 
 
 class _AnswerStore:
@@ -214,7 +211,7 @@ class Teacher:
         """SHA-256 (hex) of what determines the answers: the weights or the array, ``name``, the temperature."""
         if not hasattr(self, "_identity"):
             what = (
-                _module_digest(self.module)
+                module_digest(self.module)
                 if self.module is not None
                 else (_digest(self._array) if self._array is not None else None)
             )
