@@ -54,7 +54,8 @@ created by the caller or by :func:`~robustdistill.experiments.pipeline.parallel.
 
   and DDP averages the gradients over the ranks: :math:`\frac{1}{W}\sum_r \nabla L_r = \nabla
   \frac{1}{B_s}\sum_{i \in \text{batch}} \ell_i`, the single-process gradient. A rank without a member
-  in a batch runs the model and the loss on an empty batch, so it still takes part in the all-reduce.
+  in a batch runs the model on an empty batch with a zero loss (``loss_fn`` is not called on it), so it
+  still takes part in the all-reduce.
   Gradient clipping, the optimizer and the schedule then act on the same gradient on every rank. The
   augmentation draws of a step are drawn for the whole global batch on every rank (the same generator
   stream) and each image takes the draw of its place in the batch, as in one process. The epoch's loss is
@@ -777,8 +778,9 @@ def _run_epoch(
 
     The epoch's order is one permutation of the ``part.total`` examples (the same on every rank); step ``s``
     takes the global batch ``order[s B : (s + 1) B]`` of :math:`B_s` examples. Data-parallel, this rank runs
-    forward and backward on the members of the batch that lie in its rows (possibly none: an empty batch, so
-    that every rank takes part in the gradient all-reduce) with the loss :math:`\frac{W}{B_s}\sum_{i \in
+    forward and backward on the members of the batch that lie in its rows (possibly none: then the forward pass
+    of an empty batch and a zero loss, without calling ``loss_fn``, so that every rank takes part in the
+    gradient all-reduce) with the loss :math:`\frac{W}{B_s}\sum_{i \in
     \text{rank}} \ell_i`; DDP averages the gradients over the :math:`W` ranks, which gives the gradient of
     :math:`\frac{1}{B_s}\sum_{i \in \text{batch}} \ell_i`, the single-process step's. Augmentation draws
     :math:`B_s` integers per step on every rank (the same stream) and each image uses the draw of its place in
@@ -814,7 +816,11 @@ def _run_epoch(
         batch = {name: t.index_select(0, index) for name, t in targets.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_dtype is not None):
             logits = forward(x)
-            per_example = _check_per_example(loss_fn(logits, batch), hi - lo)
+            # a rank without a member of this batch still runs backward (DDP's all-reduce), on a zero loss of
+            # its empty forward pass: the loss function itself is not asked about an empty batch
+            per_example = (
+                _check_per_example(loss_fn(logits, batch), hi - lo) if hi > lo else logits.float().sum(dim=1) * 0.0
+            )
         if world == 1:
             loss = per_example.float().mean()
         else:
