@@ -253,17 +253,21 @@ def _summary(config: Path) -> dict:
     return json.loads((config.parent / "out" / "tiny.json").read_text(encoding="utf-8"))
 
 
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=WORLD -m robustdistill.experiments.cli ARGS`` (the command line's
+    ``__main__``), one torch thread per rank."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}"]
+    command += ["-m", "robustdistill.experiments.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
 def test_torchrun_distill_equals_one_process_and_writes_once(tmp_path: Path) -> None:
     one = _config(tmp_path, "one")
     run_distillation(one, progress=False)
     two = _config(tmp_path, "two")
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env.update(OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}"]
-    command += ["-m", "robustdistill.experiments.cli"]  # torchrun -m: the command line's __main__
-    done = subprocess.run(
-        [*command, "distill", str(two), "--quiet"], capture_output=True, text=True, env=env, timeout=300
-    )
+    done = _torchrun("distill", str(two), "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("method weighted") == 1  # only rank 0 prints the summary
     assert _files(two.parent) == _files(one.parent)  # the same files, written once (no temporaries, no second set)
@@ -308,11 +312,7 @@ def test_torchrun_active_loop_runs_and_writes_once(tmp_path: Path) -> None:
         folders[name].mkdir()
         (folders[name] / "act.toml").write_text(_ACTIVE.format(out=folders[name] / "out"), encoding="utf-8")
     run_active_distillation(folders["one"] / "act.toml", progress=False)
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env.update(OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}"]
-    command += ["-m", "robustdistill.experiments.cli", "active", str(folders["two"] / "act.toml"), "--quiet"]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    done = _torchrun("active", str(folders["two"] / "act.toml"), "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("selector rad") == 1  # only rank 0 prints the summary
     assert _files(folders["two"]) - {"act.toml"} == _files(folders["one"]) - {"act.toml"}
