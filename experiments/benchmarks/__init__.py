@@ -59,7 +59,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "scale",
         "sharded selection over memory-mapped pools of 1e7 and 1e8 points on one machine (time against 1e6-point "
         "pieces, peak memory; 4 GB of disk) and sharded teacher labeling's rows/s per rank",
-        660,
+        330,
     ),
     "distill": Benchmark(
         "distill",
