@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -30,8 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo import run_ranks
 from torch import nn
 
 from robustdistill.experiments.pipeline.active import run_active_distillation
@@ -48,12 +46,6 @@ pytestmark = pytest.mark.xdist_group("test_ddp")  # its module fixture spawns pr
 
 WORLD = 2
 RTOL, ATOL = 1e-5, 1e-6
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _tabular(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -159,29 +151,19 @@ def _resume_runs(folder: Path) -> dict[str, dict]:
     return out
 
 
-def _worker(rank: int, world: int, port: int, folder: str, results: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        make, X, y, kind, config = _cases()["main"]
-        model, start, stop = make(), rank * len(X) // world, (rank + 1) * len(X) // world
-        shard = ResidentInputs(X, kind, "cpu").shard()  # this rank's rows, whole-set statistics
-        result = train(model, shard, {"labels": y[start:stop]}, cross_entropy_loss, config)
-        given_shard = {"losses": result.losses, "weights": [t.numpy().copy() for t in model.state_dict().values()]}
-        results[rank] = {"train": _train_cases(), "resume": _resume_runs(Path(folder)), "shard": given_shard}
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world: int, folder: str) -> dict:
+    make, X, y, kind, config = _cases()["main"]
+    model, start, stop = make(), rank * len(X) // world, (rank + 1) * len(X) // world
+    shard = ResidentInputs(X, kind, "cpu").shard()  # this rank's rows, whole-set statistics
+    result = train(model, shard, {"labels": y[start:stop]}, cross_entropy_loss, config)
+    given_shard = {"losses": result.losses, "weights": [t.numpy().copy() for t in model.state_dict().values()]}
+    return {"train": _train_cases(), "resume": _resume_runs(Path(folder)), "shard": given_shard}
 
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict]:
     """Both test scenarios run by two spawned gloo processes (one spawn for the module: it dominates the time)."""
-    folder = tmp_path_factory.mktemp("ddp_checkpoint")
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(_worker, args=(WORLD, _free_port(), str(folder), results), nprocs=WORLD, join=True)
-        return dict(results)
+    return run_ranks(_worker, WORLD, str(tmp_path_factory.mktemp("ddp_checkpoint")))
 
 
 def test_two_ranks_make_the_single_process_optimisation(two_ranks: dict[int, dict]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import warnings
@@ -16,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo import run_ranks
 from scipy import stats
 
 from robustdistill.algorithms.selection import SELECTORS, NearUniformWarning, select, top_b
@@ -52,33 +50,18 @@ def test_one_process_equals_the_single_process_functions():
         sharded_top_b(np.array([1.0, np.nan]), 1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, world: int, port: int, results: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        out = []
-        for pool, sizes, budgets in CASES:
-            start = sum(sizes[:rank])
-            shard = pool[start : start + sizes[rank]]
-            for b in budgets:
-                out.append((kth_largest(shard, b), sharded_top_b(shard, b, rng=11).tolist()))
-        results[rank] = out
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world: int) -> list:
+    out = []
+    for pool, sizes, budgets in CASES:
+        start = sum(sizes[:rank])
+        shard = pool[start : start + sizes[rank]]
+        for b in budgets:
+            out.append((kth_largest(shard, b), sharded_top_b(shard, b, rng=11).tolist()))
+    return out
 
 
 def test_two_gloo_processes_give_the_single_process_selection():
-    world = 2
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(_worker, args=(world, _free_port(), results), nprocs=world, join=True)
-        results = dict(results)
+    results = run_ranks(_worker, 2)
     expected = [
         (np.sort(pool)[::-1][b - 1], top_b(pool, b, rng=11).tolist()) for pool, _, budgets in CASES for b in budgets
     ]
@@ -117,34 +100,29 @@ def _shards(array: np.ndarray, sizes: tuple[int, ...], rank: int) -> np.ndarray:
     return array[start : start + sizes[rank]]
 
 
-def _select_worker(rank: int, world: int, port: int, folder: str, results: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        out: dict = {"rad": [], "baselines": [], "mapped": None}
-        for seed, n, sizes, b, m in RAD_CASES:
-            shard = _shards(_pool(seed, n), sizes, rank)
-            sel = select_sharded(shard, b, m, rng=seed)
-            out["rad"].append((sel.indices.tolist(), sel.probabilities.copy(), dict(sel.diagnostics)))
-            out["baselines"].append(
-                [select_sharded(shard, b, rng=seed, selector=name).indices.tolist() for name in BASELINES]
-            )
-        # a memory-mapped shard read in chunks of 7 rows gives the same probabilities
-        seed, n, sizes, b, m = RAD_CASES[0]
-        path = os.path.join(folder, f"shard_{rank}.npy")
-        np.save(path, _shards(_pool(seed, n), sizes, rank))
-        out["mapped"] = select_sharded(np.load(path, mmap_mode="r"), b, m, rng=seed, chunk_rows=7).probabilities
-        gen = np.random.default_rng(123)
-        local = _shards(DEPROUND_P, DEPROUND_SHARDS, rank)
-        counts, sizes = np.zeros(local.size, dtype=np.int64), np.zeros(DEPROUND_DRAWS, dtype=np.int64)
-        for draw in range(DEPROUND_DRAWS):
-            chosen = depround_sharded(local, rng=gen)
-            counts[chosen] += 1
-            sizes[draw] = chosen.size
-        out["depround"] = (counts, set(all_sum(sizes).tolist()))  # the batch sizes over both ranks
-        results[rank] = out
-    finally:
-        dist.destroy_process_group()
+def _select_worker(rank: int, world: int, folder: str) -> dict:
+    out: dict = {"rad": [], "baselines": [], "mapped": None}
+    for seed, n, sizes, b, m in RAD_CASES:
+        shard = _shards(_pool(seed, n), sizes, rank)
+        sel = select_sharded(shard, b, m, rng=seed)
+        out["rad"].append((sel.indices.tolist(), sel.probabilities.copy(), dict(sel.diagnostics)))
+        out["baselines"].append(
+            [select_sharded(shard, b, rng=seed, selector=name).indices.tolist() for name in BASELINES]
+        )
+    # a memory-mapped shard read in chunks of 7 rows gives the same probabilities
+    seed, n, sizes, b, m = RAD_CASES[0]
+    path = os.path.join(folder, f"shard_{rank}.npy")
+    np.save(path, _shards(_pool(seed, n), sizes, rank))
+    out["mapped"] = select_sharded(np.load(path, mmap_mode="r"), b, m, rng=seed, chunk_rows=7).probabilities
+    gen = np.random.default_rng(123)
+    local = _shards(DEPROUND_P, DEPROUND_SHARDS, rank)
+    counts, sizes = np.zeros(local.size, dtype=np.int64), np.zeros(DEPROUND_DRAWS, dtype=np.int64)
+    for draw in range(DEPROUND_DRAWS):
+        chosen = depround_sharded(local, rng=gen)
+        counts[chosen] += 1
+        sizes[draw] = chosen.size
+    out["depround"] = (counts, set(all_sum(sizes).tolist()))  # the batch sizes over both ranks
+    return out
 
 
 BASELINES = ("random", "margin", "entropy", "least_confidence")
@@ -152,12 +130,7 @@ BASELINES = ("random", "margin", "entropy", "least_confidence")
 
 @pytest.fixture(scope="module")
 def two_rank_selection(tmp_path_factory):
-    world = 2
-    with mp.Manager() as manager:
-        results = manager.dict()
-        folder = str(tmp_path_factory.mktemp("shards"))
-        mp.spawn(_select_worker, args=(world, _free_port(), folder, results), nprocs=world, join=True)
-        return dict(results)
+    return run_ranks(_select_worker, 2, str(tmp_path_factory.mktemp("shards")))
 
 
 def test_one_process_select_sharded_is_select():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo import free_port, run_ranks
 from torch import nn
 
 from robustdistill.experiments.cli import main as cli_main
@@ -69,12 +67,6 @@ def _reference(teacher: nn.Module, pool: Path | np.ndarray, result) -> np.ndarra
     x = np.load(pool) if isinstance(pool, Path) else pool
     inputs = ResidentInputs(x, "tabular", "cpu", mean=result.mean, std=result.std)
     return predict_probs(teacher, inputs, batch_size=BATCH)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _teacher_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
@@ -239,24 +231,15 @@ def test_the_manifest_refuses_another_teacher_or_pool_and_changed_rows_are_relab
 # ---- several processes -------------------------------------------------------------------------------------
 
 
-def _worker(rank: int, world: int, port: int, pool: str, out: str, results: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        result = label_pool(_teacher(), pool, out, **OPTIONS)
-        results[rank] = (result.computed, result.reused, result.world_size, len(result.rank_rows_per_s))
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world: int, pool: str, out: str) -> tuple:
+    result = label_pool(_teacher(), pool, out, **OPTIONS)
+    return result.computed, result.reused, result.world_size, len(result.rank_rows_per_s)
 
 
 def test_two_gloo_processes_write_the_file_of_one_process(tmp_path):
     pool = _pool(tmp_path)
     one = label_pool(_teacher(), pool, tmp_path / "one.npy", **OPTIONS)
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(_worker, args=(2, _free_port(), str(pool), str(tmp_path / "two.npy"), results), nprocs=2, join=True)
-        results = dict(results)
+    results = run_ranks(_worker, 2, str(pool), str(tmp_path / "two.npy"))
     assert results[0] == results[1] == (5, 0, 2, 2)  # the counts are summed over the ranks
     assert (tmp_path / "two.npy").read_bytes() == (tmp_path / "one.npy").read_bytes()
     np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), _reference(_teacher(), pool, one))
@@ -271,7 +254,7 @@ def test_torchrun_with_two_ranks(tmp_path, monkeypatch):
     pool = _pool(tmp_path)
     script = Path(sys.executable).parent / "robustdistill"  # the installed command; else its module
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
-    command += [f"--master_port={_free_port()}"]
+    command += [f"--master_port={free_port()}"]
     command += (
         ["--no-python", str(script), "label"] if script.exists() else ["-m", "robustdistill.experiments.cli", "label"]
     )

@@ -49,7 +49,7 @@ from ..pipeline.files import environment_info
 from ..pipeline.labeling import label_pool
 from ..pipeline.models import build_model
 from ..pipeline.training import ResidentInputs, predict_probs
-from .reporting import bench_parser, finish_bench, format_table
+from .reporting import bench_parser, finish_bench, format_table, peak_rss_bytes
 
 __all__ = ["DEFAULTS", "QUICK", "labeling_throughput", "run", "table"]
 
@@ -72,25 +72,6 @@ QUICK: dict[str, Any] = {
     "ranks": (1, 2),
 }
 _MiB = 2**20
-
-
-def _peak_rss_bytes() -> int | None:
-    """The process's peak resident set size: ``VmHWM`` of ``/proc/self/status`` on Linux (the high-water mark of
-    this process image only: ``getrusage``'s ``ru_maxrss`` carries the parent's peak over a fork and exec, so a
-    spawned worker would report its launcher's), else ``resource.getrusage``."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Unix
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
 
 def _rss_bytes() -> int | None:
@@ -154,7 +135,7 @@ def _measure(rank: int, world: int, case: str, spec: dict[str, Any]) -> dict[str
             "seconds": result.seconds,
             "shards": result.computed,
         }
-    return {**row, "rank": rank, "rss_base_bytes": base, "peak_rss_bytes": _peak_rss_bytes()}
+    return {**row, "rank": rank, "rss_base_bytes": base, "peak_rss_bytes": peak_rss_bytes()}
 
 
 def _worker(rank: int, world: int, port: int, case: str, spec: dict[str, Any], results: Any) -> None:
@@ -315,7 +296,7 @@ def labeling_throughput(
             "torch_threads_per_process": threads,
             "spawn": spawn,
             "statistic": "rows_per_s: a rank's rows over its labeling time; total_rows_per_s: n over the slowest "
-            "rank's wall time; peak_rss: ru_maxrss of the process (imports included), rss_base: after the imports",
+            "rank's wall time; peak_rss: VmHWM of the process (imports included), rss_base: after the imports",
         },
         "seed": seed,
         "environment": environment_info(),

@@ -1,9 +1,11 @@
-"""Plain-text tables of results, performance targets and the command line shared by the benchmarks."""
+"""Plain-text tables of results, performance targets, the command line and the peak-memory reading shared by the
+benchmarks."""
 
 from __future__ import annotations
 
 import argparse
 import numbers
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,6 +22,7 @@ __all__ = [
     "format_table",
     "format_targets",
     "format_value",
+    "peak_rss_bytes",
 ]
 
 
@@ -123,3 +126,22 @@ def finish_bench(result: dict[str, Any], text: str, json_path: str | None) -> in
     if json_path:
         write_json_atomic(json_path, result)
     return 0
+
+
+def peak_rss_bytes() -> int | None:
+    """The process's peak resident set size: ``VmHWM`` of ``/proc/self/status`` on Linux (the high-water mark of
+    this process image only: ``getrusage``'s ``ru_maxrss`` carries the parent's peak over a fork and exec, so a
+    spawned worker would report its launcher's), else ``resource.getrusage``."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Unix
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024

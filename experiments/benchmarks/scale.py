@@ -93,12 +93,10 @@ MEASURE = r"""
 import json, sys, time, warnings
 import numpy as np
 from robustdistill.algorithms.selection import NearUniformWarning, select
+from robustdistill.experiments.benchmarks.reporting import peak_rss_bytes as rss
 from robustdistill.experiments.distributed import select_sharded
 warnings.simplefilter("ignore", NearUniformWarning)
 mode, path, n, b, m, seed, piece = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
-def rss():  # this process's peak resident memory (VmHWM: since its exec, not the launcher's)
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
 out = {"mode": mode, "rss_after_imports": rss()}
 pool = np.load(path, mmap_mode="r")
 started = time.perf_counter()

@@ -7,6 +7,7 @@ rank, each returns what one process would compute, so the same code runs in one 
 - :func:`world`: ``(rank, world size)``; :func:`is_main`: rank 0 (the rank that writes files).
 - :func:`all_sum`: element-wise sums of int64 or float64 vectors; :func:`all_gather`: every rank's vector
   (of any length) in rank order; :func:`broadcast`: rank 0's vector on every rank; :func:`barrier`.
+- :func:`comm_device`: where a collective's tensors live (the rank's GPU under NCCL).
 - :func:`launched_group`: the default group of a ``torchrun`` launch, initialised from its environment.
 - :class:`Shard` and :func:`shard_of`: where a rank's shard sits in the pool (shards in rank order), and
   :func:`even_split`: the contiguous ``[start, stop)`` of ``n`` rows a rank holds when they are split evenly.
@@ -31,6 +32,7 @@ __all__ = [
     "all_sum",
     "barrier",
     "broadcast",
+    "comm_device",
     "even_split",
     "is_main",
     "launched_group",
@@ -51,37 +53,42 @@ def is_main() -> bool:
     return world()[0] == 0
 
 
-def _device() -> torch.device:
-    """Where the collectives' tensors live: this rank's CUDA device under NCCL, else the CPU."""
+def comm_device() -> torch.device:
+    """Where a collective's tensors must live: this rank's CUDA device under NCCL, else the CPU."""
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
 
+def _vector(values: np.ndarray | list) -> np.ndarray:
+    """``values`` as a new 1-D int64 (integers) or float64 (anything else) array (a copy: the caller's array is
+    never shared with a collective)."""
+    arr = np.asarray(values)
+    return arr.astype(np.int64 if np.issubdtype(arr.dtype, np.integer) else np.float64).reshape(-1)
+
+
 def all_sum(values: np.ndarray | list) -> np.ndarray:
     """Element-wise sum over the ranks of a 1-D int64 or float64 vector (the same length on every rank); a
     copy of ``values`` with one rank. Integers are summed exactly (int64)."""
-    arr = np.asarray(values)
-    arr = arr.astype(np.int64 if np.issubdtype(arr.dtype, np.integer) else np.float64).reshape(-1)
+    arr = _vector(values)
     if world()[1] == 1:
-        return arr.copy()
-    t = torch.from_numpy(arr.copy()).to(_device())
+        return arr
+    t = torch.from_numpy(arr).to(comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.cpu().numpy()
 
 
 def all_gather(values: np.ndarray) -> list[np.ndarray]:
     """Every rank's 1-D int64 or float64 vector, in rank order (lengths may differ between ranks)."""
-    arr = np.asarray(values)
-    arr = arr.astype(np.int64 if np.issubdtype(arr.dtype, np.integer) else np.float64).reshape(-1)
+    arr = _vector(values)
     rank, size = world()
     if size == 1:
-        return [arr.copy()]
+        return [arr]
     lengths = np.zeros(size, dtype=np.int64)
     lengths[rank] = arr.size
     lengths = all_sum(lengths)
     longest = int(lengths.max())
-    device = _device()
+    device = comm_device()
     padded = torch.zeros(longest, dtype=torch.from_numpy(arr).dtype, device=device)
     padded[: arr.size] = torch.from_numpy(arr).to(device)
     parts = [torch.empty_like(padded) for _ in range(size)]
@@ -91,11 +98,10 @@ def all_gather(values: np.ndarray) -> list[np.ndarray]:
 
 def broadcast(values: np.ndarray) -> np.ndarray:
     """Rank 0's 1-D int64 or float64 vector on every rank (``values`` must have rank 0's length and dtype)."""
-    arr = np.asarray(values)
-    arr = arr.astype(np.int64 if np.issubdtype(arr.dtype, np.integer) else np.float64).reshape(-1)
+    arr = _vector(values)
     if world()[1] == 1:
-        return arr.copy()
-    t = torch.from_numpy(arr.copy()).to(_device())
+        return arr
+    t = torch.from_numpy(arr).to(comm_device())
     dist.broadcast(t, src=0)
     return t.cpu().numpy()
 

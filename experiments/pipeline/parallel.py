@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from robustdistill.experiments.distributed.collectives import is_main, launched_group, world
+from robustdistill.experiments.distributed.collectives import comm_device, is_main, launched_group, world
 
 __all__ = [
     "RankZeroError",
@@ -115,20 +115,13 @@ def on_main(fn: Callable[[], T]) -> T:
     return share(main_only(fn))  # type: ignore[return-value]
 
 
-def _comm_device() -> torch.device:
-    """Where a collective's tensor must be: this rank's CUDA device under NCCL, else the CPU."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
 @torch.no_grad()
 def broadcast_module(module: nn.Module) -> nn.Module:
     """Copy rank 0's parameters and buffers (every entry of ``module.state_dict()``) into ``module`` on every
     rank, in place; returns ``module``. Nothing is done in one process."""
     if world()[1] == 1:
         return module
-    device = _comm_device()
+    device = comm_device()
     for tensor in module.state_dict(keep_vars=False).values():
         buffer = tensor.detach().to(device).contiguous()
         dist.broadcast(buffer, src=0)
